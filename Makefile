@@ -1,0 +1,33 @@
+# The one entry point. `make run` and `make test` each set up everything they need first.
+.PHONY: help install train run shell test validate clean
+
+RASA := .venv/bin/rasa
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+
+help:
+	@echo "make run    set up, train if the data changed, start the assistant (REST + socket.io)"
+	@echo "make test   set up, train if the data changed, run the whole test suite"
+	@echo "make shell  chat in this terminal (starts the action server too)"
+	@echo "make train  train only if the training data, domain or config changed"
+
+install:
+	@scripts/setup.sh
+
+train: install
+	@scripts/train.sh
+
+run: train
+	@scripts/run.sh
+
+shell: train
+	@scripts/shell.sh
+
+validate: install
+	$(RASA) data validate --fail-on-warnings
+
+test: train
+	.venv/bin/python -m pytest
+
+clean:
+	rm -rf models/*.tar.gz models/.assistant.sha256 .rasa results var/*.db logs

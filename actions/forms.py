@@ -1,0 +1,54 @@
+"""Slot extraction for the two forms: a typed "1" or "2" answers the question being asked.
+
+Intents fill these slots through the domain's from_intent mappings; the methods here add the
+numbered replies, which carry no intent of their own.
+"""
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.choices import pick
+
+# The order of each question's options in domain.yml (utter_ask_<slot>).
+ID_ERROR_OPTIONS: List[Text] = ["pending_review", "already_registered"]
+REGISTERED_BEFORE_OPTIONS: List[bool] = [True, False]
+STUDENT_STATUS_OPTIONS: List[Text] = ["current", "graduate"]
+
+
+def _numbered_answer(tracker: Tracker, slot: Text, options: List[Any]) -> Dict[Text, Any]:
+    """{slot: option} when the student answered the question for `slot` with its number."""
+    if tracker.get_slot("requested_slot") != slot:
+        return {}
+    value: Optional[Any] = pick(tracker.latest_message.get("text"), options)
+    return {} if value is None else {slot: value}
+
+
+class ValidateDuplicateIdForm(FormValidationAction):
+    """Which message the student saw, and whether they registered with this ID before."""
+
+    def name(self) -> Text:
+        return "validate_duplicate_id_form"
+
+    async def extract_id_error(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return _numbered_answer(tracker, "id_error", ID_ERROR_OPTIONS)
+
+    async def extract_registered_before(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return _numbered_answer(tracker, "registered_before", REGISTERED_BEFORE_OPTIONS)
+
+
+class ValidateStudentStatusForm(FormValidationAction):
+    """Current student or graduate: route 3 asks each for different items."""
+
+    def name(self) -> Text:
+        return "validate_student_status_form"
+
+    async def extract_student_status(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return _numbered_answer(tracker, "student_status", STUDENT_STATUS_OPTIONS)

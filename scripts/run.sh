@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Starts the action server and the Rasa server (REST + socket.io channels), waits until both
+# answer, prints where to chat, and stops both on Ctrl-C or when either of them exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RASA_PORT="${RASA_PORT:-5005}"
+ACTION_PORT=5055  # endpoints.yml points the Rasa server here
+mkdir -p var logs
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap 'stop; exit 130' INT TERM
+trap stop EXIT
+
+.venv/bin/rasa run actions --actions actions --port "$ACTION_PORT" >logs/actions.log 2>&1 &
+pids+=($!)
+.venv/bin/rasa run --model models/assistant.tar.gz --port "$RASA_PORT" \
+  --credentials credentials.yml --endpoints endpoints.yml \
+  --cors "${CORS_ORIGINS:-http://localhost:${RASA_PORT}}" >logs/rasa.log 2>&1 &
+pids+=($!)
+
+echo "run: starting the action server (port $ACTION_PORT) and the Rasa server (port $RASA_PORT);"
+echo "run: logs in logs/actions.log and logs/rasa.log"
+deadline=$(( $(date +%s) + 180 ))
+until curl -fsS "http://127.0.0.1:${RASA_PORT}/status" >/dev/null 2>&1 \
+   || curl -fsS "http://127.0.0.1:${RASA_PORT}/" >/dev/null 2>&1; do
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "run: a server stopped while starting; the end of its log:" >&2
+      tail -n 20 logs/rasa.log logs/actions.log >&2
+      exit 1
+    fi
+  done
+  if [ "$(date +%s)" -gt "$deadline" ]; then echo "run: timed out waiting for Rasa" >&2; exit 1; fi
+  sleep 1
+done
+
+cat <<MSG
+
+  The assistant is running.
+    REST:      curl -s -XPOST http://localhost:${RASA_PORT}/webhooks/rest/webhook \\
+                 -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
+    socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered)
+    terminal:  make shell   (in another terminal)
+  Ctrl-C stops both servers.
+
+MSG
+# Return as soon as either server exits, so that a crash does not leave the other one running.
+wait -n "${pids[@]}"
+echo "run: a server exited; stopping. The end of the logs:" >&2
+tail -n 20 logs/rasa.log logs/actions.log >&2
+exit 1
