@@ -1,0 +1,104 @@
+"""Unit tests for every custom action: the events they return and what they send."""
+import asyncio
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActiveLoop, AllSlotsReset, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.conversation import ActionStartOver
+from actions.forms import ValidateDuplicateIdForm, ValidateStudentStatusForm
+
+SLOTS = ["id_error", "registered_before", "student_status", "topic", "requested_slot"]
+DOMAIN: Dict[str, Any] = {
+    "slots": {name: {"type": "any", "mappings": [{"type": "custom"}]} for name in SLOTS},
+    "forms": {
+        "duplicate_id_form": {"required_slots": ["id_error", "registered_before"]},
+        "student_status_form": {"required_slots": ["student_status"]},
+    },
+}
+
+
+def tracker(text: str, intent: str, form: Optional[str], requested: Optional[str],
+            **slots: Any) -> Tracker:
+    values = {name: None for name in SLOTS}
+    values.update(slots, requested_slot=requested)
+    return Tracker(
+        sender_id="unit",
+        slots=values,
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.4},
+                        "entities": []},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={"name": form} if form else {},
+        latest_action_name="action_listen",
+    )
+
+
+def run(action, t: Tracker) -> (List[Dict[str, Any]], CollectingDispatcher):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, t, DOMAIN))
+    return events, dispatcher
+
+
+@pytest.mark.parametrize("text, value", [("1", "pending_review"), ("2", "already_registered"),
+                                         ("第二个", "already_registered")])
+def test_duplicate_form_reads_numbered_answer_to_which_message(text: str, value: str) -> None:
+    events, dispatcher = run(ValidateDuplicateIdForm(),
+                             tracker(text, "nlu_fallback", "duplicate_id_form", "id_error"))
+    assert SlotSet("id_error", value) in events
+    assert dispatcher.messages == []
+
+
+@pytest.mark.parametrize("text, value", [("1", True), ("2", False)])
+def test_duplicate_form_reads_numbered_answer_to_registered_before(text: str, value: bool) -> None:
+    events, dispatcher = run(
+        ValidateDuplicateIdForm(),
+        tracker(text, "nlu_fallback", "duplicate_id_form", "registered_before",
+                id_error="already_registered"))
+    assert SlotSet("registered_before", value) in events
+    assert not any(e.get("name") == "id_error" for e in events)
+    assert dispatcher.messages == []
+
+
+def test_duplicate_form_ignores_a_number_out_of_range_or_for_another_question() -> None:
+    events, _ = run(ValidateDuplicateIdForm(),
+                    tracker("3", "nlu_fallback", "duplicate_id_form", "id_error"))
+    assert [e for e in events if e.get("name") in ("id_error", "registered_before")] == []
+    # "2" while the student-status form asks must not fill the duplicate-ID form's slots.
+    events, _ = run(ValidateDuplicateIdForm(),
+                    tracker("2", "nlu_fallback", "duplicate_id_form", "student_status"))
+    assert [e for e in events if e.get("name") in ("id_error", "registered_before")] == []
+
+
+def test_duplicate_form_keeps_a_slot_filled_by_intent() -> None:
+    t = tracker("证件号码已被注册", "error_already_registered", "duplicate_id_form",
+                "registered_before", id_error="already_registered")
+    events, _ = run(ValidateDuplicateIdForm(), t)
+    assert not any(e.get("name") == "id_error" and e.get("value") != "already_registered"
+                   for e in events)
+
+
+@pytest.mark.parametrize("text, value", [("1", "current"), ("2", "graduate"), ("２", "graduate")])
+def test_student_status_form_reads_numbered_answer(text: str, value: str) -> None:
+    events, dispatcher = run(ValidateStudentStatusForm(),
+                             tracker(text, "nlu_fallback", "student_status_form", "student_status"))
+    assert SlotSet("student_status", value) in events
+    assert dispatcher.messages == []
+
+
+def test_start_over_resets_every_slot_and_closes_the_form_without_a_message() -> None:
+    t = tracker("重新开始", "start_over", "duplicate_id_form", "registered_before",
+                id_error="pending_review", student_status="graduate", topic="duplicate_id")
+    events, dispatcher = run(ActionStartOver(), t)
+    assert events == [AllSlotsReset(), ActiveLoop(None)]
+    # The reply comes from utter_start_over in the rule, not from the action.
+    assert dispatcher.messages == []
+
+
+def test_action_names_match_the_domain(domain) -> None:
+    names = {ActionStartOver().name(), ValidateDuplicateIdForm().name(),
+             ValidateStudentStatusForm().name()}
+    assert names == set(domain["actions"])
