@@ -1,0 +1,1 @@
+"""Project components that Rasa loads by module path (config.yml, credentials.yml)."""
