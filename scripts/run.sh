@@ -14,7 +14,8 @@ stop() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap 'stop; exit 130' INT TERM
+interrupted=0
+trap 'interrupted=1' INT TERM
 trap stop EXIT
 
 .venv/bin/rasa run actions --actions actions --port "$ACTION_PORT" >logs/actions.log 2>&1 &
@@ -36,6 +37,7 @@ until curl -fsS "http://127.0.0.1:${RASA_PORT}/status" >/dev/null 2>&1 \
       exit 1
     fi
   done
+  if [ "$interrupted" = 1 ]; then echo "run: stopped"; exit 0; fi
   if [ "$(date +%s)" -gt "$deadline" ]; then echo "run: timed out waiting for Rasa" >&2; exit 1; fi
   sleep 1
 done
@@ -51,7 +53,8 @@ cat <<MSG
 
 MSG
 # Return as soon as either server exits, so that a crash does not leave the other one running.
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" || true
+if [ "$interrupted" = 1 ]; then echo "run: stopped both servers"; exit 0; fi
 echo "run: a server exited; stopping. The end of the logs:" >&2
 tail -n 20 logs/rasa.log logs/actions.log >&2
 exit 1

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=.venv
+VENV="${VENV:-.venv}"  # overridable for tests of this script
 STAMP="$VENV/.requirements.sha256"
 want_hash=$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)
 
@@ -54,8 +54,13 @@ MSG
 fi
 
 echo "setup: installing pinned requirements into $VENV (first run takes a few minutes)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip wheel
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  -r requirements.txt -c requirements.lock
+pip_install() {
+  # Some machines configure pip with an index folder that lacks a few packages; pip warns once per
+  # package about it. Those lines are noise here, everything else pip says is kept.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | sed '/is ignored: it is neither a file nor a directory/d'
+}
+pip_install --upgrade pip wheel
+pip_install -r requirements.txt -c requirements.lock
 echo "$want_hash" > "$STAMP"
 echo "setup: done"

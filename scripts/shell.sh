@@ -2,7 +2,7 @@
 # Chats with the assistant in this terminal; the action server runs in the background meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p logs
+mkdir -p logs var
 .venv/bin/rasa run actions --actions actions --port 5055 >logs/actions.log 2>&1 &
 actions=$!
 trap 'kill $actions 2>/dev/null || true' EXIT
