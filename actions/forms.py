@@ -11,6 +11,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.choices import pick
 
+# The registration entity's values (data/entity_patterns.jsonl) as answers to registered_before.
+REGISTRATION_VALUES: Dict[Text, bool] = {"before": True, "never": False}
+
 # The order of each question's options in domain.yml (utter_ask_<slot>).
 ID_ERROR_OPTIONS: List[Text] = ["pending_review", "already_registered"]
 REGISTERED_BEFORE_OPTIONS: List[bool] = [True, False]
@@ -39,6 +42,11 @@ class ValidateDuplicateIdForm(FormValidationAction):
     async def extract_registered_before(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
+        # "没注册过" said in passing ("我毕业了，也没注册过") answers it whatever is being asked.
+        said = [REGISTRATION_VALUES[value] for value in tracker.get_latest_entity_values("registration")
+                if value in REGISTRATION_VALUES]
+        if said:
+            return {"registered_before": said[-1]}
         return _numbered_answer(tracker, "registered_before", REGISTERED_BEFORE_OPTIONS)
 
 

@@ -60,7 +60,7 @@ pip_install() {
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
     | sed '/is ignored: it is neither a file nor a directory/d'
 }
-pip_install --upgrade pip wheel
+pip_install "pip==26.3"  # the same pip everywhere; it then installs the locked versions
 pip_install -r requirements.txt -c requirements.lock
 echo "$want_hash" > "$STAMP"
 echo "setup: done"

@@ -21,14 +21,14 @@ DOMAIN: Dict[str, Any] = {
 
 
 def tracker(text: str, intent: str, form: Optional[str], requested: Optional[str],
-            **slots: Any) -> Tracker:
+            entities: Optional[List[Dict[str, Any]]] = None, **slots: Any) -> Tracker:
     values = {name: None for name in SLOTS}
     values.update(slots, requested_slot=requested)
     return Tracker(
         sender_id="unit",
         slots=values,
         latest_message={"text": text, "intent": {"name": intent, "confidence": 0.4},
-                        "entities": []},
+                        "entities": entities or []},
         events=[],
         paused=False,
         followup_action=None,
@@ -60,6 +60,18 @@ def test_duplicate_form_reads_numbered_answer_to_registered_before(text: str, va
                 id_error="already_registered"))
     assert SlotSet("registered_before", value) in events
     assert not any(e.get("name") == "id_error" for e in events)
+    assert dispatcher.messages == []
+
+
+@pytest.mark.parametrize("value, expected", [("never", False), ("before", True)])
+def test_duplicate_form_reads_registration_said_in_passing(value: str, expected: bool) -> None:
+    # "我毕业了，也没注册过" while the form asks which message: both facts are kept.
+    entities = [{"entity": "student_status", "value": "graduate"},
+                {"entity": "registration", "value": value}]
+    events, dispatcher = run(ValidateDuplicateIdForm(),
+                             tracker("我毕业了，也没注册过", "graduate", "duplicate_id_form",
+                                     "id_error", entities))
+    assert SlotSet("registered_before", expected) in events
     assert dispatcher.messages == []
 
 

@@ -148,6 +148,13 @@ def test_student_status_given_early_is_not_asked_again(server: str) -> None:
     assert "学号" in reply and "入学年份（4位数字）" in reply and "证书编号" not in reply
 
 
+def test_one_message_answers_two_questions(server: str) -> None:
+    chat = Chat(server)
+    chat.say("注册学信网提示证件号码已被注册")
+    reply = chat.say("我畢業了，也沒註冊過")  # traditional characters, status and history at once
+    assert "我要重新注册" in reply and "证书编号" in reply and "毕业年份（4位数字）" in reply
+
+
 def test_human_on_request_mid_flow_and_other_site_questions(server: str) -> None:
     chat = Chat(server)
     chat.say("身份证号被占用了")

@@ -1,0 +1,41 @@
+"""ChineseTextNormalizer on its own, and in the trained pipeline."""
+import pytest
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from addons.normalizer import ChineseTextNormalizer, normalize
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("忘記密碼", "忘记密码"),
+        ("證件號碼已被註冊", "证件号码已被注册"),
+        ("ＩＤ號碼忘了", "id号码忘了"),
+        ("１２３", "123"),
+        ("Forgot  PASSWORD 怎么办", "forgot password怎么办"),
+        ("用 户 名　忘 了", "用户名忘了"),  # ideographic space too
+        ("  \t\n ", ""),
+        ("\u200b密码\ufeff", "密码"),
+        ("证件号码重复待审核，不能再次注册此证件号码", "证件号码重复待审核,不能再次注册此证件号码"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_normalize(raw, expected) -> None:
+    assert normalize(raw) == expected
+
+
+def test_traditional_full_width_and_simplified_forms_become_identical() -> None:
+    assert normalize("忘記密碼，ＩＤ號碼") == normalize("忘记密码,id号码")
+
+
+def test_component_rewrites_messages_and_training_data() -> None:
+    component = ChineseTextNormalizer.create({}, None, None, None)
+    message = Message(data={TEXT: "帳號密碼都忘記了"})
+    component.process([message])
+    assert message.get(TEXT) == "帐号密码都忘记了"
+    data = TrainingData([Message(data={TEXT: "用戶名", "intent": "forgot_username"})])
+    component.process_training_data(data)
+    assert data.training_examples[0].get(TEXT) == "用户名"
