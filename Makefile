@@ -1,5 +1,5 @@
 # The one entry point. `make run` and `make test` each set up everything they need first.
-.PHONY: help install train run shell test validate clean
+.PHONY: help install train run shell test eval validate clean
 
 RASA := .venv/bin/rasa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -10,6 +10,7 @@ help:
 	@echo "make test   set up, train if the data changed, run the whole test suite"
 	@echo "make shell  chat in this terminal (starts the action server too)"
 	@echo "make train  train only if the training data, domain or config changed"
+	@echo "make eval   NLU report: hold-out, subsets, cross-validation, two baselines (results/)"
 
 install:
 	@scripts/setup.sh
@@ -28,6 +29,9 @@ validate: install
 
 test: train
 	.venv/bin/python -m pytest
+
+eval: train
+	.venv/bin/python -m evaluation
 
 clean:
 	rm -rf models/*.tar.gz models/.assistant.sha256 .rasa results var/*.db logs

@@ -2,8 +2,8 @@
 
 DIET gives some intent a high confidence even for text unlike anything it saw ("asdkjh",
 "1234567", emoji, markup), so the FallbackClassifier's threshold does not catch it. This component
-remembers the words of the training examples and, at the end of the pipeline, turns a message that
-contains none of them (an empty one included) into `nlu_fallback`, so that the dialogue asks the
+remembers the words (and Chinese characters) of the training examples and, at the end of the
+pipeline, turns a message that contains none of them (an empty one included) into `nlu_fallback`, so that the dialogue asks the
 student to rephrase instead of answering a question they did not ask.
 """
 from __future__ import annotations
@@ -28,12 +28,19 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 VOCABULARY_FILE = "vocabulary.json"
 
 
+def _is_cjk(ch: Text) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
 def words(message: Message) -> Iterable[Text]:
-    """The message's tokens that are words: no whitespace, punctuation or symbols alone."""
+    """What counts as a known word: each token that has a letter or digit in it, and each
+    Chinese character of those tokens on its own (a typo such as 你号 or 谢射 changes how jieba
+    splits the text, but keeps characters the model knows)."""
     for token in message.get(TOKENS_NAMES[TEXT], []) or []:
         text = unicodedata.normalize("NFKC", token.text).strip().lower()
         if text and any(unicodedata.category(ch)[0] in "LN" for ch in text):
             yield text
+            yield from (ch for ch in text if _is_cjk(ch) and len(text) > 1)
 
 
 @DefaultV1Recipe.register(

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "assistant.tar.gz"
 FAQ = ROOT / "docs" / "source" / "faq-attachment-2.md"
+HOLDOUT = sorted((ROOT / "tests" / "nlu" / "holdout").glob("*.yml"))
 
 # Quiet TensorFlow and deprecation noise in the subprocesses the tests start.
 QUIET_ENV = {

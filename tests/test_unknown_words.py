@@ -48,7 +48,7 @@ def trained(tmp_path: Path) -> UnknownWordsFallback:
 
 
 def test_vocabulary_survives_persistence_without_whitespace_or_punctuation(trained) -> None:
-    assert trained.vocabulary == {"忘记", "密码", "了", "hello"}
+    assert trained.vocabulary == {"忘记", "密码", "了", "hello", "忘", "记", "密", "码"}
 
 
 @pytest.mark.parametrize("tokens", [["asdkjh"], ["1234567"], ["😀😀"], [], [" ", "！", "?"],
@@ -60,7 +60,8 @@ def test_message_without_known_word_becomes_nlu_fallback(trained, tokens) -> Non
     assert ranking[0]["name"] == "nlu_fallback" and ranking[1]["name"] == "forgot_password"
 
 
-@pytest.mark.parametrize("tokens", [["密码", "忘", "啦"], ["HELLO"], ["ｈｅｌｌｏ"], ["asd", "了"]])
+@pytest.mark.parametrize("tokens", [["密码", "忘", "啦"], ["HELLO"], ["ｈｅｌｌｏ"], ["asd", "了"],
+                                    ["密马"]])  # a typo keeps a known character
 def test_message_with_a_known_word_keeps_its_prediction(trained, tokens) -> None:
     msg = trained.process([predicted(tokens)])[0]
     assert msg.get(INTENT)["name"] == "forgot_password"

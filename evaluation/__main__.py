@@ -1,0 +1,108 @@
+"""`make eval`: the hold-out report, 5-fold cross-validation and two baselines, side by side.
+
+Writes results/ (git-ignored): report.md, Rasa's own hold-out report with the confusion matrix
+(results/holdout/intent_confusion_matrix.png), the cross-validation report
+(results/cross-validation/), and prints the summary table.
+"""
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import yaml
+from sklearn.metrics import precision_recall_fscore_support
+
+from evaluation.holdout import (ROOT, Score, holdout, rasa_classifier, score, tfidf_classifier,
+                                training)
+
+RESULTS = ROOT / "results"
+MODEL = ROOT / "models" / "assistant.tar.gz"
+DOCS_CONFIG = ROOT / "evaluation" / "config-docs-zh.yml"
+RASA = str(Path(sys.executable).parent / "rasa")
+# Components that turn a prediction into nlu_fallback: left out of cross-validation, whose
+# report should show what the classifier itself confuses.
+FALLBACK_COMPONENTS = {"FallbackClassifier", "addons.unknown_words.UnknownWordsFallback"}
+
+
+def run(*args: str) -> None:
+    print("+ rasa", " ".join(args), flush=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    subprocess.run([RASA, *args], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def cv_config() -> Path:
+    config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    config["pipeline"] = [c for c in config["pipeline"] if c["name"] not in FALLBACK_COMPONENTS]
+    path = RESULTS / "config-cv.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def per_intent_table(truth: List[str], predicted: List[str]) -> List[str]:
+    labels = sorted(set(truth))
+    p, r, f, n = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
+    rows = ["| intent | precision | recall | F1 | n |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| {l} | {a:.3f} | {b:.3f} | {c:.3f} | {d} |" for l, a, b, c, d in zip(labels, p, r, f, n)]
+    return rows
+
+
+def summary(scores: Dict[str, Score]) -> List[str]:
+    subsets = sorted(next(iter(scores.values())).subsets)
+    head = ["| pipeline | macro-F1 |", *[f" {s} |" for s in subsets], " out_of_scope recall |"]
+    rows = ["".join(head), "| --- " * (len(subsets) + 3) + "|"]
+    for name, s in scores.items():
+        rows.append(f"| {name} | {s.overall:.3f} |" + "".join(f" {s.subsets[x]:.3f} |" for x in subsets)
+                    + f" {s.out_of_scope_recall:.3f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--skip-cv", action="store_true", help="leave out cross-validation")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+
+    examples, train = holdout(), training()
+    texts = [e.text for e in examples]
+
+    run("test", "nlu", "--model", str(MODEL), "--nlu", "tests/nlu/holdout",
+        "--out", str(RESULTS / "holdout"))
+    if not args.skip_cv:
+        run("test", "nlu", "--nlu", "data/nlu", "--cross-validation", "--folds", str(args.folds),
+            "--config", str(cv_config()), "--out", str(RESULTS / "cross-validation"))
+    run("train", "nlu", "--config", str(DOCS_CONFIG), "--nlu", "data/nlu",
+        "--out", str(RESULTS / "baselines"), "--fixed-model-name", "docs-zh")
+
+    predictions = {
+        "this project": rasa_classifier(MODEL)(texts),
+        "Rasa docs zh pipeline": rasa_classifier(RESULTS / "baselines" / "docs-zh.tar.gz")(texts),
+        "TF-IDF char 1-3 + LinearSVC": tfidf_classifier(train)(texts),
+    }
+    scores = {name: score(examples, p) for name, p in predictions.items()}
+    truth = [e.intent for e in examples]
+
+    counts = {s: sum(e.subset == s for e in examples) for s in sorted({e.subset for e in examples})}
+    report = [
+        "# NLU evaluation", "",
+        f"Hold-out: {len(examples)} examples, {len(set(truth))} intents "
+        f"({', '.join(f'{k} {v}' for k, v in counts.items())}); training: {len(train)} examples.",
+        "Macro-F1 over the true intents; a prediction of nlu_fallback counts as a miss.", "",
+        *summary(scores), "",
+        "Rasa's hold-out report and confusion matrix: `results/holdout/` "
+        "(`intent_confusion_matrix.png`, `intent_report.json`, `intent_errors.json`).",
+        "Cross-validation (config without fallback components): `results/cross-validation/`.", "",
+        "## This project, per intent", "", *per_intent_table(truth, predictions["this project"]), "",
+    ]
+    for name, s in scores.items():
+        report += [f"## Misclassified: {name} ({len(s.misses)})", "", *[f"- {m}" for m in s.misses], ""]
+    (RESULTS / "report.md").write_text("\n".join(report), encoding="utf-8")
+    print("\n".join(summary(scores)))
+    print(f"\nreport: {RESULTS / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
