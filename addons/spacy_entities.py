@@ -55,7 +55,7 @@ class SpacyPatternEntityExtractor(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
         """Retrain when the patterns change, not only when the config does."""
-        path = Path(config["patterns_path"])
+        path = Path(config.get("patterns_path") or cls.get_default_config()["patterns_path"])
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
     def __init__(
