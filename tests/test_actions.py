@@ -7,6 +7,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, AllSlotsReset, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.clarify import ActionClarify, intent_titles
 from actions.conversation import ActionStartOver
 from actions.forms import ValidateDuplicateIdForm, ValidateStudentStatusForm
 
@@ -111,6 +112,50 @@ def test_start_over_resets_every_slot_and_closes_the_form_without_a_message() ->
 
 
 def test_action_names_match_the_domain(domain) -> None:
-    names = {ActionStartOver().name(), ValidateDuplicateIdForm().name(),
+    names = {ActionClarify().name(), ActionStartOver().name(), ValidateDuplicateIdForm().name(),
              ValidateStudentStatusForm().name()}
     assert names == set(domain["actions"])
+
+
+def clarify_tracker(confidence: float, ranking: List[Dict[str, Any]]) -> Tracker:
+    t = tracker("用户名还是密码", "nlu_fallback", None, None)
+    t.latest_message["intent"] = {"name": "nlu_fallback", "confidence": confidence}
+    t.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": confidence}] + ranking
+    return t
+
+
+def test_clarify_offers_the_two_close_topics_with_their_titles() -> None:
+    ranking = [{"name": "forgot_password", "confidence": 0.38},
+               {"name": "forgot_username", "confidence": 0.33},
+               {"name": "greet", "confidence": 0.1}]
+    events, dispatcher = run(ActionClarify(), clarify_tracker(0.4, ranking))
+    assert events == [SlotSet("clarifying", True),
+                      SlotSet("clarify_first", "forgot_password"),
+                      SlotSet("clarify_first_title", intent_titles()["forgot_password"]),
+                      SlotSet("clarify_second", "forgot_username"),
+                      SlotSet("clarify_second_title", intent_titles()["forgot_username"])]
+    # The question itself is utter_did_you_mean, sent by the rule.
+    assert dispatcher.messages == []
+
+
+@pytest.mark.parametrize("confidence, ranking", [
+    # far apart
+    (0.4, [{"name": "forgot_password", "confidence": 0.7}, {"name": "forgot_username", "confidence": 0.1}]),
+    # a candidate the assistant does not offer (small talk)
+    (0.4, [{"name": "affirm", "confidence": 0.35}, {"name": "forgot_username", "confidence": 0.33}]),
+    # both too weak
+    (0.4, [{"name": "forgot_password", "confidence": 0.1}, {"name": "forgot_username", "confidence": 0.09}]),
+    # no known word at all (UnknownWordsFallback): no candidate is worth offering
+    (1.0, [{"name": "forgot_password", "confidence": 0.38}, {"name": "forgot_username", "confidence": 0.33}]),
+    # nothing ranked
+    (0.4, []),
+])
+def test_clarify_falls_back_to_rephrase_otherwise(confidence, ranking) -> None:
+    events, dispatcher = run(ActionClarify(), clarify_tracker(confidence, ranking))
+    assert events == [SlotSet("clarifying", False)]
+    assert dispatcher.messages == []
+
+
+def test_every_offered_title_names_a_domain_intent(domain) -> None:
+    assert set(intent_titles()) <= set(domain["intents"])
+    assert all(isinstance(t, str) and t.strip() for t in intent_titles().values())
