@@ -22,6 +22,8 @@ FAQ_PAGE = "https://account.chsi.com.cn/account/help/index.jsp"
 PASSWORD_PHONE = "010-82199588"
 HOTLINE = "010-67410388"
 EMAIL = "kefu@chsi.com.cn"
+# The running servers' conversation database and logs, for the privacy test.
+SERVER_FILES: Dict[str, Path] = {}
 
 
 def free_port() -> int:
@@ -52,9 +54,11 @@ def server(model_path: Path, tmp_path_factory) -> Iterator[str]:
     endpoints = tmp / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n'
+        f'tracker_store:\n  type: addons.tracker_store.MaskingSQLTrackerStore\n'
+        f'  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n'
     )
     logs = [tmp / "actions.log", tmp / "rasa.log"]
+    SERVER_FILES.update(db=tmp / "tracker.db", actions_log=logs[0], rasa_log=logs[1])
     commands = [
         [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(action_port)],
         [str(BIN / "rasa"), "run", "--model", str(model_path), "--port", str(rasa_port),
@@ -199,6 +203,27 @@ def test_bad_input_gets_an_answer_and_the_conversation_continues(server: str, te
     chat = Chat(server)
     assert chat.say(text).strip()
     assert PASSWORD_PAGE in chat.say("我忘记密码了")
+
+
+def test_personal_data_is_refused_and_never_stored_or_logged(server: str) -> None:
+    import json
+    import sqlite3
+
+    id_number, mobile, email = "11010519491231002X", "13812345678", "li.si@example.edu.cn"
+    chat = Chat(server)
+    reply = chat.say(f"我的身份证号是{id_number}，手机{mobile}，邮箱{email}")
+    assert "不要在这里发送身份证号" in reply
+    assert PASSWORD_PAGE in chat.say("密码忘了")  # and the conversation goes on
+    with sqlite3.connect(SERVER_FILES["db"]) as db:
+        rows = [json.dumps(json.loads(data), ensure_ascii=False)  # stored with ASCII escapes
+                for (data,) in db.execute("SELECT data FROM events WHERE sender_id = ?",
+                                          (chat.sender,))]
+    stored = "\n".join(rows)
+    assert rows and "[身份证号]" in stored and "[手机号]" in stored and "[邮箱]" in stored
+    for secret in (id_number, mobile, email):
+        assert secret not in stored
+        for log in (SERVER_FILES["rasa_log"], SERVER_FILES["actions_log"]):
+            assert secret not in log.read_text(encoding="utf-8", errors="replace")
 
 
 def test_socketio_channel_is_enabled(server: str) -> None:
