@@ -10,20 +10,14 @@ Only the text the pipeline reads is changed: the tracker keeps what the student 
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 import functools
 import re
 import unicodedata
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import TEXT
-from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from addons.text_rewriter import TextRewriter
 
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _SPACE_NEXT_TO_CJK = re.compile(rf"\s+(?=[{_CJK}])|(?<=[{_CJK}])\s+")
@@ -52,39 +46,12 @@ def normalize(text: Optional[Text]) -> Text:
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
 )
-class ChineseTextNormalizer(GraphComponent):
+class ChineseTextNormalizer(TextRewriter):
     """Normalises the message text before tokenisation; place it first in the pipeline."""
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {}
-
-    @classmethod
-    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
-        """Rasa fingerprints only the class's source; the module's helpers count too."""
-        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
     @staticmethod
     def required_packages() -> List[Text]:
         return ["opencc"]
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ChineseTextNormalizer:
-        return cls()
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            text = message.get(TEXT)
-            if text is not None:
-                message.set(TEXT, normalize(text))
-        return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        self.process(training_data.training_examples)
-        return training_data
+    def rewrite(self, text: Text) -> Text:
+        return normalize(text)

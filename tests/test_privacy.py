@@ -77,3 +77,19 @@ def test_sqlite_store_keeps_no_plain_personal_data(tmp_path) -> None:
     assert any(MOBILE in r for r in rows)
     restored = asyncio.run(store.retrieve("student"))
     assert [e.text for e in restored.events if isinstance(e, UserUttered)] == [f"手机{MOBILE}"]
+
+
+def test_masker_component_rewrites_messages_and_training_data() -> None:
+    from rasa.shared.nlu.constants import TEXT
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from addons.masker import PersonalDataMasker
+
+    component = PersonalDataMasker.create({}, None, None, None)
+    message = Message(data={TEXT: "手机13812345678"})
+    component.process([message])
+    assert message.get(TEXT) == f"手机{MOBILE}"
+    data = TrainingData([Message(data={TEXT: "a@b.cn", "intent": "share_personal_info"})])
+    component.process_training_data(data)
+    assert data.training_examples[0].get(TEXT) == EMAIL
