@@ -175,20 +175,31 @@ def test_two_misunderstood_messages_hand_off(server: str) -> None:
     assert HOTLINE in first + second and EMAIL in first + second
 
 
+# Short, vague messages; a trained model hesitates between two topics on some of them (which ones
+# depends on the training run, so the test takes the first that does).
+VAGUE = ["用户名还是密码来着", "登录不了", "登不进去了", "审核", "核验", "账号的事", "身份证的问题",
+         "注册有问题"]
+
+
 def test_hesitation_between_two_topics_asks_which_with_buttons(server: str) -> None:
-    # The model ranks 忘记用户名 and 用户名和密码都忘了 close together for this message; if a
-    # retrained model stops hesitating here, pick another message that it hesitates on.
-    chat = Chat(server)
-    response = requests.post(chat.url, json={"sender": chat.sender, "message": "用户名还是密码来着"},
-                             timeout=60).json()
-    question = response[0]
-    assert "不太确定" in question["text"] and "{" not in question["text"]
+    from actions.clarify import intent_titles
+
+    for text in VAGUE:
+        chat = Chat(server)
+        question = requests.post(chat.url, json={"sender": chat.sender, "message": text},
+                                 timeout=60).json()[0]
+        if "不太确定" in question["text"]:
+            break
+    else:
+        pytest.fail(f"the model hesitated on none of {VAGUE}: add a vaguer message")
     payloads = [b["payload"] for b in question["buttons"]]
-    assert payloads[-1] == "/nlu_fallback" and len(payloads) == 3
-    assert all(p.startswith("/") and "{" not in p for p in payloads)
-    assert "忘记用户名" in question["text"]  # the options are in the text too
-    reply = chat.say(payloads[0])  # pressing the first candidate answers it
-    assert USERNAME_PAGE in reply
+    assert len(payloads) == 3 and payloads[-1] == "/nlu_fallback"
+    offered = [p[1:] for p in payloads[:2]]
+    for intent in offered:  # each option is named in the text too, for channels without buttons
+        assert intent in intent_titles() and intent_titles()[intent] in question["text"]
+    assert "{" not in question["text"] and offered[0] != offered[1]
+    reply = chat.say(payloads[0])  # pressing a candidate answers it
+    assert "不太确定" not in reply
 
 
 def test_unrelated_question_gets_a_short_scope_answer(server: str) -> None:
