@@ -202,6 +202,16 @@ def test_hesitation_between_two_topics_asks_which_with_buttons(server: str) -> N
     assert "不太确定" not in reply
 
 
+def test_two_unreadable_answers_inside_the_form_give_the_contacts(server: str) -> None:
+    chat = Chat(server)
+    chat.say("注册时身份证号重复")
+    first = chat.say("qwertyuiop")
+    assert "没看懂" in first and HOTLINE not in first
+    second = chat.say("asdfghjkl")
+    assert HOTLINE in second and EMAIL in second and "你看到的是哪一条提示" in second
+    assert "注册过" in chat.say("2")  # and the form goes on from where it was
+
+
 def test_unrelated_question_gets_a_short_scope_answer(server: str) -> None:
     reply = Chat(server).say("今天食堂有什么好吃的")
     assert "只能" in reply and "学信网" in reply
