@@ -8,11 +8,22 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
+from evaluation.holdout import HOLDOUT_DIR, read_examples
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "assistant.tar.gz"
 FAQ = ROOT / "docs" / "source" / "faq-attachment-2.md"
-HOLDOUT = sorted((ROOT / "tests" / "nlu" / "holdout").glob("*.yml"))
+HOLDOUT = sorted(HOLDOUT_DIR.glob("*.yml"))
+
+# The FAQ's links and contacts, as the tests check them in replies and responses.
+USERNAME_PAGE = "https://account.chsi.com.cn/account/password!rtvlgname"
+PASSWORD_PAGE = "https://account.chsi.com.cn/account/password!retrive"
+DUPLICATE_PAGE = "https://account.chsi.com.cn/account/help/sfzhcf.jsp"
+FAQ_PAGE = "https://account.chsi.com.cn/account/help/index.jsp"
+PASSWORD_PHONE = "010-82199588"  # FAQ section 二, 找回密码 方式三
+HOTLINE = "010-67410388"  # FAQ section 五, 以上仍无法解决
+EMAIL = "kefu@chsi.com.cn"
 
 # Quiet TensorFlow and deprecation noise in the subprocesses the tests start.
 QUIET_ENV = {
@@ -40,15 +51,11 @@ def load_yaml(path: Path) -> Dict[str, Any]:
 
 
 def nlu_examples(paths: List[Path]) -> Dict[str, List[str]]:
-    """intent -> examples, from Rasa NLU YAML files."""
+    """intent -> examples, from Rasa NLU YAML files (read as `make eval` reads them)."""
     examples: Dict[str, List[str]] = {}
     for path in paths:
-        for block in load_yaml(path).get("nlu", []):
-            if "intent" not in block:
-                continue
-            lines = [line[2:].strip() for line in block["examples"].splitlines()
-                     if line.startswith("- ")]
-            examples.setdefault(block["intent"], []).extend(lines)
+        for example in read_examples(path):
+            examples.setdefault(example.intent, []).append(example.text)
     return examples
 
 

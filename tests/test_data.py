@@ -1,18 +1,16 @@
 """The training data is valid, and every fact the assistant states is the FAQ's, in its place."""
 import re
 import unicodedata
-from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
-from tests.conftest import FAQ, HOLDOUT, ROOT, load_yaml, nlu_examples, rasa
+from tests.conftest import (FAQ, HOLDOUT, HOTLINE, PASSWORD_PHONE, ROOT, nlu_examples,
+                            rasa)
 
 URL = re.compile(r"https?://[^\s）)，。“”<>\\\]\[]+")
 PHONE = re.compile(r"\b0\d{2,3}-\d{7,8}\b")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PASSWORD_PHONE = "010-82199588"  # FAQ section 二, 找回密码 方式三
-HOTLINE = "010-67410388"  # FAQ section 五, 以上仍无法解决
 
 
 def response_texts(domain: Dict) -> Dict[str, List[str]]:

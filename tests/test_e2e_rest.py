@@ -13,15 +13,9 @@ from typing import Dict, Iterator, List
 import pytest
 import requests
 
-from tests.conftest import BIN, QUIET_ENV, ROOT
+from tests.conftest import (BIN, DUPLICATE_PAGE, EMAIL, FAQ_PAGE, HOTLINE, PASSWORD_PAGE,
+                            PASSWORD_PHONE, QUIET_ENV, ROOT, USERNAME_PAGE)
 
-USERNAME_PAGE = "https://account.chsi.com.cn/account/password!rtvlgname"
-PASSWORD_PAGE = "https://account.chsi.com.cn/account/password!retrive"
-DUPLICATE_PAGE = "https://account.chsi.com.cn/account/help/sfzhcf.jsp"
-FAQ_PAGE = "https://account.chsi.com.cn/account/help/index.jsp"
-PASSWORD_PHONE = "010-82199588"
-HOTLINE = "010-67410388"
-EMAIL = "kefu@chsi.com.cn"
 # The running servers' conversation database and logs, for the privacy test.
 SERVER_FILES: Dict[str, Path] = {}
 
