@@ -1,5 +1,5 @@
 # The one entry point. `make run` and `make test` each set up everything they need first.
-.PHONY: help install train run shell test eval validate clean
+.PHONY: help install migrate train run shell test eval validate tickets report purge clean
 
 RASA := .venv/bin/rasa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -11,9 +11,16 @@ help:
 	@echo "make shell  chat in this terminal (starts the action server too)"
 	@echo "make train  train only if the training data, domain or config changed"
 	@echo "make eval   NLU report: hold-out, subsets, cross-validation, two baselines (results/)"
+	@echo "make tickets / make report / make purge   staff: open tickets, unanswered questions"
+	@echo "            and feedback, delete conversations older than RETENTION_DAYS (90)"
+	@echo "Settings (environment): DATABASE_URL (default sqlite:///var/assistant.db), REDIS_URL,"
+	@echo "            RETENTION_DAYS"
 
 install:
 	@scripts/setup.sh
+
+migrate: install
+	@scripts/migrate.sh
 
 train: install
 	@scripts/train.sh
@@ -23,6 +30,15 @@ run: train
 
 shell: train
 	@scripts/shell.sh
+
+tickets: migrate
+	@.venv/bin/python -m staff tickets list
+
+report: migrate
+	@.venv/bin/python -m staff report
+
+purge: migrate
+	@.venv/bin/python -m staff purge
 
 validate: install
 	$(RASA) data validate --fail-on-warnings

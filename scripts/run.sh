@@ -8,6 +8,9 @@ RASA_PORT="${RASA_PORT:-5005}"
 ACTION_PORT=5055  # endpoints.yml points the Rasa server here
 mkdir -p var logs
 
+# The project's tables (tickets, unanswered questions, feedback) in DATABASE_URL's database.
+scripts/migrate.sh
+
 pids=()
 stop() {
   trap - INT TERM EXIT

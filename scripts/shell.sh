@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p logs var
+scripts/migrate.sh
 .venv/bin/rasa run actions --actions actions --port 5055 >logs/actions.log 2>&1 &
 actions=$!
 trap 'kill $actions 2>/dev/null || true' EXIT

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import yaml
@@ -74,3 +74,71 @@ def domain() -> Dict[str, Any]:
 @pytest.fixture(scope="session")
 def faq_text() -> str:
     return FAQ.read_text(encoding="utf-8")
+
+
+# ---- databases and Redis for the storage and several-server tests ------------------------------
+# PostgreSQL and Redis run on every developer and CI machine of this project; elsewhere the tests
+# that need them skip with the reason, except in CI (CI=true), where they must run.
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(what: str, error: Exception) -> None:
+    reason = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must run these tests")
+    pytest.skip(reason)
+
+
+def migrate(url: str) -> None:
+    """`alembic upgrade head` on `url`, as `make run` does."""
+    result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT,
+                            env={**QUIET_ENV, "DATABASE_URL": url}, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'assistant.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, migrated PostgreSQL database, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT",
+                             connect_args={"connect_timeout": 5})
+    name = f"assistant_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}", error)
+    url = str(sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name))
+    try:
+        migrate(url)
+        yield url
+    finally:
+        from actions.db.engine import dispose_all
+
+        dispose_all()  # close pooled connections before dropping the database
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3).ping()
+    except Exception as error:
+        unavailable(f"Redis at {REDIS_TEST_URL}", error)
+    return REDIS_TEST_URL

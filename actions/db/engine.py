@@ -1,0 +1,43 @@
+"""One engine per database URL, made on first use; a short transaction per call."""
+import contextlib
+from typing import Dict, Iterator, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from actions import settings
+
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+_ENGINES: Dict[str, Engine] = {}
+
+
+def _new_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        connect_args = {"timeout": CONNECT_TIMEOUT_SECONDS}
+    else:
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+
+
+def engine(url: Optional[str] = None) -> Engine:
+    url = url or settings.database_url()
+    if url not in _ENGINES:
+        _ENGINES[url] = _new_engine(url)
+    return _ENGINES[url]
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (before a test drops its database)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
+@contextlib.contextmanager
+def session_scope(url: Optional[str] = None) -> Iterator[Session]:
+    """A session that commits when the block succeeds and rolls back when it raises."""
+    with Session(engine(url), future=True) as session:
+        with session.begin():
+            yield session

@@ -1,0 +1,50 @@
+"""Whether an answer helped: the student's yes or no right after an answer that asks.
+
+The self-service answers end with "did it work?" buttons; the rules run action_record_feedback
+between the student's reply (affirm, or deny / self_service_failed) and what follows it.
+"""
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.db import queries
+
+logger = logging.getLogger(__name__)
+
+HELPFUL_INTENTS = {"affirm"}
+
+
+def answer_before_last_message(tracker: Tracker) -> Optional[Text]:
+    """The last response the bot gave before the student's latest message."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return None
+            seen_user = True
+        elif seen_user and event.get("event") == "action":
+            name = event.get("name") or ""
+            if name.startswith("utter_"):
+                return name
+    return None
+
+
+class ActionRecordFeedback(Action):
+    def name(self) -> Text:
+        return "action_record_feedback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        answer = answer_before_last_message(tracker)
+        if answer is None:
+            return []
+        helpful = (tracker.latest_message.get("intent") or {}).get("name") in HELPFUL_INTENTS
+        try:
+            queries.record_feedback(tracker.sender_id, answer, helpful)
+        except Exception as error:  # feedback is for statistics; the conversation goes on
+            logger.error("Could not record answer feedback: %s", type(error).__name__)
+        return []

@@ -1,0 +1,92 @@
+"""Handing a student to human support: a ticket with the case written up, and a ready email.
+
+action_create_handoff_ticket runs right after utter_handoff (the contacts). It opens a ticket (or
+brings the conversation's unresolved one up to date), and fills the slots that utter_ticket_created
+shows: the ticket number and a mailto: link to the FAQ's support address with the subject and body
+filled in. Nothing the student typed goes into the ticket: only the topic, the slots the flow
+filled and the steps taken (intent names), so no personal data can reach it. When the database
+cannot be reached the number stays empty and utter_ticket_created says so.
+"""
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+from urllib.parse import quote
+
+import yaml
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.clarify import intent_titles
+from actions.db import queries
+
+logger = logging.getLogger(__name__)
+
+TEXTS_FILE = Path(__file__).with_name("ticket_texts.yml")
+
+
+@lru_cache(maxsize=1)
+def texts() -> Dict[Any, Any]:
+    return yaml.safe_load(TEXTS_FILE.read_text(encoding="utf-8"))
+
+
+def path_taken(tracker: Tracker) -> Text:
+    """The topics the student raised in this conversation, in order, repeats folded."""
+    titles = intent_titles()
+    steps: List[Text] = []
+    for event in tracker.events:
+        if event.get("event") == "session_started":
+            steps = []
+        if event.get("event") != "user":
+            continue
+        title = titles.get(((event.get("parse_data") or {}).get("intent") or {}).get("name"))
+        if title and (not steps or steps[-1] != title):
+            steps.append(title)
+    return " → ".join(steps) or texts()["unknown"]
+
+
+def summary(tracker: Tracker) -> Text:
+    t = texts()
+
+    def label(table: Text, value: Any) -> Text:
+        return t[table].get(value, t["unknown"]) if value is not None else t["unknown"]
+
+    return t["summary"].format(
+        topic=label("topics", tracker.get_slot("topic") or ""),
+        id_error=label("id_error", tracker.get_slot("id_error")),
+        registered_before=label("registered_before", tracker.get_slot("registered_before")),
+        student_status=label("student_status", tracker.get_slot("student_status")),
+        path=path_taken(tracker),
+    )
+
+
+def mailto(ticket: int, case: Text) -> Text:
+    t = texts()
+    subject = t["mail_subject"].format(ticket=ticket)
+    body = t["mail_body"].format(ticket=ticket, summary=case)
+    return f"mailto:{t['support_email']}?subject={quote(subject)}&body={quote(body)}"
+
+
+class ActionCreateHandoffTicket(Action):
+    """Opens (or updates) the conversation's ticket and fills ticket_number / ticket_mailto."""
+
+    def name(self) -> Text:
+        return "action_create_handoff_ticket"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        case = summary(tracker)
+        try:
+            number: Optional[int] = queries.open_ticket(
+                conversation_id=tracker.sender_id,
+                channel=tracker.get_latest_input_channel() or "",
+                topic=tracker.get_slot("topic") or "",
+                path=path_taken(tracker),
+                summary=case,
+            )
+        except Exception as error:  # the contacts were given already; say the number is missing
+            logger.error("Could not open a handoff ticket: %s", type(error).__name__)
+            return [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
+        return [SlotSet("ticket_number", str(number)), SlotSet("ticket_mailto", mailto(number, case))]

@@ -1,0 +1,1 @@
+"""Input channels registered by module path in credentials.yml."""

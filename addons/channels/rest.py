@@ -1,0 +1,140 @@
+"""The REST channel (/webhooks/rest/webhook), made safe to expose to students.
+
+Rasa's RestInput answers `200 []` when something fails, and logs the user's raw text when it does.
+This one, under the same name and URL:
+- answers a malformed request with 400 and a JSON error, never a 500;
+- answers with an apology and the contacts (replies.yml) when the assistant raised or said
+  nothing, so a student is never left without a reply, and logs no user text when it does;
+- accepts an optional "message_id": the same id delivered again, to this server or another one,
+  is processed once and gets the first delivery's reply (addons.deliveries).
+"""
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+import yaml
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from addons.deliveries import Deliveries
+
+logger = logging.getLogger(__name__)
+
+REPLIES_FILE = Path(__file__).with_name("replies.yml")
+MAX_FIELD_CHARS = 255
+# How long a re-delivery waits for the first delivery's reply before it gets the apology.
+DUPLICATE_WAIT_SECONDS = 30
+
+
+@lru_cache(maxsize=1)
+def replies() -> Dict[Text, Text]:
+    return yaml.safe_load(REPLIES_FILE.read_text(encoding="utf-8"))
+
+
+def unavailable() -> List[Dict[Text, Any]]:
+    return [{"recipient_id": None, "text": replies()["unavailable"]}]
+
+
+def bad_request(reason: Text) -> HTTPResponse:
+    return response.json({"error": reason}, status=400)
+
+
+class ResilientRestInput(RestInput):
+    """REST input with validation, duplicate suppression and an answer whatever happens."""
+
+    def __init__(self, deliveries: Optional[Deliveries] = None) -> None:
+        self._deliveries = deliveries
+
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    @property
+    def deliveries(self) -> Deliveries:
+        if self._deliveries is None:  # made on first use: no connection at import or start-up
+            self._deliveries = Deliveries()
+        return self._deliveries
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        webhook = Blueprint("custom_webhook_ResilientRestInput", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = request.json
+            except Exception:
+                return bad_request("the body is not valid JSON")
+            if not isinstance(body, dict):
+                return bad_request("the body must be a JSON object")
+            sender, text, message_id = body.get("sender"), body.get("message"), body.get("message_id")
+            if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_FIELD_CHARS:
+                return bad_request('"sender" must be a non-empty string of at most 255 characters')
+            if not isinstance(text, str):
+                return bad_request('"message" must be a string')
+            if message_id is not None and (
+                not isinstance(message_id, str) or not message_id or len(message_id) > MAX_FIELD_CHARS
+            ):
+                return bad_request('"message_id", when given, must be a string of 1-255 characters')
+            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+            return response.json(
+                await self.answer(on_new_message, sender, text, message_id, metadata)
+            )
+
+        return webhook
+
+    async def answer(
+        self,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        sender: Text,
+        text: Text,
+        message_id: Optional[Text],
+        metadata: Optional[Dict[Text, Any]],
+    ) -> List[Dict[Text, Any]]:
+        key = None
+        if message_id is not None:
+            key = Deliveries.key(sender, message_id)
+            try:
+                first = self.deliveries.claim(key)
+            except Exception as error:
+                logger.error("Duplicate check unavailable (%s)", type(error).__name__)
+                return unavailable()
+            if not first:
+                return await self.deliveries.reply_of(key, DUPLICATE_WAIT_SECONDS) or unavailable()
+
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(
+                UserMessage(
+                    text,
+                    collector,
+                    sender,
+                    input_channel=self.name(),
+                    message_id=message_id,
+                    metadata=metadata,
+                )
+            )
+            messages = collector.messages or unavailable()
+            if not collector.messages:
+                logger.error("No reply to a message in conversation %s", sender)
+        except Exception as error:  # the student still gets an answer; the log gets no user text
+            logger.error(
+                "Could not handle a message in conversation %s: %s", sender, type(error).__name__,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            messages = unavailable()
+        if key is not None:
+            try:
+                self.deliveries.finish(key, messages)
+            except Exception as error:
+                logger.warning("Could not keep the reply for re-deliveries: %s", type(error).__name__)
+        return messages

@@ -1,0 +1,47 @@
+"""Alembic environment: the URL comes from DATABASE_URL (actions.settings), never from alembic.ini."""
+from logging.config import fileConfig
+
+from alembic import context
+
+from actions import settings
+from actions.db.engine import engine
+from actions.db.models import Base
+
+if context.config.config_file_name is not None:
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+
+# The tracker store's `events` table is Rasa's, created by Rasa: autogenerate must not drop it.
+OWN_TABLES = set(Base.metadata.tables)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    return type_ != "table" or name in OWN_TABLES
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=settings.database_url(),
+        target_metadata=Base.metadata,
+        include_object=include_object,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    with engine().connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            include_object=include_object,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

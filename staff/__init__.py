@@ -1,0 +1,11 @@
+"""Command line for support staff: handoff tickets, what the assistant could not answer, retention.
+
+    python -m staff tickets list [--status open|claimed|resolved] [--limit N]
+    python -m staff tickets show N
+    python -m staff tickets claim N [--by NAME]
+    python -m staff tickets resolve N
+    python -m staff report [--limit N]
+    python -m staff purge [--days N]
+
+It works on DATABASE_URL's database (default: var/assistant.db), like the assistant.
+"""

@@ -1,0 +1,115 @@
+"""Entry point of `python -m staff`; see staff/__init__.py."""
+import argparse
+import sys
+from typing import List, Optional
+
+from actions import settings
+from actions.db import queries
+from actions.db.models import TICKET_STATUSES, Ticket
+
+
+def show_ticket(ticket: Ticket) -> str:
+    lines = [
+        f"ticket {ticket.id}  [{ticket.status}]"
+        + (f"  claimed by {ticket.claimed_by}" if ticket.claimed_by else ""),
+        f"  conversation: {ticket.conversation_id}  channel: {ticket.channel or '-'}",
+        f"  topic: {ticket.topic or '-'}",
+        f"  opened: {ticket.created_at:%Y-%m-%d %H:%M} UTC"
+        f"  updated: {ticket.updated_at:%Y-%m-%d %H:%M} UTC",
+        "  case:",
+    ]
+    lines += [f"    {line}" for line in ticket.summary.splitlines()]
+    return "\n".join(lines)
+
+
+def list_line(ticket: Ticket) -> str:
+    return (
+        f"{ticket.id:>6}  {ticket.status:<8}  {ticket.created_at:%Y-%m-%d %H:%M}  "
+        f"{ticket.channel or '-':<10}  {ticket.topic or '-':<12}  {ticket.path}"
+    )
+
+
+def tickets(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        found = queries.list_tickets(status=args.status, limit=args.limit)
+        if not found:
+            print("no tickets" + (f" with status {args.status}" if args.status else ""))
+        print("\n".join(list_line(t) for t in found))
+        return 0
+    if args.number is None:
+        print(f"tickets {args.action} needs a ticket number", file=sys.stderr)
+        return 2
+    if args.action == "show":
+        ticket = queries.get_ticket(args.number)
+        if ticket is None:
+            print(f"no ticket {args.number}", file=sys.stderr)
+            return 1
+        print(show_ticket(ticket))
+        return 0
+    status = {"claim": "claimed", "resolve": "resolved", "release": "open"}[args.action]
+    try:
+        ticket = queries.change_status(args.number, status, staff=args.by)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(show_ticket(ticket))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    print(f"Top {args.limit} messages the assistant did not understand (masked):")
+    rows = queries.top_unanswered(args.limit)
+    for text, count, last_seen in rows:
+        print(f"  {count:>5}  {last_seen:%Y-%m-%d}  {text}")
+    if not rows:
+        print("  none")
+    print("\nWas the answer helpful? (the student's yes/no right after it)")
+    counts = queries.feedback_by_answer()
+    for c in counts:
+        print(f"  {c.answer:<32} yes {c.helpful:>4}  no {c.not_helpful:>4}  helpful {c.rate:.0%}")
+    if counts:
+        yes = sum(c.helpful for c in counts)
+        total = yes + sum(c.not_helpful for c in counts)
+        print(f"  {'all answers':<32} yes {yes:>4}  no {total - yes:>4}  helpful {yes / total:.0%}")
+    else:
+        print("  no feedback yet")
+    return 0
+
+
+def purge(args: argparse.Namespace) -> int:
+    days = args.days or settings.retention_days()
+    done = queries.purge_older_than(days)
+    print(
+        f"deleted {done.conversations} conversations ({done.events} events) older than {days} days,"
+        f" {done.feedback} feedback rows, {done.tickets} resolved tickets,"
+        f" {done.unanswered} unanswered questions"
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m staff", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("tickets", help="list, show, claim, resolve or release handoff tickets")
+    t.add_argument("action", choices=["list", "show", "claim", "resolve", "release"])
+    t.add_argument("number", nargs="?", type=int)
+    t.add_argument("--status", choices=TICKET_STATUSES)
+    t.add_argument("--limit", type=int, default=50)
+    t.add_argument("--by", help="who claims the ticket")
+    t.set_defaults(run=tickets)
+    r = sub.add_parser("report", help="top unanswered questions and answer feedback")
+    r.add_argument("--limit", type=int, default=20)
+    r.set_defaults(run=report)
+    p = sub.add_parser("purge", help="delete conversations older than the retention period")
+    p.add_argument("--days", type=int, help="default: RETENTION_DAYS, or 90")
+    p.set_defaults(run=purge)
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
