@@ -9,7 +9,11 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clarify import ActionClarify, intent_titles
 from actions.conversation import ActionStartOver
+from actions.db import queries
+from actions.feedback import ActionRecordFeedback
 from actions.forms import ValidateDuplicateIdForm, ValidateStudentStatusForm
+from actions.handoff import ActionCreateHandoffTicket
+from tests.conftest import EMAIL
 
 SLOTS = ["id_error", "registered_before", "student_status", "topic", "requested_slot"]
 DOMAIN: Dict[str, Any] = {
@@ -113,7 +117,8 @@ def test_start_over_resets_every_slot_and_closes_the_form_without_a_message() ->
 
 def test_action_names_match_the_domain(domain) -> None:
     names = {ActionClarify().name(), ActionStartOver().name(), ValidateDuplicateIdForm().name(),
-             ValidateStudentStatusForm().name()}
+             ValidateStudentStatusForm().name(), ActionCreateHandoffTicket().name(),
+             ActionRecordFeedback().name()}
     assert names == set(domain["actions"])
 
 
@@ -159,3 +164,67 @@ def test_clarify_falls_back_to_rephrase_otherwise(confidence, ranking) -> None:
 def test_every_offered_title_names_a_domain_intent(domain) -> None:
     assert set(intent_titles()) <= set(domain["intents"])
     assert all(isinstance(t, str) and t.strip() for t in intent_titles().values())
+
+
+def user(intent: str, text: str = "…") -> Dict[str, Any]:
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+
+
+def bot(action: str) -> Dict[str, Any]:
+    return {"event": "action", "name": action}
+
+
+def handoff_tracker() -> Tracker:
+    t = tracker("转人工", "request_human", None, None, id_error="already_registered",
+                registered_before=False, student_status="graduate", topic="duplicate_id")
+    t.events = [user("greet"), bot("utter_greet"),
+                user("duplicate_id", "身份证号11010519491231002X提示重复"),
+                user("error_already_registered"), user("error_already_registered"),
+                user("never_registered"), user("request_human"), bot("utter_handoff")]
+    return t
+
+
+def test_handoff_ticket_writes_up_the_case_without_what_the_student_typed(
+        sqlite_url: str, monkeypatch) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    events, dispatcher = run(ActionCreateHandoffTicket(), handoff_tracker())
+    assert dispatcher.messages == []  # utter_ticket_created, next in the rules, shows the slots
+    slots = {e["name"]: e["value"] for e in events}
+    number = int(slots["ticket_number"])
+    ticket = queries.get_ticket(number)
+    assert ticket.topic == "duplicate_id" and ticket.status == "open"
+    assert ticket.path == "注册时身份证号提示重复 → 提示“证件号码已被注册” → 联系学信网客服"
+    for fact in ("证件号码已被注册", "以前没有注册过", "毕业生"):
+        assert fact in ticket.summary
+    assert "11010519491231002X" not in ticket.summary + ticket.path
+    mail = urlsplit(slots["ticket_mailto"])
+    assert mail.scheme == "mailto" and mail.path == EMAIL
+    fields = parse_qs(mail.query)
+    assert str(number) in fields["subject"][0]
+    assert f"工单号：{number}" in fields["body"][0] and ticket.summary in fields["body"][0]
+    # handed off again in the same conversation: the same ticket, brought up to date
+    again, _ = run(ActionCreateHandoffTicket(), handoff_tracker())
+    assert SlotSet("ticket_number", str(number)) in again
+
+
+def test_handoff_without_a_database_leaves_the_number_empty(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/assistant.db")
+    events, _ = run(ActionCreateHandoffTicket(), handoff_tracker())
+    assert events == [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
+
+
+@pytest.mark.parametrize("reply, helpful", [("affirm", True), ("deny", False),
+                                            ("self_service_failed", False)])
+def test_feedback_records_the_answer_just_given(sqlite_url: str, monkeypatch, reply: str,
+                                                helpful: bool) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    t = tracker("…", reply, None, None)
+    t.events = [user("forgot_password"), bot("utter_forgot_password"), bot("action_listen"),
+                user(reply)]
+    events, dispatcher = run(ActionRecordFeedback(), t)
+    assert events == [] and dispatcher.messages == []
+    counts = queries.feedback_by_answer()
+    assert [(c.answer, c.helpful, c.not_helpful) for c in counts] == [
+        ("utter_forgot_password", int(helpful), int(not helpful))]

@@ -5,18 +5,31 @@ from typing import Dict, List
 
 import pytest
 
-from tests.conftest import (FAQ, HOLDOUT, HOTLINE, PASSWORD_PHONE, ROOT, nlu_examples,
-                            rasa)
+from tests.conftest import (FAQ, HOLDOUT, HOTLINE, PASSWORD_PHONE, ROOT, load_yaml,
+                            nlu_examples, rasa)
 
 URL = re.compile(r"https?://[^\s）)，。“”<>\\\]\[]+")
 PHONE = re.compile(r"\b0\d{2,3}-\d{7,8}\b")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+# What the assistant says outside domain.yml's responses: the handoff email, the channel's apology.
+OTHER_TEXTS = [ROOT / "actions" / "ticket_texts.yml", ROOT / "addons" / "channels" / "replies.yml"]
+
+
+def strings(value) -> List[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
 def response_texts(domain: Dict) -> Dict[str, List[str]]:
-    """response name -> the text of each of its variants."""
-    return {name: [variant.get("text", "") for variant in variants]
-            for name, variants in domain["responses"].items()}
+    """response name (or text file) -> the text of each of its variants."""
+    texts = {name: [variant.get("text", "") for variant in variants]
+             for name, variants in domain["responses"].items()}
+    for path in OTHER_TEXTS:
+        texts[path.name] = strings(load_yaml(path))
+    return texts
 
 
 def test_rasa_data_validate_is_clean() -> None:

@@ -3,95 +3,35 @@
 Each flow's replies must carry the FAQ's exact links, numbers and email; bad input must get a
 non-empty, polite answer and leave the conversation working.
 """
-import socket
-import subprocess
-import time
-import uuid
+import json
+import sqlite3
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 import pytest
 import requests
 
-from tests.conftest import (BIN, DUPLICATE_PAGE, EMAIL, FAQ_PAGE, HOTLINE, PASSWORD_PAGE,
-                            PASSWORD_PHONE, QUIET_ENV, ROOT, USERNAME_PAGE)
+from tests.conftest import (DUPLICATE_PAGE, EMAIL, FAQ_PAGE, HOTLINE, PASSWORD_PAGE,
+                            PASSWORD_PHONE, USERNAME_PAGE, migrate)
+from tests.servers import Chat, running
 
 # The running servers' conversation database and logs, for the privacy test.
 SERVER_FILES: Dict[str, Path] = {}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, procs: List[subprocess.Popen], logs: List[Path], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for proc, log in zip(procs, logs):
-            if proc.poll() is not None:
-                pytest.fail(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {seconds} s")
-
-
 @pytest.fixture(scope="module")
 def server(model_path: Path, tmp_path_factory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("e2e")
-    action_port, rasa_port = free_port(), free_port()
-    endpoints = tmp / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: addons.tracker_store.MaskingSQLTrackerStore\n'
-        f'  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n'
-    )
-    logs = [tmp / "actions.log", tmp / "rasa.log"]
-    SERVER_FILES.update(db=tmp / "tracker.db", actions_log=logs[0], rasa_log=logs[1])
-    commands = [
-        [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(action_port)],
-        [str(BIN / "rasa"), "run", "--model", str(model_path), "--port", str(rasa_port),
-         "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-    ]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=QUIET_ENV, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT) for cmd, log in zip(commands, logs)]
-    try:
-        wait_for(f"http://127.0.0.1:{action_port}/health", procs, logs, 120)
-        wait_for(f"http://127.0.0.1:{rasa_port}/", procs, logs, 180)
-        yield f"http://127.0.0.1:{rasa_port}"
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    database = tmp / "assistant.db"
+    migrate(f"sqlite:///{database}")
+    with running(model_path, tmp, {"DATABASE_URL": f"sqlite:///{database}"}) as servers:
+        SERVER_FILES.update(db=database, **servers.logs)
+        yield servers.rasa[0]
 
 
-class Chat:
-    def __init__(self, base: str) -> None:
-        self.url = f"{base}/webhooks/rest/webhook"
-        self.sender = f"e2e-{uuid.uuid4().hex[:8]}"
-
-    def say(self, text: str) -> str:
-        """Sends one message; returns all reply texts joined, with button titles and payloads."""
-        response = requests.post(self.url, json={"sender": self.sender, "message": text},
-                                 timeout=60)
-        assert response.status_code == 200, response.text
-        messages: List[Dict] = response.json()
-        assert messages, f"empty reply to {text[:40]!r}"
-        parts = []
-        for message in messages:
-            assert message.get("text", "").strip(), f"a reply without text to {text[:40]!r}"
-            parts.append(message["text"])
-            parts += [f"[{b['title']}]({b['payload']})" for b in message.get("buttons", [])]
-        return "\n".join(parts)
+def rows(query: str, *args: str) -> list:
+    with sqlite3.connect(SERVER_FILES["db"]) as db:
+        return list(db.execute(query, args))
 
 
 def test_forgotten_username_then_customer_service(server: str) -> None:
@@ -221,23 +161,19 @@ def test_bad_input_gets_an_answer_and_the_conversation_continues(server: str, te
 
 
 def test_personal_data_is_refused_and_never_stored_or_logged(server: str) -> None:
-    import json
-    import sqlite3
-
     id_number, mobile, email = "11010519491231002X", "13812345678", "li.si@example.edu.cn"
     chat = Chat(server)
     reply = chat.say(f"我的身份证号是{id_number}，手机{mobile}，邮箱{email}")
     assert "不要在这里发送身份证号" in reply
     assert PASSWORD_PAGE in chat.say("密码忘了")  # and the conversation goes on
-    with sqlite3.connect(SERVER_FILES["db"]) as db:
-        rows = [json.dumps(json.loads(data), ensure_ascii=False)  # stored with ASCII escapes
-                for (data,) in db.execute("SELECT data FROM events WHERE sender_id = ?",
-                                          (chat.sender,))]
-    stored = "\n".join(rows)
-    assert rows and "[身份证号]" in stored and "[手机号]" in stored and "[邮箱]" in stored
+    stored = "\n".join(json.dumps(json.loads(data), ensure_ascii=False)  # stored ASCII-escaped
+                        for (data,) in rows("SELECT data FROM events WHERE sender_id = ?",
+                                            chat.sender))
+    assert stored and "[身份证号]" in stored and "[手机号]" in stored and "[邮箱]" in stored
+    database = SERVER_FILES["db"].read_bytes()  # every table: events, tickets, statistics
     for secret in (id_number, mobile, email):
-        assert secret not in stored
-        for log in (SERVER_FILES["rasa_log"], SERVER_FILES["actions_log"]):
+        assert secret not in stored and secret.encode() not in database
+        for log in (SERVER_FILES["rasa0"], SERVER_FILES["actions"]):
             assert secret not in log.read_text(encoding="utf-8", errors="replace")
 
 
@@ -245,3 +181,58 @@ def test_socketio_channel_is_enabled(server: str) -> None:
     response = requests.get(f"{server}/socket.io/", params={"EIO": "4", "transport": "polling"},
                             timeout=10)
     assert response.status_code == 200 and '"sid"' in response.text
+
+
+def test_handoff_gives_a_ticket_number_and_a_ready_email(server: str) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    chat = Chat(server)
+    chat.say("注册提示证件号码已被注册")
+    chat.say("以前注册过")
+    reply = chat.say("我要找人工客服")
+    assert HOTLINE in reply and EMAIL in reply
+    ((number,),) = rows("SELECT id FROM tickets WHERE conversation_id = ?", chat.sender)
+    assert f"工单号：{number}" in reply
+    link = reply[reply.index("(mailto:") + 1: reply.index(")", reply.index("(mailto:"))]
+    body = parse_qs(urlsplit(link).query)["body"][0]
+    assert str(number) in body and "证件号码已被注册" in body and "以前注册过学信网账号" in body
+    ((status, path),) = rows("SELECT status, path FROM tickets WHERE id = ?", number)
+    assert status == "open" and path.startswith("提示“证件号码已被注册”")
+
+
+def test_misunderstood_messages_are_counted_for_the_trainers(server: str) -> None:
+    # (masked like everything stored: the privacy test reads the whole database file)
+    for _ in range(2):
+        Chat(server).say("zxqv  wtf qwop")
+    counted = rows("SELECT text, count FROM unanswered_questions WHERE text LIKE 'zxqv%'")
+    assert counted == [("zxqv wtf qwop", 2)]
+
+
+def test_yes_or_no_after_an_answer_is_recorded_as_feedback(server: str) -> None:
+    yes, no = Chat(server), Chat(server)
+    yes.say("用户名忘了")
+    assert "太好了" in yes.say("/affirm")  # the "找回了" button
+    no.say("忘了密码")
+    assert PASSWORD_PHONE in no.say("/self_service_failed")
+    recorded = rows("SELECT conversation_id, answer, helpful FROM answer_feedback "
+                    "WHERE conversation_id IN (?, ?) ORDER BY answer", yes.sender, no.sender)
+    assert recorded == [(no.sender, "utter_forgot_password", 0),
+                        (yes.sender, "utter_forgot_username", 1)]
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", '{"message": "hi"}',
+                                  '{"sender": "", "message": "hi"}', '{"sender": "a"}',
+                                  '{"sender": "a", "message": 5}',
+                                  '{"sender": "a", "message": "hi", "message_id": 7}'])
+def test_a_malformed_request_gets_400_with_the_reason(server: str, body: str) -> None:
+    response = requests.post(f"{server}/webhooks/rest/webhook", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and response.json()["error"]
+
+
+def test_a_message_delivered_three_times_is_one_turn(server: str) -> None:
+    chat = Chat(server)
+    replies = [chat.post("密码忘了", message_id="msg-1") for _ in range(3)]
+    assert replies[0] == replies[1] == replies[2] and PASSWORD_PAGE in replies[0][0]["text"]
+    assert rows("SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
+                chat.sender) == [(1,)]

@@ -1,0 +1,77 @@
+"""Two server processes, one conversation, a burst of turns: how many turns overlap?
+
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python -m evaluation.lock_race
+
+Runs the same burst (40 turns arriving 10 ms apart, alternately on two processes, each holding the
+lock 20 ms) with Rasa's RedisLockStore and with addons.lock_store.ConversationLockStore, and prints
+the number of turns that started while another was still running (should be 0).
+"""
+import asyncio
+import multiprocessing
+import os
+import time
+import uuid
+from typing import List
+
+import redis
+
+TURNS = 40
+
+
+def make_store(kind: str, url: str):
+    if kind == "rasa":
+        from rasa.core.lock_store import RedisLockStore
+
+        kwargs = redis.Redis.from_url(url).connection_pool.connection_kwargs
+        return RedisLockStore(host=kwargs.get("host", "localhost"), port=kwargs.get("port", 6379),
+                              db=kwargs.get("db", 0))
+    from addons.lock_store import ConversationLockStore
+
+    return ConversationLockStore(url=url)
+
+
+def server(kind: str, url: str, conversation: str, numbers: List[int], start_at: float) -> None:
+    log, store = redis.Redis.from_url(url), make_store(kind, url)
+
+    async def scheduled(number: int) -> None:
+        await asyncio.sleep(max(0.0, start_at + number * 0.01 - time.time()))
+        async with store.lock(conversation, wait_time_in_seconds=0.005):
+            log.rpush(conversation, f"start {number}")
+            await asyncio.sleep(0.02)
+            log.rpush(conversation, f"end {number}")
+
+    async def all_turns() -> None:
+        await asyncio.gather(*(scheduled(n) for n in numbers))
+
+    asyncio.run(all_turns())
+
+
+def burst(kind: str, url: str) -> List[str]:
+    """The log of the burst: "start n" / "end n" in the order the turns ran."""
+    conversation, start_at = f"lock-race-{uuid.uuid4().hex}", time.time() + 2
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=server, args=(kind, url, conversation,
+                                                      list(range(i, TURNS, 2)), start_at))
+                 for i in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    log = [entry.decode() for entry in redis.Redis.from_url(url).lrange(conversation, 0, -1)]
+    redis.Redis.from_url(url).delete(conversation)
+    return log
+
+
+def overlaps(log: List[str]) -> int:
+    return sum(1 for a, b in zip(log, log[1:]) if a.startswith("start") and b.startswith("start"))
+
+
+def main() -> None:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    for kind, label in (("rasa", "rasa.core.lock_store.RedisLockStore"),
+                        ("ours", "addons.lock_store.ConversationLockStore")):
+        print(f"{label:<42} {overlaps(burst(kind, url)):>3} of {TURNS} turns overlapped another")
+
+
+if __name__ == "__main__":
+    main()

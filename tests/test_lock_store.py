@@ -1,0 +1,82 @@
+"""The conversation lock: one turn at a time, in arrival order, across servers, owner-only release."""
+import asyncio
+import uuid
+from typing import List, Tuple
+
+import pytest
+from rasa.core.lock_store import LockError
+
+from addons.lock_store import ConversationLockStore
+
+Log = List[Tuple[str, int]]
+
+
+async def turn(store: ConversationLockStore, conversation: str, number: int, log: Log,
+               hold: float, lifetime: float = 60) -> None:
+    async with store.lock(conversation, lock_lifetime=lifetime):
+        log.append(("start", number))
+        await asyncio.sleep(hold)
+        log.append(("end", number))
+
+
+async def burst(stores: List[ConversationLockStore], turns: int) -> Log:
+    """`turns` turns of one conversation arriving 2 ms apart, alternately on each store."""
+    conversation, log = f"test-{uuid.uuid4().hex}", []
+    tasks = []
+    for number in range(turns):
+        tasks.append(asyncio.ensure_future(
+            turn(stores[number % len(stores)], conversation, number, log, hold=0.01)))
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    return log
+
+
+def serial_in_order(turns: int) -> Log:
+    return [step for number in range(turns) for step in (("start", number), ("end", number))]
+
+
+def test_turns_run_one_at_a_time_in_arrival_order_in_one_process() -> None:
+    assert asyncio.run(burst([ConversationLockStore()], 20)) == serial_in_order(20)
+
+
+def test_turns_on_two_server_processes_sharing_redis_never_overlap(redis_url: str) -> None:
+    """Two processes (two servers), 40 turns of one conversation arriving 10 ms apart."""
+    from evaluation.lock_race import TURNS, burst, overlaps
+
+    log = burst("ours", redis_url)
+    assert len(log) == 2 * TURNS and overlaps(log) == 0
+    starts = [int(entry.split()[1]) for entry in log[0::2]]
+    # strictly alternating start n / end n: never two turns at once
+    assert all(log[2 * i] == f"start {n}" and log[2 * i + 1] == f"end {n}" for i, n in enumerate(starts))
+    assert sorted(starts) == list(range(TURNS))
+    # turns run in arrival order; arrivals are 10 ms apart, so allow a neighbour swap for jitter
+    assert all(abs(position - number) <= 1 for position, number in enumerate(starts))
+
+
+def test_an_expired_holder_cannot_release_the_next_turns_lock(redis_url: str) -> None:
+    async def scenario() -> Log:
+        store, conversation, log = ConversationLockStore(url=redis_url), f"t-{uuid.uuid4().hex}", []
+        slow = asyncio.ensure_future(turn(store, conversation, 0, log, hold=0.6, lifetime=0.2))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(turn(store, conversation, 1, log, hold=0.6))
+        await asyncio.sleep(0.05)
+        third = asyncio.ensure_future(turn(store, conversation, 2, log, hold=0.01))
+        await asyncio.gather(slow, second, third)
+        return log
+
+    log = asyncio.run(scenario())
+    # turn 0 outlived its lifetime, so turn 1 went ahead; when turn 0 finished and released, turn 2
+    # still had to wait for turn 1.
+    assert log.index(("start", 1)) < log.index(("end", 0))
+    assert log.index(("start", 2)) > log.index(("end", 1))
+
+
+def test_redis_down_raises_lock_error_at_once() -> None:
+    store = ConversationLockStore(url="redis://127.0.0.1:1/0")
+
+    async def attempt() -> None:
+        async with store.lock("anyone"):
+            pass
+
+    with pytest.raises(LockError):
+        asyncio.run(attempt())

@@ -1,0 +1,76 @@
+"""addons/channels/rest.py on its own: an answer whatever happens, and each message id once."""
+import asyncio
+from typing import Any, List
+
+import pytest
+
+from addons.channels.rest import ResilientRestInput, replies
+from addons.deliveries import Deliveries
+from tests.conftest import EMAIL, HOTLINE
+
+
+class Assistant:
+    """Stands in for Rasa's handler: replies, says nothing, or fails, and counts its turns."""
+
+    def __init__(self, behaviour: str, delay: float = 0.0) -> None:
+        self.behaviour, self.delay, self.turns = behaviour, delay, []
+
+    async def __call__(self, message: Any) -> None:
+        self.turns.append(message.text)
+        await asyncio.sleep(self.delay)
+        if self.behaviour == "fail":
+            raise RuntimeError("action server unreachable")
+        if self.behaviour == "reply":
+            await message.output_channel.send_text_message(message.sender_id,
+                                                           f"reply {len(self.turns)}")
+
+
+def answer(channel: ResilientRestInput, assistant: Assistant, text: str = "你好",
+           message_id: Any = None) -> List[dict]:
+    return asyncio.run(channel.answer(assistant, "student", text, message_id, None))
+
+
+@pytest.mark.parametrize("behaviour", ["fail", "silent"])
+def test_a_failure_or_a_silence_gets_the_apology_with_the_contacts(behaviour: str, caplog) -> None:
+    reply = answer(ResilientRestInput(Deliveries()), Assistant(behaviour), text="我的密码是abc123")
+    assert [m["text"] for m in reply] == [replies()["unavailable"]]
+    assert HOTLINE in reply[0]["text"] and EMAIL in reply[0]["text"]
+    assert "abc123" not in caplog.text  # what the student typed is not logged
+
+
+def test_a_normal_reply_passes_through() -> None:
+    assert [m["text"] for m in answer(ResilientRestInput(Deliveries()), Assistant("reply"))] == [
+        "reply 1"]
+
+
+def test_the_same_message_id_is_processed_once_and_answered_alike() -> None:
+    channel, assistant = ResilientRestInput(Deliveries()), Assistant("reply", delay=0.2)
+
+    async def three_deliveries() -> List[List[dict]]:
+        return await asyncio.gather(*(channel.answer(assistant, "student", "忘记密码", "m-1", None)
+                                      for _ in range(3)))
+
+    replies_ = asyncio.run(three_deliveries())
+    assert assistant.turns == ["忘记密码"]
+    assert replies_[0] == replies_[1] == replies_[2] and replies_[0][0]["text"] == "reply 1"
+    # another id, or the same id from another student, is a new message
+    answer(channel, assistant, "忘记密码", "m-2")
+    asyncio.run(channel.answer(assistant, "someone-else", "忘记密码", "m-1", None))
+    assert len(assistant.turns) == 3
+
+
+def test_duplicates_are_recognised_across_servers_through_redis(redis_url: str) -> None:
+    import uuid
+
+    message_id = uuid.uuid4().hex
+    first, second = Assistant("reply"), Assistant("reply")
+    servers = [ResilientRestInput(Deliveries(redis_url)), ResilientRestInput(Deliveries(redis_url))]
+    one = answer(servers[0], first, "忘记用户名", message_id)
+    two = answer(servers[1], second, "忘记用户名", message_id)
+    assert one == two and len(first.turns) == 1 and second.turns == []
+
+
+def test_without_redis_a_message_id_cannot_be_checked_and_the_student_is_told() -> None:
+    channel = ResilientRestInput(Deliveries("redis://127.0.0.1:1/0"))
+    reply = answer(channel, Assistant("reply"), message_id="m-1")
+    assert reply[0]["text"] == replies()["unavailable"]
