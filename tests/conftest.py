@@ -1,4 +1,5 @@
 """Shared paths and helpers. `make test` trains the model before pytest runs."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -105,8 +106,8 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextlib.contextmanager
+def new_postgres_database() -> Iterator[str]:
     """A new, migrated PostgreSQL database, dropped afterwards."""
     import uuid
 
@@ -134,7 +135,12 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def postgres_url() -> Iterator[str]:
+    with new_postgres_database() as url:
+        yield url
+
+
+def require_redis() -> str:
     import redis
 
     try:
@@ -142,3 +148,8 @@ def redis_url() -> str:
     except Exception as error:
         unavailable(f"Redis at {REDIS_TEST_URL}", error)
     return REDIS_TEST_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_redis()
