@@ -48,7 +48,7 @@ def test_tracker_store_writes_masked_copies_of_user_messages_only() -> None:
     assert "11010519491231002X" not in str(safe.as_dict())
 
 
-def test_sqlite_store_keeps_no_plain_personal_data(tmp_path) -> None:
+def test_sqlite_store_keeps_no_plain_personal_data(sqlite_url: str) -> None:
     import asyncio
     import json
     import sqlite3
@@ -59,24 +59,29 @@ def test_sqlite_store_keeps_no_plain_personal_data(tmp_path) -> None:
 
     from addons.tracker_store import MaskingSQLTrackerStore
 
-    db = tmp_path / "tracker.db"
-    store = MaskingSQLTrackerStore(domain=Domain.empty(), dialect="sqlite", db=str(db))
+    store = MaskingSQLTrackerStore(domain=Domain.empty(), host=sqlite_url)
+    not_understood = {"name": "nlu_fallback", "confidence": 1.0}
     tracker = DialogueStateTracker.from_events("student", [
         ActionExecuted("action_listen"),
         UserUttered("手机13812345678", {"name": "share_personal_info", "confidence": 1.0},
                     parse_data={"text": "手机13812345678"}),
         BotUttered("请不要在这里发送手机号"),
+        UserUttered("qq 13812345678 zz", not_understood, parse_data={"text": "qq 13812345678 zz"}),
     ])
     asyncio.run(store.save(tracker))
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(sqlite_url[len("sqlite:///"):]) as conn:
         # Stored as JSON with ASCII escapes; decoded to read the placeholders.
         rows = [json.dumps(json.loads(r), ensure_ascii=False)
                 for (r,) in conn.execute("SELECT data FROM events")]
-    assert len(rows) == 3
+        unanswered = list(conn.execute("SELECT text, count FROM unanswered_questions"))
+    assert len(rows) == 4
     assert not any("13812345678" in r for r in rows)
     assert any(MOBILE in r for r in rows)
+    # the not-understood message is counted for the trainers, masked too
+    assert unanswered == [(f"qq {MOBILE} zz", 1)]
     restored = asyncio.run(store.retrieve("student"))
-    assert [e.text for e in restored.events if isinstance(e, UserUttered)] == [f"手机{MOBILE}"]
+    assert [e.text for e in restored.events if isinstance(e, UserUttered)] == [
+        f"手机{MOBILE}", f"qq {MOBILE} zz"]
 
 
 def test_masker_component_rewrites_messages_and_training_data() -> None:
