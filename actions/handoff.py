@@ -32,18 +32,25 @@ def texts() -> Dict[Any, Any]:
 
 
 def path_taken(tracker: Tracker) -> Text:
-    """The topics the student raised in this conversation, in order, repeats folded."""
-    titles = intent_titles()
+    """What the student raised and what they were told in this conversation, in order."""
+    titles, answers = intent_titles(), texts()["answers"]
     steps: List[Text] = []
     for event in tracker.events:
-        if event.get("event") == "session_started":
+        kind, step = event.get("event"), None
+        if kind == "session_started":
             steps = []
-        if event.get("event") != "user":
-            continue
-        title = titles.get(((event.get("parse_data") or {}).get("intent") or {}).get("name"))
-        if title and (not steps or steps[-1] != title):
-            steps.append(title)
+        elif kind == "user":
+            step = titles.get(((event.get("parse_data") or {}).get("intent") or {}).get("name"))
+        elif kind == "action":
+            step = answers.get(event.get("name"))
+        if step and (not steps or steps[-1] != step):
+            steps.append(step)
     return " → ".join(steps) or texts()["unknown"]
+
+
+def topic(tracker: Tracker) -> Text:
+    """The topic slot; a message quoted in passing (id_error) also makes it a duplicate-ID case."""
+    return tracker.get_slot("topic") or ("duplicate_id" if tracker.get_slot("id_error") else "")
 
 
 def summary(tracker: Tracker) -> Text:
@@ -53,7 +60,7 @@ def summary(tracker: Tracker) -> Text:
         return t[table].get(value, t["unknown"]) if value is not None else t["unknown"]
 
     return t["summary"].format(
-        topic=label("topics", tracker.get_slot("topic") or ""),
+        topic=label("topics", topic(tracker)),
         id_error=label("id_error", tracker.get_slot("id_error")),
         registered_before=label("registered_before", tracker.get_slot("registered_before")),
         student_status=label("student_status", tracker.get_slot("student_status")),
@@ -82,7 +89,7 @@ class ActionCreateHandoffTicket(Action):
             number: Optional[int] = queries.open_ticket(
                 conversation_id=tracker.sender_id,
                 channel=tracker.get_latest_input_channel() or "",
-                topic=tracker.get_slot("topic") or "",
+                topic=topic(tracker),
                 path=path_taken(tracker),
                 summary=case,
             )

@@ -180,7 +180,8 @@ def handoff_tracker() -> Tracker:
     t.events = [user("greet"), bot("utter_greet"),
                 user("duplicate_id", "身份证号11010519491231002X提示重复"),
                 user("error_already_registered"), user("error_already_registered"),
-                user("never_registered"), user("request_human"), bot("utter_handoff")]
+                user("never_registered"), bot("utter_reregister_route"), user("graduate"),
+                bot("utter_route3_items"), user("request_human"), bot("utter_handoff")]
     return t
 
 
@@ -195,7 +196,8 @@ def test_handoff_ticket_writes_up_the_case_without_what_the_student_typed(
     number = int(slots["ticket_number"])
     ticket = queries.get_ticket(number)
     assert ticket.topic == "duplicate_id" and ticket.status == "open"
-    assert ticket.path == "注册时身份证号提示重复 → 提示“证件号码已被注册” → 联系学信网客服"
+    assert ticket.path == ("注册时身份证号提示重复 → 提示“证件号码已被注册” → 已给重新注册的步骤 → "
+                           "已给途径3要填的信息 → 联系学信网客服")
     for fact in ("证件号码已被注册", "以前没有注册过", "毕业生"):
         assert fact in ticket.summary
     assert "11010519491231002X" not in ticket.summary + ticket.path
@@ -228,3 +230,14 @@ def test_feedback_records_the_answer_just_given(sqlite_url: str, monkeypatch, re
     counts = queries.feedback_by_answer()
     assert [(c.answer, c.helpful, c.not_helpful) for c in counts] == [
         ("utter_forgot_password", int(helpful), int(not helpful))]
+
+
+def test_a_ticket_without_the_topic_slot_takes_it_from_the_message_seen(sqlite_url: str,
+                                                                       monkeypatch) -> None:
+    # "注册提示证件号码已被注册，身份证号是…" is share_personal_info, but its entity set id_error
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    t = tracker("转人工", "request_human", None, None, id_error="already_registered")
+    t.events = [user("share_personal_info"), user("request_human"), bot("utter_handoff")]
+    events, _ = run(ActionCreateHandoffTicket(), t)
+    ticket = queries.get_ticket(int(events[0]["value"]))
+    assert ticket.topic == "duplicate_id" and "问题：注册时身份证号重复" in ticket.summary
