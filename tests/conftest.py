@@ -2,17 +2,15 @@
 import contextlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 import yaml
 
+from bench.servers import BIN, QUIET_ENV, ROOT  # noqa: F401  (shared with the tests)
 from evaluation.holdout import HOLDOUT_DIR, read_examples
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "assistant.tar.gz"
 FAQ = ROOT / "docs" / "source" / "faq-attachment-2.md"
 HOLDOUT = sorted(HOLDOUT_DIR.glob("*.yml"))
@@ -25,14 +23,6 @@ FAQ_PAGE = "https://account.chsi.com.cn/account/help/index.jsp"
 PASSWORD_PHONE = "010-82199588"  # FAQ section 二, 找回密码 方式三
 HOTLINE = "010-67410388"  # FAQ section 五, 以上仍无法解决
 EMAIL = "kefu@chsi.com.cn"
-
-# Quiet TensorFlow and deprecation noise in the subprocesses the tests start.
-QUIET_ENV = {
-    **os.environ,
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONWARNINGS": "ignore::DeprecationWarning",
-    "RASA_TELEMETRY_ENABLED": "false",
-}
 
 
 def rasa(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -1,0 +1,108 @@
+"""Starting the real servers: an action server and one or more Rasa servers on free loopback ports.
+
+Used by the benchmark and by the end-to-end tests. Each set gets its own endpoints file (the
+project's, pointed at its action server) and logs in a directory of its own, and the environment
+it is given (DATABASE_URL, REDIS_URL…). Stopped on exit.
+"""
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+QUIET_ENV = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    "RASA_TELEMETRY_ENABLED": "false",
+}
+
+
+class ServerError(RuntimeError):
+    """A server exited or did not answer in time; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Servers:
+    rasa: List[str]  # base URLs of the Rasa servers
+    logs: Dict[str, Path] = field(default_factory=dict)
+    processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
+    started: float = 0.0  # time.monotonic() when the processes were started
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+
+def wait_for(url: str, servers: Servers, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for name, proc in servers.processes.items():
+            if proc.poll() is not None:
+                raise ServerError(f"{name} exited early:\n{servers.logs[name].read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise ServerError(f"{url} did not answer within {seconds} s")
+
+
+@contextlib.contextmanager
+def running(model: Path, tmp: Path, env: Dict[str, str], rasa_servers: int = 1,
+            action_server: bool = True, enable_api: bool = False) -> Iterator[Servers]:
+    """Starts the servers; without `action_server`, the Rasa servers point at a closed port."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    action_port = free_port()
+    endpoints = tmp / "endpoints.yml"
+    endpoints.write_text(
+        (ROOT / "endpoints.yml").read_text(encoding="utf-8").replace(
+            "http://localhost:5055/webhook", f"http://127.0.0.1:{action_port}/webhook"),
+        encoding="utf-8")
+    environment = {**QUIET_ENV, **env}
+    commands: Dict[str, List[str]] = {}
+    if action_server:
+        commands["actions"] = [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
+                               "--port", str(action_port)]
+    ports = [free_port() for _ in range(rasa_servers)]
+    for i, port in enumerate(ports):
+        commands[f"rasa{i}"] = [str(BIN / "rasa"), "run", "--model", str(model), "--port",
+                                str(port), "--endpoints", str(endpoints),
+                                "--credentials", "credentials.yml"]
+        if enable_api:
+            commands[f"rasa{i}"].append("--enable-api")
+    servers = Servers(rasa=[f"http://127.0.0.1:{port}" for port in ports])
+    try:
+        servers.started = time.monotonic()
+        for name, command in commands.items():
+            servers.logs[name] = tmp / f"{name}.log"
+            servers.processes[name] = subprocess.Popen(
+                command, cwd=ROOT, env=environment, stdout=servers.logs[name].open("w"),
+                stderr=subprocess.STDOUT)
+        if action_server:
+            wait_for(f"http://127.0.0.1:{action_port}/health", servers, 120)
+        for url in servers.rasa:
+            wait_for(f"{url}/", servers, 240)
+        yield servers
+    finally:
+        for proc in servers.processes.values():
+            proc.terminate()
+        for proc in servers.processes.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
