@@ -1,5 +1,5 @@
 # The one entry point. `make run` and `make test` each set up everything they need first.
-.PHONY: help install migrate train run shell test eval validate tickets report purge clean
+.PHONY: help install migrate train run shell test eval bench validate tickets report purge clean
 
 RASA := .venv/bin/rasa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -11,6 +11,8 @@ help:
 	@echo "make shell  chat in this terminal (starts the action server too)"
 	@echo "make train  train only if the training data, domain or config changed"
 	@echo "make eval   NLU report: hold-out, subsets, cross-validation, two baselines (results/)"
+	@echo "make bench  latency, throughput, memory, start-up, training: this project beside the"
+	@echo "            documented Chinese pipeline (results/bench/, about 10 minutes)"
 	@echo "make tickets / make report / make purge   staff: open tickets, unanswered questions"
 	@echo "            and feedback, delete conversations older than RETENTION_DAYS (90)"
 	@echo "Settings (environment): DATABASE_URL (default sqlite:///var/assistant.db), REDIS_URL,"
@@ -48,6 +50,9 @@ test: train
 
 eval: train
 	.venv/bin/python -m evaluation
+
+bench: install
+	.venv/bin/python -m bench
 
 clean:
 	rm -rf models/*.tar.gz models/.assistant.sha256 .rasa results var/*.db logs

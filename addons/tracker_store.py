@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from actions import settings
 from actions.db import queries
+from actions.db.engine import tune_sqlite
 from addons.privacy import mask
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         # `host` is endpoints.yml's `url`; a full URL there wins over DATABASE_URL.
         self.database_url = host or settings.database_url()
         super().__init__(domain, host=self.database_url, **kwargs)
+        tune_sqlite(self.engine)
         # Per conversation: the not-understood messages of the save in progress.
         self._unanswered: Dict[Text, List[Text]] = {}
 

@@ -8,6 +8,8 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import yaml
 
+from bench import databases
+from bench.databases import migrate  # noqa: F401  (used by the tests)
 from bench.servers import BIN, QUIET_ENV, ROOT  # noqa: F401  (shared with the tests)
 from evaluation.holdout import HOLDOUT_DIR, read_examples
 
@@ -81,14 +83,6 @@ def unavailable(what: str, error: Exception) -> None:
     pytest.skip(reason)
 
 
-def migrate(url: str) -> None:
-    """`alembic upgrade head` on `url`, as `make run` does."""
-    result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT,
-                            env={**QUIET_ENV, "DATABASE_URL": url}, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'assistant.db'}"
@@ -98,30 +92,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @contextlib.contextmanager
 def new_postgres_database() -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT",
-                             connect_args={"connect_timeout": 5})
-    name = f"assistant_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}", error)
-    url = str(sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name))
-    try:
-        migrate(url)
+    """A new, migrated PostgreSQL database, dropped afterwards (bench.databases)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(databases.new_postgres_database(POSTGRES_ADMIN_URL))
+        except Exception as error:
+            unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}", error)
         yield url
-    finally:
-        from actions.db.engine import dispose_all
-
-        dispose_all()  # close pooled connections before dropping the database
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -131,10 +108,8 @@ def postgres_url() -> Iterator[str]:
 
 
 def require_redis() -> str:
-    import redis
-
     try:
-        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3).ping()
+        databases.redis_answers(REDIS_TEST_URL)
     except Exception as error:
         unavailable(f"Redis at {REDIS_TEST_URL}", error)
     return REDIS_TEST_URL

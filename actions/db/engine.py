@@ -14,12 +14,30 @@ CONNECT_TIMEOUT_SECONDS = 5
 _ENGINES: Dict[str, Engine] = {}
 
 
+def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def tune_sqlite(engine: Engine) -> None:
+    """Write-ahead logging for an SQLite file shared by the Rasa server and the action server:
+    readers do not block the writer, and a commit does not wait for a full sync (durable at the
+    next checkpoint; a power cut can lose the last turns, never corrupt the file)."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        engine.dispose()  # connections opened before the listener get the pragmas on reopening
+
+
 def _new_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         connect_args = {"timeout": CONNECT_TIMEOUT_SECONDS}
     else:
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    return sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+    engine = sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+    tune_sqlite(engine)
+    return engine
 
 
 def engine(url: Optional[str] = None) -> Engine:
