@@ -1,4 +1,4 @@
-"""Measured fixes for Rasa 3.6 hot spots, applied when the Rasa server loads the project's addons.
+"""Measured fixes for Rasa 3.6 hot spots, applied when the Rasa server loads its tracker store.
 
 - Rasa checks every action-server response with `jsonschema.validate(result, schema)`, which
   re-validates the (constant) schema against the draft 2020-12 meta-schema on every call. Profiled

@@ -23,12 +23,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from actions import settings
 from actions.db import queries
 from actions.db.engine import tune_sqlite
+from addons import speedups
 from addons.privacy import mask
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
+
+# The Rasa server always loads its tracker store (endpoints.yml): the place to apply the measured
+# fixes of addons/speedups.py, once, in that process only.
+speedups.apply()
 
 # Seconds to wait before each new attempt; about 4 s in all before giving up on a turn.
 RETRY_DELAYS = (0.25, 0.75, 1.0, 2.0)

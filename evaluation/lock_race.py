@@ -48,7 +48,7 @@ def server(kind: str, url: str, conversation: str, numbers: List[int], start_at:
 
 def burst(kind: str, url: str) -> List[str]:
     """The log of the burst: "start n" / "end n" in the order the turns ran."""
-    conversation, start_at = f"lock-race-{uuid.uuid4().hex}", time.time() + 2
+    conversation, start_at = f"lock-race-{uuid.uuid4().hex}", time.time() + 4
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=server, args=(kind, url, conversation,
                                                       list(range(i, TURNS, 2)), start_at))
