@@ -14,6 +14,7 @@ Registered by module path in endpoints.yml.
 """
 import asyncio
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -64,6 +65,10 @@ class ConversationLockStore(LockStore):
 
     def __init__(self, endpoint_config: Any = None, url: Optional[Text] = None) -> None:
         url = url or getattr(endpoint_config, "url", None) or settings.redis_url()
+        if not url and int(os.environ.get("SANIC_WORKERS", "1") or 1) > 1:
+            # Rasa allows several workers with any lock store but its in-memory one; this one's
+            # in-process queue would let two workers run turns of one conversation at once.
+            raise ValueError("SANIC_WORKERS > 1 needs REDIS_URL for the conversation lock store")
         self.redis = None
         self._queues: Dict[Text, "OrderedDict[Text, float]"] = {}
         if url:

@@ -19,10 +19,11 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import sessionmaker
 
 from actions import settings
 from actions.db import queries
-from actions.db.engine import tune_sqlite
+from actions.db.engine import sqlite_engine
 from addons import speedups
 from addons.privacy import mask
 
@@ -59,7 +60,10 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         # `host` is endpoints.yml's `url`; a full URL there wins over DATABASE_URL.
         self.database_url = host or settings.database_url()
         super().__init__(domain, host=self.database_url, **kwargs)
-        tune_sqlite(self.engine)
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            self.engine.dispose()
+            self.engine = sqlite_engine(self.database_url, future=False)
+            self.sessionmaker = sessionmaker(bind=self.engine)
         # Per conversation: the not-understood messages of the save in progress.
         self._unanswered: Dict[Text, List[Text]] = {}
 

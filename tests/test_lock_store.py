@@ -80,3 +80,10 @@ def test_redis_down_raises_lock_error_at_once() -> None:
 
     with pytest.raises(LockError):
         asyncio.run(attempt())
+
+
+def test_several_workers_in_one_server_need_redis(monkeypatch) -> None:
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        ConversationLockStore()
