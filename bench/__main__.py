@@ -219,6 +219,7 @@ def plots(results: Dict[str, Dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    titles = {"sqlite": "SQLite, 1 server", "cluster": "PostgreSQL + Redis, 2 servers"}
     for setup in ("sqlite", "cluster"):
         if not all(results[name].get(setup) for name in results):
             continue
@@ -231,9 +232,9 @@ def plots(results: Dict[str, Dict]) -> None:
                       label=f"{name} p50")
             right.plot(x, [level["throughput"] for level in levels], marker="o", label=name)
         left.set(xscale="log", yscale="log", xlabel="concurrent conversations",
-                 ylabel="latency per message (ms)", title=f"latency ({setup})")
+                 ylabel="latency per message (ms)", title=f"latency ({titles[setup]})")
         right.set(xscale="log", xlabel="concurrent conversations", ylabel="messages per second",
-                  title=f"throughput ({setup})")
+                  title=f"throughput ({titles[setup]})")
         left.legend(fontsize=8)
         right.legend(fontsize=8)
         fig.tight_layout()
