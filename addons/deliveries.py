@@ -4,71 +4,48 @@ first delivery's reply.
 Clients retry when an answer is slow (WeChat resends after 5 s; a phone on a weak network resends
 the same POST). The first delivery of (conversation, message id) claims it; the others wait for
 its reply and return that. Claims live in Redis when REDIS_URL is set, so this holds across
-servers; otherwise in this process. Only the bot's replies are kept, for a short while.
+servers; otherwise in this process (addons.shared_state). Only the bot's replies are kept, for a
+short while.
 """
 import asyncio
 import json
 import time
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text
 
-from actions import settings
+from addons.shared_state import SharedState
 
-KEY_PREFIX = "chsi-assistant:delivery:"
 KEEP_SECONDS = 3600
 PENDING = "pending"
-SOCKET_TIMEOUT_SECONDS = 5
 
 Reply = List[Dict[Text, Any]]
 
 
 class Deliveries:
-    def __init__(self, url: Optional[Text] = None) -> None:
-        url = url or settings.redis_url()
-        self.redis = None
-        self._local: Dict[Text, Tuple[float, Text]] = {}
-        if url:
-            import redis
-
-            self.redis = redis.Redis.from_url(
-                url,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-            )
+    def __init__(self, url: Optional[Text] = None, state: Optional[SharedState] = None) -> None:
+        self.state = state or SharedState(url)
 
     @staticmethod
     def key(sender_id: Text, message_id: Text) -> Text:
-        return f"{KEY_PREFIX}{sender_id}:{message_id}"
+        return f"delivery:{sender_id}:{message_id}"
 
     def claim(self, key: Text) -> bool:
         """True for the first delivery of this key, False for a re-delivery."""
-        if self.redis is not None:
-            return bool(self.redis.set(key, PENDING, nx=True, ex=KEEP_SECONDS))
-        now = time.time()
-        self._local = {k: v for k, v in self._local.items() if v[0] > now}
-        if key in self._local:
-            return False
-        self._local[key] = (now + KEEP_SECONDS, PENDING)
-        return True
+        return self.state.set(key, PENDING, KEEP_SECONDS, only_if_new=True)
 
     def finish(self, key: Text, reply: Reply) -> None:
-        value = json.dumps(reply, ensure_ascii=False)
-        if self.redis is not None:
-            self.redis.set(key, value, xx=True, ex=KEEP_SECONDS)
-        elif key in self._local:
-            self._local[key] = (time.time() + KEEP_SECONDS, value)
+        self.state.set(key, json.dumps(reply, ensure_ascii=False), KEEP_SECONDS,
+                       only_if_present=True)
 
-    def _value(self, key: Text) -> Optional[Text]:
-        if self.redis is not None:
-            raw = self.redis.get(key)
-            return raw.decode() if raw is not None else None
-        entry = self._local.get(key)
-        return entry[1] if entry else None
+    def finished(self, key: Text) -> Optional[Reply]:
+        """The first delivery's reply if it is known already, else None (still pending)."""
+        value = self.state.get(key)
+        return json.loads(value) if value is not None and value != PENDING else None
 
     async def reply_of(self, key: Text, wait_seconds: float) -> Optional[Reply]:
         """The first delivery's reply, waiting for it while it is being worked out."""
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
-            value = self._value(key)
+            value = self.state.get(key)
             if value is None:
                 return None
             if value != PENDING:

@@ -18,7 +18,11 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Channel settings credentials.yml expands (unset: the WeChat channel is "not configured").
+CHANNEL_DEFAULTS = {name: "" for name in
+                    ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_AES_KEY")}
 QUIET_ENV = {
+    **CHANNEL_DEFAULTS,
     **os.environ,
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PYTHONWARNINGS": "ignore::DeprecationWarning",

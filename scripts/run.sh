@@ -8,6 +8,10 @@ RASA_PORT="${RASA_PORT:-5005}"
 ACTION_PORT=5055  # endpoints.yml points the Rasa server here
 mkdir -p var logs
 
+# Channels configured from the environment (credentials.yml); unset means "not configured".
+export WECHAT_TOKEN="${WECHAT_TOKEN:-}" WECHAT_APPID="${WECHAT_APPID:-}" \
+  WECHAT_APPSECRET="${WECHAT_APPSECRET:-}" WECHAT_AES_KEY="${WECHAT_AES_KEY:-}"
+
 # The project's tables (tickets, unanswered questions, feedback) in DATABASE_URL's database.
 scripts/migrate.sh
 

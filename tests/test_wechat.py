@@ -1,0 +1,270 @@
+"""The WeChat Official Account channel, against a simulated WeChat server: real signatures, real
+AES (wechatpy's own WeChatCrypto plays WeChat's side), a customer-service API stub on loopback."""
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+import requests
+
+from addons.channels import wechat_protocol as protocol
+from addons.channels.rest import replies
+from tests.conftest import PASSWORD_PAGE, migrate
+from tests.servers import free_port, running
+
+TOKEN, APP_ID, SECRET = "chsi-test-token", "wx0123456789abcdef", "test-app-secret"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
+
+BOMB = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><MsgType>text</MsgType>
+<Content>&lol3;</Content><MsgId>1</MsgId></xml>"""
+EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
+<xml><MsgType>text</MsgType><Content>&e;</Content></xml>"""
+
+
+# ---- the protocol on its own ---------------------------------------------------------------
+
+def test_signature_is_sha1_of_the_sorted_parameters() -> None:
+    import hashlib
+
+    expected = hashlib.sha1("".join(sorted([TOKEN, "1700000000", "n0nce"])).encode()).hexdigest()
+    assert protocol.signature_matches(expected, TOKEN, "1700000000", "n0nce")
+    assert not protocol.signature_matches(expected[:-1] + "0", TOKEN, "1700000000", "n0nce")
+    assert not protocol.signature_matches(None, TOKEN, "1700000000", "n0nce")
+
+
+@pytest.mark.parametrize("body", [BOMB, EXTERNAL, b"<xml><a>1</a>", b"<html/>",
+                                  b"<xml>" + b"x" * (protocol.MAX_BODY_BYTES + 1) + b"</xml>"])
+def test_unsafe_or_malformed_xml_is_refused(body: bytes) -> None:
+    with pytest.raises(protocol.ProtocolError):
+        protocol.parse_xml(body)
+
+
+def test_reply_text_cannot_break_out_of_cdata() -> None:
+    nasty = "a]]></Content><Content>injected]]>b"
+    fields = protocol.parse_xml(protocol.text_reply("user", "account", nasty).encode())
+    assert fields["Content"] == nasty and fields["ToUserName"] == "user"
+
+
+def test_buttons_become_a_numbered_list_and_links_plain_text() -> None:
+    text, payloads = protocol.as_plain_text([
+        {"text": "看 [官方说明](https://account.chsi.com.cn/account/help/sfzhcf.jsp)"},
+        {"text": "你看到的是哪一条？", "buttons": [{"title": "待审核", "payload": "/a"},
+                                                  {"title": "已被注册", "payload": "/b"}]}])
+    assert "官方说明：https://account.chsi.com.cn/account/help/sfzhcf.jsp" in text
+    assert "1. 待审核" in text and "2. 已被注册" in text and payloads == ["/a", "/b"]
+
+
+def test_long_replies_are_split_within_the_limit() -> None:
+    text = "\n".join(f"第{i}行：" + "学信网账号" * 40 for i in range(30)) + "\n" + "长" * 3000
+    pieces = protocol.split_text(text)
+    assert len(pieces) > 1
+    assert all(len(p.encode("utf-8")) <= protocol.TEXT_LIMIT_BYTES for p in pieces)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+
+
+# ---- a simulated WeChat: the customer-service API on loopback ----------------------------
+
+class WeChatApiStub:
+    def __init__(self) -> None:
+        self.token_requests = 0
+        self.sent: List[Dict] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _json(self, body: Dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/cgi-bin/token") and f"secret={SECRET}" in self.path:
+                    stub.token_requests += 1
+                    self._json({"access_token": f"T{stub.token_requests}", "expires_in": 7200})
+                else:
+                    self._json({"errcode": 40013, "errmsg": "invalid appid"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.sent.append({"path": self.path, **body})
+                self._json({"errcode": 0, "errmsg": "ok"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[WeChatApiStub]:
+    api = WeChatApiStub()
+    yield api
+    api.server.shutdown()
+
+
+def wechat_env(stub: WeChatApiStub, database: str, **extra: str) -> Dict[str, str]:
+    return {"DATABASE_URL": database, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APP_ID,
+            "WECHAT_APPSECRET": SECRET, "WECHAT_API_BASE": stub.url, **extra}
+
+
+@pytest.fixture(scope="module")
+def safe_mode(model_path: Path, tmp_path_factory, stub) -> Iterator[Dict[str, str]]:
+    """A Rasa server with the channel in safe (AES) mode."""
+    tmp = tmp_path_factory.mktemp("wechat-safe")
+    database = f"sqlite:///{tmp / 'assistant.db'}"
+    migrate(database)
+    with running(model_path, tmp, wechat_env(stub, database, WECHAT_AES_KEY=AES_KEY)) as servers:
+        yield {"url": f"{servers.rasa[0]}/webhooks/wechat/webhook", "db": database}
+
+
+@pytest.fixture(scope="module")
+def slow_plain_mode(model_path: Path, tmp_path_factory, stub) -> Iterator[str]:
+    """Plain mode, with a reply deadline no answer can meet: every answer goes by API."""
+    tmp = tmp_path_factory.mktemp("wechat-slow")
+    database = f"sqlite:///{tmp / 'assistant.db'}"
+    migrate(database)
+    with running(model_path, tmp, wechat_env(stub, database, WECHAT_REPLY_SECONDS="0")) as servers:
+        yield f"{servers.rasa[0]}/webhooks/wechat/webhook"
+
+
+def signed(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+    return {"signature": protocol.signature(TOKEN, timestamp, nonce), "timestamp": timestamp,
+            "nonce": nonce, **(extra or {})}
+
+
+def inbound(open_id: str, kind: str, msg_id: Optional[str] = None, **fields: str) -> str:
+    parts = [f"<ToUserName><![CDATA[gh_test]]></ToUserName>",
+             f"<FromUserName><![CDATA[{open_id}]]></FromUserName>",
+             f"<CreateTime>{int(time.time())}</CreateTime>", f"<MsgType><![CDATA[{kind}]]></MsgType>"]
+    parts += [f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()]
+    if msg_id:
+        parts.append(f"<MsgId>{msg_id}</MsgId>")
+    return "<xml>" + "".join(parts) + "</xml>"
+
+
+class Follower:
+    """A WeChat user whose messages the simulated WeChat server delivers in safe mode."""
+
+    def __init__(self, url: str) -> None:
+        from wechatpy.crypto import WeChatCrypto
+
+        self.url, self.open_id = url, f"o{uuid.uuid4().hex[:20]}"
+        self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+
+    def deliver(self, xml: str) -> requests.Response:
+        nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
+        sealed = protocol.parse_xml(self.crypto.encrypt_message(xml, nonce, timestamp).encode())
+        body = f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
+        params = signed({"encrypt_type": "aes", "msg_signature": sealed["MsgSignature"]})
+        params.update(timestamp=sealed["TimeStamp"], nonce=sealed["Nonce"],
+                      signature=protocol.signature(TOKEN, sealed["TimeStamp"], sealed["Nonce"]))
+        return requests.post(self.url, params=params, data=body.encode(), timeout=30)
+
+    def reply_text(self, response: requests.Response) -> str:
+        assert response.status_code == 200, response.text
+        outer = protocol.parse_xml(response.content)
+        inner = self.crypto.decrypt_message(response.text, outer["MsgSignature"],
+                                            outer["TimeStamp"], outer["Nonce"])
+        fields = protocol.parse_xml(inner.encode() if isinstance(inner, str) else inner)
+        assert fields["ToUserName"] == self.open_id and fields["MsgType"] == "text"
+        return fields["Content"]
+
+    def say(self, text: str, msg_id: Optional[str] = None) -> str:
+        msg_id = msg_id or str(uuid.uuid4().int % 10**18)
+        return self.reply_text(self.deliver(inbound(self.open_id, "text", msg_id, Content=text)))
+
+
+def user_turns(database: str, open_id: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(database[len("sqlite:///"):]) as db:
+        return db.execute("SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
+                          (f"wx:{open_id}",)).fetchone()[0]
+
+
+# ---- the channel in the real Rasa server ---------------------------------------------------
+
+def test_url_verification_echoes_only_with_a_valid_signature(safe_mode) -> None:
+    good = requests.get(safe_mode["url"], params=signed({"echostr": "e-123"}), timeout=10)
+    assert good.status_code == 200 and good.text == "e-123"
+    forged = signed({"echostr": "e-123"})
+    forged["signature"] = "0" * 40
+    bad = requests.get(safe_mode["url"], params=forged, timeout=10)
+    assert bad.status_code == 403 and "e-123" not in bad.text
+
+
+def test_a_post_with_a_bad_signature_is_refused_and_not_processed(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    params = signed()
+    params["signature"] = "f" * 40
+    response = requests.post(user.url, params=params, timeout=10,
+                             data=inbound(user.open_id, "text", "1", Content="忘记密码").encode())
+    assert response.status_code == 403
+    assert user_turns(safe_mode["db"], user.open_id) == 0
+
+
+def test_a_text_exchange_in_safe_mode(safe_mode) -> None:
+    reply = Follower(safe_mode["url"]).say("学信网密码忘了怎么办")
+    assert PASSWORD_PAGE in reply and "](" not in reply  # links as plain text
+
+
+def test_a_numbered_choice_maps_back_to_its_option(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    question = user.say("注册时提示身份证号重复")
+    assert "1." in question and "2." in question
+    follow_up = user.say("2")  # 证件号码已被注册
+    assert "注册过" in follow_up
+
+
+def test_the_same_message_delivered_three_times_is_one_turn(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    replies_ = [user.say("用户名忘了", msg_id="123456789") for _ in range(3)]
+    assert replies_[0] == replies_[1] == replies_[2]
+    assert user_turns(safe_mode["db"], user.open_id) == 1
+
+
+def test_subscribing_gets_the_welcome(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    reply = user.reply_text(user.deliver(inbound(user.open_id, "event", Event="subscribe")))
+    assert "学信网账号问题助手" in reply
+
+
+def test_a_picture_gets_a_polite_text_answer(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    reply = user.reply_text(user.deliver(inbound(user.open_id, "image", "42",
+                                                 PicUrl="http://example.invalid/p.jpg")))
+    assert reply == replies()["wechat_unsupported"]
+
+
+def test_an_xml_bomb_is_refused(safe_mode) -> None:
+    response = requests.post(safe_mode["url"], params=signed(), data=BOMB, timeout=10)
+    assert response.status_code == 400
+
+
+def test_a_slow_answer_is_acknowledged_then_sent_by_the_customer_service_api(
+        slow_plain_mode, stub) -> None:
+    open_id = f"o{uuid.uuid4().hex[:20]}"
+    for number, text in enumerate(["忘记密码了", "用户名也忘了"]):
+        response = requests.post(slow_plain_mode, params=signed(), timeout=10,
+                                 data=inbound(open_id, "text", f"9{number}", Content=text).encode())
+        assert response.status_code == 200 and response.text == "success"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(
+                [m for m in stub.sent if m["touser"] == open_id]) <= number:
+            time.sleep(0.1)
+    sent = [m for m in stub.sent if m["touser"] == open_id]
+    assert len(sent) == 2 and PASSWORD_PAGE in sent[0]["text"]["content"]
+    assert all(m["msgtype"] == "text" and "access_token=T1" in m["path"] for m in sent)
+    assert stub.token_requests == 1  # fetched once, then cached
