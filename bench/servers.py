@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Channel settings credentials.yml expands (unset: the WeChat channel is "not configured").
 CHANNEL_DEFAULTS = {name: "" for name in
-                    ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_AES_KEY")}
+                    ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_AES_KEY",
+                     "WECOM_TOKEN", "WECOM_AES_KEY", "WECOM_CORP_ID", "WECOM_SECRET",
+                     "WECOM_AGENT_ID")}
 QUIET_ENV = {
     **CHANNEL_DEFAULTS,
     **os.environ,

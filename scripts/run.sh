@@ -10,7 +10,10 @@ mkdir -p var logs
 
 # Channels configured from the environment (credentials.yml); unset means "not configured".
 export WECHAT_TOKEN="${WECHAT_TOKEN:-}" WECHAT_APPID="${WECHAT_APPID:-}" \
-  WECHAT_APPSECRET="${WECHAT_APPSECRET:-}" WECHAT_AES_KEY="${WECHAT_AES_KEY:-}"
+  WECHAT_APPSECRET="${WECHAT_APPSECRET:-}" WECHAT_AES_KEY="${WECHAT_AES_KEY:-}" \
+  WECOM_TOKEN="${WECOM_TOKEN:-}" WECOM_AES_KEY="${WECOM_AES_KEY:-}" \
+  WECOM_CORP_ID="${WECOM_CORP_ID:-}" WECOM_SECRET="${WECOM_SECRET:-}" \
+  WECOM_AGENT_ID="${WECOM_AGENT_ID:-}"
 
 # The project's tables (tickets, unanswered questions, feedback) in DATABASE_URL's database.
 scripts/migrate.sh

@@ -1,12 +1,9 @@
 """The WeChat Official Account channel, against a simulated WeChat server: real signatures, real
 AES (wechatpy's own WeChatCrypto plays WeChat's side), a customer-service API stub on loopback."""
-import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, Optional
 
 import pytest
 import requests
@@ -14,9 +11,10 @@ import requests
 from addons.channels import wechat_protocol as protocol
 from addons.channels.rest import replies
 from tests.conftest import PASSWORD_PAGE, migrate
-from tests.servers import free_port, running
+from tests.servers import running
+from tests.tencent_sim import SECRET, ApiStub, inbound
 
-TOKEN, APP_ID, SECRET = "chsi-test-token", "wx0123456789abcdef", "test-app-secret"
+TOKEN, APP_ID = "chsi-test-token", "wx0123456789abcdef"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
 
 BOMB = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
@@ -71,49 +69,14 @@ def test_long_replies_are_split_within_the_limit() -> None:
 
 # ---- a simulated WeChat: the customer-service API on loopback ----------------------------
 
-class WeChatApiStub:
-    def __init__(self) -> None:
-        self.token_requests = 0
-        self.sent: List[Dict] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def _json(self, body: Dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path.startswith("/cgi-bin/token") and f"secret={SECRET}" in self.path:
-                    stub.token_requests += 1
-                    self._json({"access_token": f"T{stub.token_requests}", "expires_in": 7200})
-                else:
-                    self._json({"errcode": 40013, "errmsg": "invalid appid"})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.sent.append({"path": self.path, **body})
-                self._json({"errcode": 0, "errmsg": "ok"})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
-def stub() -> Iterator[WeChatApiStub]:
-    api = WeChatApiStub()
+def stub() -> Iterator[ApiStub]:
+    api = ApiStub()
     yield api
     api.server.shutdown()
 
 
-def wechat_env(stub: WeChatApiStub, database: str, **extra: str) -> Dict[str, str]:
+def wechat_env(stub: ApiStub, database: str, **extra: str) -> Dict[str, str]:
     return {"DATABASE_URL": database, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APP_ID,
             "WECHAT_APPSECRET": SECRET, "WECHAT_API_BASE": stub.url, **extra}
 
@@ -142,16 +105,6 @@ def signed(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
     return {"signature": protocol.signature(TOKEN, timestamp, nonce), "timestamp": timestamp,
             "nonce": nonce, **(extra or {})}
-
-
-def inbound(open_id: str, kind: str, msg_id: Optional[str] = None, **fields: str) -> str:
-    parts = [f"<ToUserName><![CDATA[gh_test]]></ToUserName>",
-             f"<FromUserName><![CDATA[{open_id}]]></FromUserName>",
-             f"<CreateTime>{int(time.time())}</CreateTime>", f"<MsgType><![CDATA[{kind}]]></MsgType>"]
-    parts += [f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()]
-    if msg_id:
-        parts.append(f"<MsgId>{msg_id}</MsgId>")
-    return "<xml>" + "".join(parts) + "</xml>"
 
 
 class Follower:

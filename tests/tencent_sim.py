@@ -1,0 +1,59 @@
+"""A simulated Tencent server side for the WeChat and WeCom channel tests."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List, Optional
+
+from tests.servers import free_port
+
+SECRET = "test-app-secret"
+
+
+class ApiStub:
+    """Tencent's token and message-send endpoints on loopback, recording what they get."""
+
+    def __init__(self) -> None:
+        self.token_requests = 0
+        self.sent: List[Dict] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _json(self, body: Dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                # WeChat: /cgi-bin/token?…secret=; WeCom: /cgi-bin/gettoken?…corpsecret=
+                if self.path.startswith(("/cgi-bin/token", "/cgi-bin/gettoken")) and (
+                        f"secret={SECRET}" in self.path):
+                    stub.token_requests += 1
+                    self._json({"access_token": f"T{stub.token_requests}", "expires_in": 7200})
+                else:
+                    self._json({"errcode": 40013, "errmsg": "invalid appid"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.sent.append({"path": self.path, **body})
+                self._json({"errcode": 0, "errmsg": "ok"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def inbound(open_id: str, kind: str, msg_id: Optional[str] = None, **fields: str) -> str:
+    parts = ["<ToUserName><![CDATA[gh_test]]></ToUserName>",
+             f"<FromUserName><![CDATA[{open_id}]]></FromUserName>",
+             f"<CreateTime>{int(time.time())}</CreateTime>", f"<MsgType><![CDATA[{kind}]]></MsgType>"]
+    parts += [f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()]
+    if msg_id:
+        parts.append(f"<MsgId>{msg_id}</MsgId>")
+    return "<xml>" + "".join(parts) + "</xml>"
