@@ -46,6 +46,7 @@ validate: install
 	$(RASA) data validate --fail-on-warnings
 
 test: train
+	@scripts/browser.sh
 	.venv/bin/python -m pytest
 
 eval: train

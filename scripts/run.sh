@@ -55,6 +55,7 @@ done
 cat <<MSG
 
   The assistant is running.
+    help page: http://localhost:${RASA_PORT}/webhooks/help/   (chat widget; embed: see README)
     REST:      curl -s -XPOST http://localhost:${RASA_PORT}/webhooks/rest/webhook \\
                  -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
     socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered)

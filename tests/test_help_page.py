@@ -1,0 +1,111 @@
+"""The help page and its widget in real headless Chromium (Debian's package, driven by Playwright
+with its executable_path): ask, see the answer's link, click a button, reload and see the history,
+Enter during IME composition does not send, a typing indicator, a phone-sized screen, and a plain
+message when the server cannot be reached. `make test` installs Chromium (scripts/browser.sh)."""
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import HOTLINE, PASSWORD_PAGE, ROOT, migrate
+from tests.servers import running
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+SCREENSHOT = ROOT / "results" / "help-page.png"
+
+
+@pytest.fixture(scope="module")
+def site(model_path: Path, tmp_path_factory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("help-page")
+    database = f"sqlite:///{tmp / 'assistant.db'}"
+    migrate(database)
+    with running(model_path, tmp, {"DATABASE_URL": database}) as servers:
+        yield f"{servers.rasa[0]}/webhooks/help/"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; scripts/browser.sh installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium, or make test as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def bot_texts(page) -> list:
+    return page.locator(".chsi-bot").all_inner_texts()
+
+
+def test_a_conversation_on_a_phone(site: str, browser) -> None:
+    page = browser.new_page(viewport=PHONE)
+    page.goto(site)
+    page.wait_for_selector(".chsi-bot")  # the welcome, asked for on first visit
+    assert "学信网账号问题助手" in bot_texts(page)[0]
+    # the typing indicator shows while an answer is on its way
+    page.evaluate("""() => { window.typingSeen = false;
+        const t = document.querySelector('.chsi-typing');
+        new MutationObserver(() => { if (!t.hidden) window.typingSeen = true; })
+            .observe(t, {attributes: true}); }""")
+    page.fill(".chsi-input", "忘记学信网密码了怎么办")
+    page.press(".chsi-input", "Enter")
+    link = page.wait_for_selector(f'.chsi-bot a[href="{PASSWORD_PAGE}"]')
+    assert link.get_attribute("target") == "_blank"
+    assert page.evaluate("window.typingSeen") and page.locator(".chsi-typing").is_hidden()
+    # a question with buttons; clicking one answers it
+    page.fill(".chsi-input", "注册的时候提示身份证号重复")
+    page.press(".chsi-input", "Enter")
+    button = page.wait_for_selector(".chsi-button:has-text('已被注册')")
+    answered = len(bot_texts(page))
+    button.click()
+    page.wait_for_function(f"document.querySelectorAll('.chsi-bot').length > {answered}")
+    assert "注册过" in bot_texts(page)[-1]
+    assert page.locator(".chsi-user").last.inner_text().endswith("已被注册")
+    # nothing wider than the phone's screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    # a reload shows the same conversation, without a second welcome
+    before = page.locator(".chsi-msg").all_inner_texts()
+    page.reload()
+    page.wait_for_selector(".chsi-bot")
+    assert page.locator(".chsi-msg").all_inner_texts() == before
+    page.close()
+
+
+def test_enter_while_the_input_method_is_composing_does_not_send(site: str, browser) -> None:
+    page = browser.new_page(viewport=PHONE)
+    page.goto(site)
+    page.wait_for_selector(".chsi-bot")
+    page.fill(".chsi-input", "wang ji mi ma")
+    page.evaluate("""() => document.querySelector('.chsi-input').dispatchEvent(
+        new KeyboardEvent('keydown', {key: 'Enter', isComposing: true, bubbles: true,
+                                      cancelable: true}))""")
+    page.wait_for_timeout(800)
+    assert page.locator(".chsi-user").count() == 0
+    assert page.input_value(".chsi-input") == "wang ji mi ma"  # still being typed
+    page.fill(".chsi-input", "忘记密码")
+    page.press(".chsi-input", "Enter")  # composition over: Enter sends
+    page.wait_for_selector(".chsi-user")
+    page.close()
+
+
+def test_an_unreachable_server_is_said_plainly_and_the_question_kept(site: str, browser) -> None:
+    page = browser.new_page(viewport=PHONE)
+    page.goto(site)
+    page.wait_for_selector(".chsi-bot")
+    page.route("**/webhooks/rest/webhook", lambda route: route.abort())
+    page.fill(".chsi-input", "用户名忘了")
+    page.press(".chsi-input", "Enter")
+    notice = page.wait_for_selector(".chsi-system")
+    assert "连不上" in notice.inner_text() and HOTLINE in notice.inner_text()
+    assert page.locator(".chsi-user").last.inner_text() == "用户名忘了"
+    page.close()
