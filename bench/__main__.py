@@ -242,6 +242,14 @@ def plots(results: Dict[str, Dict]) -> None:
         plt.close(fig)
 
 
+def flame_graphs() -> str:
+    found = sorted(p.name for p in RESULTS.glob("profile-*.svg"))
+    if not found:
+        return "No flame graphs: py-spy is not installed or could not attach to the server."
+    return ("Flame graphs of the Rasa server under the 10-conversation load (py-spy): "
+            + ", ".join(found) + ".")
+
+
 def report(results: Dict[str, Dict], seconds: float) -> str:
     ours, docs = results["project"], results["docs-zh"]
     lines = [
@@ -280,9 +288,8 @@ def report(results: Dict[str, Dict], seconds: float) -> str:
         f"{ratio(ours['model_mb'], docs['model_mb'])} |",
         f"| training time (s) | {ours['train_s']:.0f} | {docs['train_s']:.0f} | "
         f"{ratio(ours['train_s'], docs['train_s'])} |",
-        "", "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "")
-        + ". Flame graphs of each Rasa server under the 10-conversation load (py-spy): "
-        "profile-project.svg, profile-docs-zh.svg.", "",
+        "", "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
+        flame_graphs(), "",
     ]
     return "\n".join(lines)
 
@@ -293,6 +300,8 @@ def main() -> None:
     args = parser.parse_args()
     levels = QUICK_LEVELS if args.quick else LEVELS
     RESULTS.mkdir(parents=True, exist_ok=True)
+    for old in RESULTS.glob("profile-*.svg"):
+        old.unlink()
     started = time.monotonic()
     configs = {"project": ROOT / "config.yml", "docs-zh": docs_config(RESULTS)}
     results: Dict[str, Dict] = {}
