@@ -1,0 +1,158 @@
+"""Corrects the typos that pinyin input methods make: a word typed with the right sound but the
+wrong characters (在见 for 再见, 密马 for 密码, 注测 for 注册, 毕叶 for 毕业, 帐号 for 账号).
+
+Trained on the training examples: every word of two to four Chinese characters in them (jieba,
+with the project's user dictionary) is indexed by its toneless pinyin. In a message, a run of two
+to four characters that is not one of those words but sounds exactly like one is replaced by it,
+unless jieba's dictionary knows the typed run as the more common word of the two (白白 stays 白白).
+Place it after the normaliser and before the tokenizer; the tracker keeps what the student wrote.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+INDEX_FILE = "pinyin_index.json"
+LONGEST = 4
+
+
+def _is_cjk(ch: Text) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def _jieba(dictionary_path: Optional[Text]) -> Any:
+    import jieba
+
+    jieba.initialize()
+    if dictionary_path:
+        for file in sorted(Path(dictionary_path).glob("*")):
+            jieba.load_userdict(str(file))
+    return jieba
+
+
+def sound(text: Text) -> List[Text]:
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin(text)
+
+
+def index_words(words: Iterable[Text]) -> Dict[Text, Text]:
+    """toneless pinyin -> word (the first seen, in sorted order, for a stable model)."""
+    index: Dict[Text, Text] = {}
+    for word in sorted(set(words)):
+        index.setdefault(" ".join(sound(word)), word)
+    return index
+
+
+def correct(text: Text, index: Dict[Text, Text], known: set, frequency: Dict[Text, int]) -> Text:
+    out: List[Text] = []
+    i = 0
+    while i < len(text):
+        if not _is_cjk(text[i]):
+            out.append(text[i])
+            i += 1
+            continue
+        end = i
+        while end < len(text) and _is_cjk(text[end]):
+            end += 1
+        out.append(_correct_run(text[i:end], index, known, frequency))
+        i = end
+    return "".join(out)
+
+
+def _correct_run(run: Text, index: Dict[Text, Text], known: set,
+                 frequency: Dict[Text, int]) -> Text:
+    if len(run) < 2:
+        return run
+    syllables = sound(run)
+    if len(syllables) != len(run):  # pinyin did not map one syllable per character
+        return run
+    out: List[Text] = []
+    i = 0
+    while i < len(run):
+        for n in range(min(LONGEST, len(run) - i), 1, -1):
+            typed = run[i:i + n]
+            if typed in known:
+                out.append(typed)
+                break
+            meant = index.get(" ".join(syllables[i:i + n]))
+            if meant and frequency.get(typed, 0) < frequency.get(meant, 1):
+                out.append(meant)
+                break
+        else:
+            n = 1
+            out.append(run[i])
+        i += n
+    return "".join(out)
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=True
+)
+class PinyinSpellingCorrector(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"dictionary_path": None}
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        return ["pypinyin", "jieba"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
+        """Rasa fingerprints only the class's source; the module's helpers count too."""
+        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 index: Optional[Dict[Text, Text]] = None) -> None:
+        self._config, self._model_storage, self._resource = config, model_storage, resource
+        self.index: Dict[Text, Text] = index or {}
+        self.known = set(self.index.values())
+        self.frequency = _jieba(config.get("dictionary_path")).dt.FREQ
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> PinyinSpellingCorrector:
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        jieba = _jieba(self._config.get("dictionary_path"))
+        words = [token for example in training_data.training_examples
+                 for token in jieba.lcut(example.get(TEXT) or "")
+                 if 2 <= len(token) <= LONGEST and all(_is_cjk(ch) for ch in token)]
+        self.index = index_words(words)
+        self.known = set(self.index.values()) | set(words)
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / INDEX_FILE).write_text(
+                json.dumps({"index": self.index, "known": sorted(self.known)},
+                           ensure_ascii=False), encoding="utf-8")
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> PinyinSpellingCorrector:
+        with model_storage.read_from(resource) as directory:
+            stored = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
+        component = cls(config, model_storage, resource, stored["index"])
+        component.known = set(stored["known"])
+        return component
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if text:
+                message.set(TEXT, correct(text, self.index, self.known, self.frequency))
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
