@@ -1,5 +1,6 @@
 """The WeChat Official Account channel, against a simulated WeChat server: real signatures, real
 AES (wechatpy's own WeChatCrypto plays WeChat's side), a customer-service API stub on loopback."""
+import re
 import time
 import uuid
 from pathlib import Path
@@ -57,6 +58,16 @@ def test_buttons_become_a_numbered_list_and_links_plain_text() -> None:
                                                   {"title": "已被注册", "payload": "/b"}]}])
     assert "官方说明：https://account.chsi.com.cn/account/help/sfzhcf.jsp" in text
     assert "1. 待审核" in text and "2. 已被注册" in text and payloads == ["/a", "/b"]
+
+
+def test_a_mail_link_becomes_the_address_and_the_subject_to_write() -> None:
+    from actions.handoff import mailto
+
+    link = mailto(17, "问题：忘记密码\n走过的步骤：忘记密码 → 没找回")
+    text, _ = protocol.as_plain_text([{"text": f"也可以发邮件：[点这里]({link})"}])
+    assert text == "也可以发邮件：kefu@chsi.com.cn，主题写“学信网账号问题（工单号 17）”"
+    # a link without a subject keeps just the address
+    assert protocol.plain_link("邮箱", "mailto:kefu@chsi.com.cn") == "kefu@chsi.com.cn"
 
 
 def test_long_replies_are_split_within_the_limit() -> None:
@@ -171,6 +182,14 @@ def test_a_post_with_a_bad_signature_is_refused_and_not_processed(safe_mode) -> 
 def test_a_text_exchange_in_safe_mode(safe_mode) -> None:
     reply = Follower(safe_mode["url"]).say("学信网密码忘了怎么办")
     assert PASSWORD_PAGE in reply and "](" not in reply  # links as plain text
+
+
+def test_a_handoff_gives_the_ticket_number_and_a_readable_mail_address(safe_mode) -> None:
+    reply = Follower(safe_mode["url"]).say("转人工")
+    number = re.search(r"工单号：(\d+)", reply)
+    assert number, reply
+    assert f"kefu@chsi.com.cn，主题写“学信网账号问题（工单号 {number.group(1)}）”" in reply
+    assert "mailto:" not in reply and "%" not in reply
 
 
 def test_a_numbered_choice_maps_back_to_its_option(safe_mode) -> None:

@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 from typing import Any, Dict, List, Optional, Text, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 from defusedxml import ElementTree
 
@@ -94,13 +95,26 @@ class Envelope:
                 f"<Nonce>{cdata(nonce)}</Nonce></xml>")
 
 
+def plain_link(title: Text, url: Text) -> Text:
+    """A markdown link as plain text: "title：url"; a mailto: link, which a phone cannot open from
+    a WeChat text (and whose percent-encoded subject and body nobody could read), becomes the
+    address and the subject to write: "kefu@…，主题写“…”"."""
+    if not url.lower().startswith("mailto:"):
+        return f"{title}：{url}"
+    parts = urlsplit(url)
+    subject = parse_qs(parts.query).get("subject", [""])[0].strip()
+    return f"{parts.path}，主题写“{subject}”" if subject else parts.path
+
+
 def as_plain_text(messages: List[Dict[Text, Any]]) -> Tuple[Text, List[Text]]:
     """The bot's messages as WeChat text: buttons become a numbered list (their payloads are
-    returned, so that "1", "2"… can be mapped back), markdown links become "title：url"."""
+    returned, so that "1", "2"… can be mapped back), markdown links become plain text
+    (`plain_link`)."""
     parts: List[Text] = []
     payloads: List[Text] = []
     for message in messages:
-        text = MARKDOWN_LINK.sub(lambda m: f"{m.group(1)}：{m.group(2)}", message.get("text") or "")
+        text = MARKDOWN_LINK.sub(lambda m: plain_link(m.group(1), m.group(2)),
+                                 message.get("text") or "")
         buttons = message.get("buttons") or []
         if buttons:
             numbered = [f"{len(payloads) + i + 1}. {b.get('title', '')}"
