@@ -1,10 +1,11 @@
 """Faults: with the action server down, or the database unreachable for a moment, the student still
 gets an answer (an apology and the contacts at worst), and no stored event is lost."""
+import asyncio
 import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import pytest
 import sqlalchemy as sa
@@ -106,6 +107,12 @@ def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_
                 "SELECT intent_name FROM events WHERE sender_id = :s AND type_name = 'user' "
                 "ORDER BY id"), {"s": sender}).scalars())
 
+    def user_texts(sender: str) -> List[str]:
+        with stored.connect() as connection:
+            return list(connection.execute(sa.text(
+                "SELECT CAST(data AS json) ->> 'text' FROM events "
+                "WHERE sender_id = :s AND type_name = 'user' ORDER BY id"), {"s": sender}).scalars())
+
     try:
         with running(model_path, tmp_path, {"DATABASE_URL": through_proxy}) as servers:
             chat = Chat(servers.rasa[0])
@@ -116,13 +123,132 @@ def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_
             reply = chat.say("/self_service_failed")
             assert PASSWORD_PHONE in reply and "工单号：" in reply
             assert user_turns(chat.sender) == ["forgot_password", "self_service_failed"]
-            # cut for longer than the retries: an answer all the same, and what was stored stays
+            # cut for longer than the retries: an answer all the same, what was stored stays,
+            # and the turn answered meanwhile is stored once the database is back
             proxy.stop()
             threading.Timer(8, proxy.start).start()
             assert Chat(servers.rasa[0], chat.sender).say("用户名也忘了").strip()
             time.sleep(8.5)
             assert PASSWORD_PAGE in chat.say("密码忘了")
-            assert user_turns(chat.sender)[:2] == ["forgot_password", "self_service_failed"]
+            assert user_texts(chat.sender) == ["密码忘了", "/self_service_failed", "用户名也忘了",
+                                               "密码忘了"]
     finally:
+        stored.dispose()
+        proxy.stop()
+
+
+# ---- a longer outage, at the level of the store ---------------------------------------------
+
+def turn(tracker: "DialogueStateTracker", text: str, intent: str) -> None:
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+
+    tracker.update(UserUttered(text, intent={"name": intent, "confidence": 1.0}))
+    tracker.update(BotUttered(f"answer to {intent}"))
+    tracker.update(ActionExecuted("action_listen"))
+
+
+def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
+        postgres_url: str, monkeypatch) -> None:
+    from rasa.core.tracker_store import FailSafeTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, SessionStarted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from addons import tracker_store as module
+
+    monkeypatch.setattr(module, "RETRY_DELAYS", (0.05,))
+    monkeypatch.setattr(module, "FLUSH_INTERVAL", 0.2)
+    domain = Domain.load(str(Path(__file__).parent.parent / "domain.yml"))
+    target = sa.engine.make_url(postgres_url)
+    proxy = Proxy(target.port or 5432)
+    proxy.start()
+    primary = module.MaskingSQLTrackerStore(domain, host=str(target.set(port=proxy.port)))
+    store = FailSafeTrackerStore(primary)
+    stored = sa.create_engine(postgres_url, future=True)
+
+    def user_turns(sender: str) -> List[Optional[str]]:
+        with stored.connect() as connection:
+            return list(connection.execute(sa.text(
+                "SELECT intent_name FROM events WHERE sender_id = :s AND type_name = 'user' "
+                "ORDER BY id"), {"s": sender}).scalars())
+
+    def fresh(sender: str) -> DialogueStateTracker:
+        # what Rasa starts when the store has nothing for the conversation
+        tracker = DialogueStateTracker(sender, domain.slots)
+        for event in (ActionExecuted("action_session_start"), SessionStarted(),
+                      ActionExecuted("action_listen")):
+            tracker.update(event)
+        return tracker
+
+    async def scenario() -> None:
+        # a conversation stored normally
+        first = fresh("s-1")
+        turn(first, "密码忘了", "forgot_password")
+        await store.save(first)
+
+        # the database goes away for longer than the retries
+        proxy.stop()
+        assert await store.retrieve("s-1") is None  # Rasa's fallback knows nothing yet
+        during = fresh("s-1")
+        turn(during, "用户名也忘了，手机13812345678", "forgot_username")
+        await store.save(during)  # kept in memory
+        again = await store.retrieve("s-1")  # the conversation goes on from what was kept
+        assert again is not None and len(again.events) == len(during.events)
+        turn(again, "还是不行", "self_service_failed")
+        await store.save(again)
+        # a conversation whose read worked, but whose save did not (the cut came mid-turn)
+        assert user_turns("s-1") == ["forgot_password"]
+
+        proxy.start()
+        for _ in range(50):  # the background catch-up runs every FLUSH_INTERVAL
+            await asyncio.sleep(0.1)
+            if not primary._pending:
+                break
+        assert user_turns("s-1") == ["forgot_password", "forgot_username", "self_service_failed"]
+        back = await store.retrieve("s-1")
+        # the conversation goes on from what the student saw last, each event once
+        assert [e.intent_name for e in back.events if e.type_name == "user"] == [
+            "forgot_username", "self_service_failed"]
+
+        # cut while a turn is being answered: read from the database, save fails, then the next
+        # read (database back) stores the kept turn before reading
+        read = await store.retrieve("s-1")
+        proxy.stop()
+        turn(read, "转人工", "request_human")
+        await store.save(read)
+        proxy.start()
+        after = await store.retrieve("s-1")
+        assert [e.intent_name for e in after.events if e.type_name == "user"] == [
+            "forgot_username", "self_service_failed", "request_human"]
+        assert user_turns("s-1") == ["forgot_password", "forgot_username", "self_service_failed",
+                                     "request_human"]
+
+        # the read fails, the database is back before the turn is saved: Rasa saves the new
+        # tracker when it creates it, then again at the end of the turn; both saves are written
+        second = fresh("s-2")
+        turn(second, "你好", "greet")
+        await store.save(second)
+        proxy.stop()
+        assert await store.retrieve("s-2") is None
+        proxy.start()
+        restarted = DialogueStateTracker("s-2", domain.slots)
+        restarted.update(ActionExecuted("action_listen"))
+        await store.save(restarted)
+        for event in (ActionExecuted("action_session_start"), SessionStarted(),
+                      ActionExecuted("action_listen")):
+            restarted.update(event)
+        turn(restarted, "身份证号重复", "duplicate_id")
+        await store.save(restarted)
+        assert user_turns("s-2") == ["greet", "duplicate_id"]
+        assert [e.intent_name for e in (await store.retrieve("s-2")).events
+                if e.type_name == "user"] == ["duplicate_id"]
+
+    try:
+        asyncio.run(scenario())
+        with stored.connect() as connection:
+            data = " ".join(connection.execute(sa.text("SELECT data FROM events")).scalars())
+        assert "13812345678" not in data  # masked on the way in, even when written late
+    finally:
+        primary.engine.dispose()
         stored.dispose()
         proxy.stop()
