@@ -15,6 +15,12 @@ export WECHAT_TOKEN="${WECHAT_TOKEN:-}" WECHAT_APPID="${WECHAT_APPID:-}" \
   WECOM_CORP_ID="${WECOM_CORP_ID:-}" WECOM_SECRET="${WECOM_SECRET:-}" \
   WECOM_AGENT_ID="${WECOM_AGENT_ID:-}"
 
+# Web pages (origins, comma-separated) that may talk to the assistant from a browser: Sanic's CORS
+# for REST, and the socket.io channel's own check (addons/channels/socketio.py). Its own help page
+# is always allowed.
+export CORS_ORIGINS="${CORS_ORIGINS:-http://localhost:${RASA_PORT}}"
+IFS=',' read -ra cors_origins <<<"$CORS_ORIGINS"
+
 # The project's tables (tickets, unanswered questions, feedback) in DATABASE_URL's database.
 scripts/migrate.sh
 
@@ -32,7 +38,7 @@ trap stop EXIT
 pids+=($!)
 .venv/bin/rasa run --model models/assistant.tar.gz --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml \
-  --cors "${CORS_ORIGINS:-http://localhost:${RASA_PORT}}" >logs/rasa.log 2>&1 &
+  --cors "${cors_origins[@]}" >logs/rasa.log 2>&1 &
 pids+=($!)
 
 echo "run: starting the action server (port $ACTION_PORT) and the Rasa server (port $RASA_PORT);"

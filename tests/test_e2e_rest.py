@@ -6,7 +6,7 @@ non-empty, polite answer and leave the conversation working.
 import json
 import sqlite3
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 import pytest
 import requests
@@ -178,10 +178,71 @@ def test_personal_data_is_refused_and_never_stored_or_logged(server: str) -> Non
             assert secret not in log.read_text(encoding="utf-8", errors="replace")
 
 
-def test_socketio_channel_is_enabled(server: str) -> None:
-    response = requests.get(f"{server}/socket.io/", params={"EIO": "4", "transport": "polling"},
-                            timeout=10)
-    assert response.status_code == 200 and '"sid"' in response.text
+# ---- the socket.io channel, as a chat widget uses it ------------------------------------------
+
+async def widget_turn(server: str, session_id: str, text: str, origin: str) -> List[str]:
+    """Connects as a page at `origin` would, joins `session_id`, says `text`, and returns the
+    texts of the bot_uttered events that follow."""
+    import asyncio
+
+    import socketio
+
+    client = socketio.AsyncClient(reconnection=False)
+    said: "asyncio.Queue[dict]" = asyncio.Queue()
+    confirmed: "asyncio.Queue[str]" = asyncio.Queue()
+    client.on("bot_uttered", said.put)
+    client.on("session_confirm", confirmed.put)
+    # polling: the websocket transport of this python-socketio needs a newer aiohttp than Rasa's
+    await client.connect(server, transports=["polling"], headers={"Origin": origin})
+    try:
+        await client.emit("session_request", {"session_id": session_id})
+        assert await asyncio.wait_for(confirmed.get(), 10) == session_id
+        await client.emit("user_uttered", {"message": text, "session_id": session_id})
+        texts = [(await asyncio.wait_for(said.get(), 30)).get("text", "")]
+        while True:  # the rest of this turn's messages
+            try:
+                texts.append((await asyncio.wait_for(said.get(), 2)).get("text", ""))
+            except asyncio.TimeoutError:
+                return texts
+    finally:
+        await client.disconnect()
+
+
+def test_socketio_replies_reach_the_page_and_the_session_outlives_the_connection(
+        server: str) -> None:
+    import asyncio
+
+    session = "widget-session-1"
+    first = asyncio.run(widget_turn(server, session, "学信网的密码想不起来了", server))
+    assert any(PASSWORD_PAGE in text for text in first), first
+    # a new connection (page reloaded) with the same session goes on with that conversation:
+    # "no" answers the "did it work?" of the password answer
+    second = asyncio.run(widget_turn(server, session, "没有，还是登不上", server))
+    assert any(PASSWORD_PHONE in text for text in second), second
+
+
+def test_socketio_refuses_a_page_elsewhere(server: str) -> None:
+    import asyncio
+
+    import socketio
+
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        asyncio.run(widget_turn(server, "widget-session-2", "你好", "https://elsewhere.example"))
+
+
+def test_which_pages_may_connect() -> None:
+    from addons.channels.socketio import origin_allowed
+
+    environ = {"HTTP_HOST": "help.example.edu"}
+    assert origin_allowed("https://help.example.edu", environ, [])  # its own pages
+    assert origin_allowed("http://help.example.edu/", environ, [])
+    assert not origin_allowed("https://help.example.edu.evil.test", environ, [])
+    assert not origin_allowed("https://www.example.edu", environ, [])
+    assert origin_allowed("https://www.example.edu", environ, ["https://www.example.edu"])
+    assert origin_allowed("https://x.test", environ, ["*"])
+    assert not origin_allowed("null", environ, [])
+    behind_proxy = {"HTTP_HOST": "127.0.0.1:5005", "HTTP_X_FORWARDED_HOST": "help.example.edu"}
+    assert origin_allowed("https://help.example.edu", behind_proxy, [])
 
 
 def test_handoff_gives_a_ticket_number_and_a_ready_email(server: str) -> None:
