@@ -143,7 +143,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         except DBAPIError as error:
             if unreachable(error):
                 self._keep_for_later(tracker)
-            raise  # Rasa's FailSafeTrackerStore keeps the conversation going from memory
+            raise  # Rasa's FailSafeTrackerStore answers the turn all the same
 
     async def _save_once(self, tracker: DialogueStateTracker) -> None:
         sender = tracker.sender_id
