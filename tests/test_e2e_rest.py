@@ -3,6 +3,7 @@
 Each flow's replies must carry the FAQ's exact links, numbers and email; bad input must get a
 non-empty, polite answer and leave the conversation working.
 """
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 import requests
+import socketio
 
 from tests.conftest import (DUPLICATE_PAGE, EMAIL, FAQ_PAGE, HOTLINE, PASSWORD_PAGE,
                             PASSWORD_PHONE, USERNAME_PAGE, migrate)
@@ -183,10 +185,6 @@ def test_personal_data_is_refused_and_never_stored_or_logged(server: str) -> Non
 async def widget_turn(server: str, session_id: str, text: str, origin: str) -> List[str]:
     """Connects as a page at `origin` would, joins `session_id`, says `text`, and returns the
     texts of the bot_uttered events that follow."""
-    import asyncio
-
-    import socketio
-
     client = socketio.AsyncClient(reconnection=False)
     said: "asyncio.Queue[dict]" = asyncio.Queue()
     confirmed: "asyncio.Queue[str]" = asyncio.Queue()
@@ -210,8 +208,6 @@ async def widget_turn(server: str, session_id: str, text: str, origin: str) -> L
 
 def test_socketio_replies_reach_the_page_and_the_session_outlives_the_connection(
         server: str) -> None:
-    import asyncio
-
     session = "widget-session-1"
     first = asyncio.run(widget_turn(server, session, "学信网的密码想不起来了", server))
     assert any(PASSWORD_PAGE in text for text in first), first
@@ -222,10 +218,6 @@ def test_socketio_replies_reach_the_page_and_the_session_outlives_the_connection
 
 
 def test_socketio_refuses_a_page_elsewhere(server: str) -> None:
-    import asyncio
-
-    import socketio
-
     with pytest.raises(socketio.exceptions.ConnectionError):
         asyncio.run(widget_turn(server, "widget-session-2", "你好", "https://elsewhere.example"))
 

@@ -5,13 +5,16 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import TYPE_CHECKING, Iterator, List
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import EMAIL, HOTLINE, PASSWORD_PAGE, PASSWORD_PHONE, migrate
 from tests.servers import Chat, free_port, running
+
+if TYPE_CHECKING:
+    from rasa.shared.core.trackers import DialogueStateTracker
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +97,16 @@ class Proxy:
                 pass
 
 
+def stored_user_turns(engine: sa.engine.Engine, sender: str, field: str = "intent") -> List[str]:
+    """The conversation's user turns as stored, in order: their intents, or (field="text") their
+    stored (masked) texts."""
+    column = "intent_name" if field == "intent" else "CAST(data AS json) ->> 'text'"
+    with engine.connect() as connection:
+        return list(connection.execute(sa.text(
+            f"SELECT {column} FROM events WHERE sender_id = :s AND type_name = 'user' "
+            "ORDER BY id"), {"s": sender}).scalars())
+
+
 def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_path: Path) -> None:
     target = sa.engine.make_url(postgres_url)
     proxy = Proxy(target.port or 5432)
@@ -102,16 +115,10 @@ def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_
     stored = sa.create_engine(postgres_url, future=True)
 
     def user_turns(sender: str) -> List[str]:
-        with stored.connect() as connection:
-            return list(connection.execute(sa.text(
-                "SELECT intent_name FROM events WHERE sender_id = :s AND type_name = 'user' "
-                "ORDER BY id"), {"s": sender}).scalars())
+        return stored_user_turns(stored, sender)
 
     def user_texts(sender: str) -> List[str]:
-        with stored.connect() as connection:
-            return list(connection.execute(sa.text(
-                "SELECT CAST(data AS json) ->> 'text' FROM events "
-                "WHERE sender_id = :s AND type_name = 'user' ORDER BY id"), {"s": sender}).scalars())
+        return stored_user_turns(stored, sender, "text")
 
     try:
         with running(model_path, tmp_path, {"DATABASE_URL": through_proxy}) as servers:
@@ -166,19 +173,18 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
     store = FailSafeTrackerStore(primary)
     stored = sa.create_engine(postgres_url, future=True)
 
-    def user_turns(sender: str) -> List[Optional[str]]:
-        with stored.connect() as connection:
-            return list(connection.execute(sa.text(
-                "SELECT intent_name FROM events WHERE sender_id = :s AND type_name = 'user' "
-                "ORDER BY id"), {"s": sender}).scalars())
+    def user_turns(sender: str) -> List[str]:
+        return stored_user_turns(stored, sender)
 
-    def fresh(sender: str) -> DialogueStateTracker:
-        # what Rasa starts when the store has nothing for the conversation
-        tracker = DialogueStateTracker(sender, domain.slots)
+    def start_session(tracker: DialogueStateTracker) -> DialogueStateTracker:
         for event in (ActionExecuted("action_session_start"), SessionStarted(),
                       ActionExecuted("action_listen")):
             tracker.update(event)
         return tracker
+
+    def fresh(sender: str) -> DialogueStateTracker:
+        # what Rasa starts when the store has nothing for the conversation
+        return start_session(DialogueStateTracker(sender, domain.slots))
 
     async def scenario() -> None:
         # a conversation stored normally
@@ -196,8 +202,7 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
         assert again is not None and len(again.events) == len(during.events)
         turn(again, "还是不行", "self_service_failed")
         await store.save(again)
-        # a conversation whose read worked, but whose save did not (the cut came mid-turn)
-        assert user_turns("s-1") == ["forgot_password"]
+        assert user_turns("s-1") == ["forgot_password"]  # nothing written while it is away
 
         proxy.start()
         for _ in range(50):  # the background catch-up runs every FLUSH_INTERVAL
@@ -234,10 +239,7 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
         restarted = DialogueStateTracker("s-2", domain.slots)
         restarted.update(ActionExecuted("action_listen"))
         await store.save(restarted)
-        for event in (ActionExecuted("action_session_start"), SessionStarted(),
-                      ActionExecuted("action_listen")):
-            restarted.update(event)
-        turn(restarted, "身份证号重复", "duplicate_id")
+        turn(start_session(restarted), "身份证号重复", "duplicate_id")
         await store.save(restarted)
         assert user_turns("s-2") == ["greet", "duplicate_id"]
         assert [e.intent_name for e in (await store.retrieve("s-2")).events
