@@ -1,5 +1,10 @@
-"""Masking of ID numbers (MOD 11-2 check character, old 15-digit form), mobiles and emails."""
+"""Masking of ID numbers (MOD 11-2 check character, old 15-digit form), mobiles and emails, in
+whatever form they are typed: separators, full-width, zero-width, prefixes, Chinese numerals."""
+import unicodedata
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasa.shared.core.events import ActionExecuted, UserUttered
 
 from addons.privacy import EMAIL, ID_NUMBER, MOBILE, id_check_character, is_id_number, mask
@@ -19,6 +24,8 @@ def test_check_character_follows_iso_7064_mod_11_2() -> None:
     ("手机13812345678", f"手机{MOBILE}"),
     ("电话 +86 138-1234-5678 找我", f"电话 {MOBILE} 找我"),
     ("邮箱 Li.Si@example.edu.cn 谢谢", f"邮箱 {EMAIL} 谢谢"),
+    # the words before an address stay (traditional characters too)
+    ("電子郵件test@foxmail.com", f"電子郵件{EMAIL}"), ("发到我邮箱abc@qq.com", f"发到我邮箱{EMAIL}"),
     # mistyped check character: still an ID number by its birth date, still masked
     ("110105194912310020", ID_NUMBER),
 ])
@@ -26,8 +33,112 @@ def test_personal_data_is_masked(text: str, expected: str) -> None:
     assert mask(text) == expected
 
 
-@pytest.mark.parametrize("text", ["2", "1234567", "2026年11月28日", "12345678901234567",
-                                  "123456789012345678901", "证件号码已被注册", "", "010-67410388"])
+# How students type them (written for this test: each form was seen or described in issue 12).
+ID_FORMS = [
+    "110105-19491231-002X", "110105 19491231 002X", "110105  19491231  002x",
+    "1101 0519 4912 3100 2X", "110105.19491231.002X", "110105—19491231—002X",
+    "110105_19491231_002X", "110105/19491231/002X", "１１０１０５１９４９１２３１００２Ｘ",
+    "１１０１０５－１９４９１２３１－００２ｘ", "110105\u200b19491231\u200b002X",
+    "1\u200d1\u200d0105194912310\u200c02X", "110105\ufeff19491231002X",
+    "110105\u300019491231\u3000002X", "11 01 05 19 49 12 31 00 2X", "440304199001011233",
+    "4403-0419-9001-0112-33", "110105491231002", "110105 491231 002", "１１０１０５４９１２３１００２",
+]
+MOBILE_FORMS = [
+    "1381 234 5678", "138 1234 5678", "138-1234-5678", "138.1234.5678", "138  1234  5678",
+    "+86 13812345678", "+86-138-1234-5678", "0086 13812345678", "0086-138-1234-5678",
+    "(+86) 138 1234 5678", "8613812345678", "１３８１２３４５６７８", "１３８－１２３４－５６７８",
+    "＋８６ １３８ １２３４ ５６７８", "138\u200b1234\u200b5678", "1\u200c3\u200c812345678",
+    "138\u30001234\u30005678", "一三八一二三四五六七八", "幺三八 幺二三四 五六七八",
+    "一三八-一二三四-五六七八", "壹叁捌13812345678", "13８12345678", "138—1234—5678",
+]
+EMAIL_FORMS = [
+    "li.si@example.edu.cn", "lisi＠qq．com", "ＬＩＳＩ＠ＱＱ．ＣＯＭ", "张三@163.com",
+    "zhang.san+chsi@北京大学.edu.cn", "lisi@qq。com", "li\u200bsi@qq.com",
+]
+LEFT_ALONE = ["2", "1234567", "2026年11月28日", "12345678901234567", "123456789012345678901",
+              "证件号码已被注册", "010-67410388", "010-82199588", "第2步 第3步", "3个工作日",
+              "2023-09-01 13:45", "大一", "我是一二年级的", "一三五", "a@b", "12:30"]
+
+
+def _readable_digits(text: str) -> str:
+    """Every digit a reader could still see in `text`, Chinese numerals included."""
+    chinese = dict(zip("零〇○一幺二两三四五六七八九", "00011223456789"))
+    return "".join(chinese.get(c, c) for c in unicodedata.normalize("NFKC", text) if
+                   c in chinese or c.isdigit())
+
+
+@pytest.mark.parametrize("form", ID_FORMS)
+@pytest.mark.parametrize("before, after", [("我的身份证号是", "，帮我看看"), ("", ""), ("证件号：", "。")])
+def test_id_numbers_in_any_typed_form_are_masked(form: str, before: str, after: str) -> None:
+    masked_text = mask(before + form + after)
+    assert masked_text == before + ID_NUMBER + after
+
+
+@pytest.mark.parametrize("form", MOBILE_FORMS)
+def test_mobiles_in_any_typed_form_are_masked(form: str) -> None:
+    masked_text = mask(f"我的手机是{form}，谢谢")
+    assert MOBILE in masked_text
+    assert "1234" not in _readable_digits(masked_text)
+    assert "5678" not in _readable_digits(masked_text)
+
+
+@pytest.mark.parametrize("form", EMAIL_FORMS)
+def test_emails_in_any_typed_form_are_masked(form: str) -> None:
+    assert mask(f"邮箱是{form}谢谢") == f"邮箱是{EMAIL}谢谢"
+
+
+def test_a_number_glued_to_a_chinese_numeral_is_still_found() -> None:
+    assert mask("我是大一13812345678") == f"我是大一{MOBILE}"
+    assert mask("一13812345678") == f"一{MOBILE}"
+
+
+# ---- property-based: valid numbers, written any way a student might ------------------------
+SEPARATORS = ["", " ", "  ", "-", ".", "—", "－", "\u3000", "\u200b", "_", " - "]
+CONTEXT = st.sampled_from(["", "我的号码", "身份证：", "手机号是", "帮我查查", "麻烦了！", "。"])
+
+
+@st.composite
+def id_numbers(draw: st.DrawFn) -> str:
+    region = draw(st.integers(110000, 659999))
+    birth = draw(st.dates(min_value=__import__("datetime").date(1930, 1, 1),
+                          max_value=__import__("datetime").date(2012, 12, 31)))
+    first17 = f"{region:06d}{birth:%Y%m%d}{draw(st.integers(0, 999)):03d}"
+    return first17 + id_check_character(first17)
+
+
+@st.composite
+def mobiles(draw: st.DrawFn) -> str:
+    return f"1{draw(st.integers(3, 9))}{draw(st.integers(0, 999_999_999)):09d}"
+
+
+@st.composite
+def typed(draw: st.DrawFn, number: str) -> str:
+    """`number` with separators between some digits, some digits full-width, an optional
+    country prefix for mobiles."""
+    out = []
+    for i, char in enumerate(number):
+        if i and draw(st.booleans()):
+            out.append(draw(st.sampled_from(SEPARATORS)))
+        if char.isdigit() and draw(st.integers(0, 3)) == 0:
+            char = chr(ord(char) - ord("0") + ord("０"))
+        out.append(char)
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), before=CONTEXT, after=CONTEXT)
+def test_no_valid_id_or_mobile_survives_masking(data: st.DataObject, before: str, after: str) -> None:
+    id_number = data.draw(id_numbers())
+    mobile = data.draw(mobiles())
+    prefix = data.draw(st.sampled_from(["", "+86", "0086", "+86 ", "86-"]))
+    text = (f"{before}{data.draw(typed(id_number))}{after}，手机{prefix}"
+            f"{data.draw(typed(mobile))}{after}")
+    masked_text = mask(text)
+    assert ID_NUMBER in masked_text and MOBILE in masked_text
+    assert _readable_digits(masked_text) == "", masked_text
+
+
+@pytest.mark.parametrize("text", LEFT_ALONE)
 def test_other_text_is_left_alone(text: str) -> None:
     assert mask(text) == text
 
