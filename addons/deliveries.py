@@ -8,6 +8,7 @@ servers; otherwise in this process (addons.shared_state). Only the bot's replies
 short while.
 """
 import asyncio
+import hashlib
 import json
 import time
 from typing import Any, Dict, List, Optional, Text
@@ -26,26 +27,29 @@ class Deliveries:
 
     @staticmethod
     def key(sender_id: Text, message_id: Text) -> Text:
-        return f"delivery:{sender_id}:{message_id}"
+        """A fixed-length key that no other (sender, message id) pair can produce: the two are
+        hashed as a JSON list, so "a:b" + "c" and "a" + "b:c" differ."""
+        pair = json.dumps([sender_id, message_id], ensure_ascii=False)
+        return "delivery:" + hashlib.sha256(pair.encode("utf-8")).hexdigest()
 
-    def claim(self, key: Text) -> bool:
+    async def claim(self, key: Text) -> bool:
         """True for the first delivery of this key, False for a re-delivery."""
-        return self.state.set(key, PENDING, KEEP_SECONDS, only_if_new=True)
+        return await self.state.set(key, PENDING, KEEP_SECONDS, only_if_new=True)
 
-    def finish(self, key: Text, reply: Reply) -> None:
-        self.state.set(key, json.dumps(reply, ensure_ascii=False), KEEP_SECONDS,
-                       only_if_present=True)
+    async def finish(self, key: Text, reply: Reply) -> None:
+        await self.state.set(key, json.dumps(reply, ensure_ascii=False), KEEP_SECONDS,
+                             only_if_present=True)
 
-    def finished(self, key: Text) -> Optional[Reply]:
+    async def first_reply(self, key: Text) -> Optional[Reply]:
         """The first delivery's reply if it is known already, else None (still pending)."""
-        value = self.state.get(key)
+        value = await self.state.get(key)
         return json.loads(value) if value is not None and value != PENDING else None
 
     async def reply_of(self, key: Text, wait_seconds: float) -> Optional[Reply]:
         """The first delivery's reply, waiting for it while it is being worked out."""
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
-            value = self.state.get(key)
+            value = await self.state.get(key)
             if value is None:
                 return None
             if value != PENDING:

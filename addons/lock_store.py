@@ -25,11 +25,11 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 
 from actions import settings
+from addons.shared_state import redis_client
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "chsi-assistant:lock:"
-SOCKET_TIMEOUT_SECONDS = 5
 # How often a waiting turn looks again; short, since a turn takes tens of milliseconds.
 POLL_SECONDS = (0.005, 0.01, 0.02, 0.05)
 
@@ -69,20 +69,21 @@ class ConversationLockStore(LockStore):
             # Rasa allows several workers with any lock store but its in-memory one; this one's
             # in-process queue would let two workers run turns of one conversation at once.
             raise ValueError("SANIC_WORKERS > 1 needs REDIS_URL for the conversation lock store")
-        self.redis = None
+        self.url = url
         self._queues: Dict[Text, "OrderedDict[Text, float]"] = {}
-        if url:
-            import redis
-
-            self.redis = redis.Redis.from_url(
-                url,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-            )
-            self._take_place = self.redis.register_script(TAKE_PLACE)
-            self._whose_turn = self.redis.register_script(WHOSE_TURN)
-            self._release = self.redis.register_script(RELEASE)
+        self._scripts: Dict[int, Dict[Text, Any]] = {}  # per event loop: clients are bound to one
         super().__init__()
+
+    def _script(self, name: Text) -> Any:
+        """The Lua script `name`, registered on an asyncio Redis client (one-second timeouts:
+        a Redis that stops answering delays a turn by that much, it never blocks the loop)."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._scripts:
+            client = redis_client(self.url)
+            self._scripts = {loop: {"take_place": client.register_script(TAKE_PLACE),
+                                    "whose_turn": client.register_script(WHOSE_TURN),
+                                    "release": client.register_script(RELEASE)}}
+        return self._scripts[loop][name]
 
     @staticmethod
     def _keys(conversation_id: Text) -> list:
@@ -91,18 +92,19 @@ class ConversationLockStore(LockStore):
 
     # The three operations, each atomic: one Lua script, or plain Python between two awaits.
 
-    def take_place(self, conversation_id: Text, token: Text, lifetime: float) -> None:
+    async def take_place(self, conversation_id: Text, token: Text, lifetime: float) -> None:
         expires = time.time() + lifetime
-        if self.redis is not None:
+        if self.url:
             keep_ms = int((lifetime + 60) * 1000)
-            self._take_place(keys=self._keys(conversation_id), args=[token, expires, keep_ms])
+            await self._script("take_place")(keys=self._keys(conversation_id),
+                                             args=[token, expires, keep_ms])
         else:
             self._queues.setdefault(conversation_id, OrderedDict())[token] = expires
 
-    def whose_turn(self, conversation_id: Text) -> Optional[Text]:
+    async def whose_turn(self, conversation_id: Text) -> Optional[Text]:
         now = time.time()
-        if self.redis is not None:
-            head = self._whose_turn(keys=self._keys(conversation_id), args=[now])
+        if self.url:
+            head = await self._script("whose_turn")(keys=self._keys(conversation_id), args=[now])
             return head.decode() if head else None
         queue = self._queues.get(conversation_id) or OrderedDict()
         while queue:
@@ -112,9 +114,10 @@ class ConversationLockStore(LockStore):
             queue.popitem(last=False)
         return None
 
-    def release(self, conversation_id: Text, token: Text) -> bool:
-        if self.redis is not None:
-            return bool(self._release(keys=self._keys(conversation_id), args=[token]))
+    async def release(self, conversation_id: Text, token: Text) -> bool:
+        if self.url:
+            return bool(await self._script("release")(keys=self._keys(conversation_id),
+                                                      args=[token]))
         queue = self._queues.get(conversation_id)
         if queue is None or queue.pop(token, None) is None:
             return False
@@ -136,13 +139,16 @@ class ConversationLockStore(LockStore):
         """
         token = secrets.token_hex(16)
         try:
-            self.take_place(conversation_id, token, lock_lifetime)
+            await self.take_place(conversation_id, token, lock_lifetime)
         except Exception as error:
             raise LockError(f"Could not queue a turn: {type(error).__name__}") from error
         try:
             attempt, deadline = 0, time.monotonic() + lock_lifetime
             while True:
-                head = self.whose_turn(conversation_id)
+                try:
+                    head = await self.whose_turn(conversation_id)
+                except Exception as error:
+                    raise LockError(f"Could not check a turn: {type(error).__name__}") from error
                 if head == token:
                     break
                 if head is None or time.monotonic() > deadline:  # our own place has expired
@@ -152,7 +158,7 @@ class ConversationLockStore(LockStore):
             yield TicketLock(conversation_id)
         finally:
             try:
-                self.release(conversation_id, token)
+                await self.release(conversation_id, token)
             except Exception as error:  # the place expires by itself
                 logger.warning("Could not release a conversation lock: %s", type(error).__name__)
 
@@ -162,10 +168,8 @@ class ConversationLockStore(LockStore):
         return None
 
     def delete_lock(self, conversation_id: Text) -> None:
-        if self.redis is not None:
-            self.redis.delete(*self._keys(conversation_id))
-        else:
-            self._queues.pop(conversation_id, None)
+        # In Redis the keys expire by themselves a minute after the last place's lifetime.
+        self._queues.pop(conversation_id, None)
 
     def save_lock(self, lock: TicketLock) -> None:
         return None
