@@ -36,3 +36,15 @@ def retention_days() -> int:
     if days < 1:
         raise ValueError(f"RETENTION_DAYS must be at least 1, not {days}")
     return days
+
+
+DEFAULT_NLU_MAX_CHARS = 300
+
+
+def nlu_max_chars() -> int:
+    """How much of a message the NLU pipeline reads: `NLU_MAX_CHARS`, 300 by default."""
+    raw = os.environ.get("NLU_MAX_CHARS", "").strip()
+    chars = int(raw) if raw else DEFAULT_NLU_MAX_CHARS
+    if chars < 20:
+        raise ValueError(f"NLU_MAX_CHARS must be at least 20, not {chars}")
+    return chars

@@ -15,6 +15,7 @@ class ApiStub:
 
     def __init__(self) -> None:
         self.token_requests = 0
+        self.busy = 0  # how many sends to answer with "system busy" (errcode -1) first
         self.sent: List[Dict] = []
         stub = self
 
@@ -41,6 +42,10 @@ class ApiStub:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if stub.busy > 0:
+                    stub.busy -= 1
+                    self._json({"errcode": -1, "errmsg": "system error"})
+                    return
                 stub.sent.append({"path": self.path, **body})
                 self._json({"errcode": 0, "errmsg": "ok"})
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from addons.channels import wechat_protocol as protocol
-from addons.channels.rest import replies
+from addons.channels.replies import replies
 from tests.conftest import PASSWORD_PAGE, migrate
 from tests.servers import running
 from tests.tencent_sim import SECRET, ApiStub, inbound
@@ -99,7 +99,8 @@ def safe_mode(model_path: Path, tmp_path_factory, stub) -> Iterator[Dict[str, st
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
     with running(model_path, tmp, wechat_env(stub, database, WECHAT_AES_KEY=AES_KEY)) as servers:
-        yield {"url": f"{servers.rasa[0]}/webhooks/wechat/webhook", "db": database}
+        yield {"url": f"{servers.rasa[0]}/webhooks/wechat/webhook", "db": database,
+               "log": servers.logs["rasa0"]}
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +128,9 @@ class Follower:
         self.url, self.open_id = url, f"o{uuid.uuid4().hex[:20]}"
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
 
-    def deliver(self, xml: str) -> requests.Response:
-        nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
+    def deliver(self, xml: str, timestamp: Optional[str] = None,
+                nonce: Optional[str] = None) -> requests.Response:
+        nonce, timestamp = nonce or uuid.uuid4().hex[:10], timestamp or str(int(time.time()))
         sealed = protocol.parse_xml(self.crypto.encrypt_message(xml, nonce, timestamp).encode())
         body = f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
         params = signed({"encrypt_type": "aes", "msg_signature": sealed["MsgSignature"]})
@@ -240,3 +242,126 @@ def test_a_slow_answer_is_acknowledged_then_sent_by_the_customer_service_api(
     assert len(sent) == 2 and PASSWORD_PAGE in sent[0]["text"]["content"]
     assert all(m["msgtype"] == "text" and "access_token=T1" in m["path"] for m in sent)
     assert stub.token_requests == 1  # fetched once, then cached
+
+
+# ---- hostile and careless input (issue 12) ---------------------------------------------------
+
+def test_only_recent_timestamps_are_fresh() -> None:
+    now = time.time()
+    assert protocol.fresh(str(int(now)), now) and protocol.fresh(str(int(now) - 60), now)
+    assert not protocol.fresh(str(int(now) - 30 * 86400), now)
+    assert not protocol.fresh(str(int(now) + 3600), now)
+    for bad in ("", "abc", "１７００００００００", "1" * 40, "-5"):
+        assert not protocol.fresh(bad, now)
+
+
+def test_a_non_ascii_signature_is_simply_wrong() -> None:
+    assert not protocol.signature_matches("签名", TOKEN, "1700000000", "n0nce")
+    assert not protocol.signature_matches("\udc80", TOKEN, "1700000000", "n0nce")
+
+
+def test_a_request_signed_30_days_ago_is_refused(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    old = str(int(time.time()) - 30 * 86400)
+    response = user.deliver(inbound(user.open_id, "text", "31", Content="忘记密码"), timestamp=old)
+    assert response.status_code == 403
+    stale = {"signature": protocol.signature(TOKEN, old, "n"), "timestamp": old, "nonce": "n",
+             "echostr": "e-1"}
+    assert requests.get(safe_mode["url"], params=stale, timeout=10).status_code == 403
+    assert user_turns(safe_mode["db"], user.open_id) == 0
+
+
+def test_a_nonce_reused_for_another_message_is_refused(safe_mode) -> None:
+    user, now = Follower(safe_mode["url"]), str(int(time.time()))
+    first = user.deliver(inbound(user.open_id, "text", "41", Content="用户名忘了"), now, "n-41")
+    assert first.status_code == 200
+    second = user.deliver(inbound(user.open_id, "text", "42", Content="密码忘了"), now, "n-41")
+    assert second.status_code == 403
+    assert user_turns(safe_mode["db"], user.open_id) == 1
+
+
+def test_an_identical_retry_is_answered_again_and_processed_once(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    params = {"n": uuid.uuid4().hex[:10], "t": str(int(time.time()))}
+    xml = inbound(user.open_id, "text", "51", Content="用户名忘了")
+    sealed = protocol.parse_xml(user.crypto.encrypt_message(xml, params["n"], params["t"]).encode())
+    body = f"<xml><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>".encode()
+    query = {"timestamp": sealed["TimeStamp"], "nonce": sealed["Nonce"], "encrypt_type": "aes",
+             "msg_signature": sealed["MsgSignature"],
+             "signature": protocol.signature(TOKEN, sealed["TimeStamp"], sealed["Nonce"])}
+    replies_ = [requests.post(user.url, params=query, data=body, timeout=30) for _ in range(2)]
+    assert [r.status_code for r in replies_] == [200, 200]
+    assert user.reply_text(replies_[0]) == user.reply_text(replies_[1])
+    assert user_turns(safe_mode["db"], user.open_id) == 1
+
+
+def test_a_circled_digit_picks_that_choice_and_never_gives_500(safe_mode) -> None:
+    user = Follower(safe_mode["url"])
+    assert "2." in user.say("注册时提示身份证号重复")
+    assert "注册过" in user.say("②")
+    assert user.say("⑳").strip()  # no such choice: read as text, still answered
+
+
+def test_a_non_ascii_signature_gets_403_and_no_url_is_logged(safe_mode) -> None:
+    params = signed({"signature": "签名签名"})
+    response = requests.post(safe_mode["url"], params=params, timeout=10, data=b"<xml/>")
+    assert response.status_code == 403
+    log = safe_mode["log"].read_text(encoding="utf-8", errors="replace")
+    assert "signature=" not in log and "Traceback" not in log
+
+
+def test_a_malformed_aes_key_turns_the_channel_off_not_the_server(caplog) -> None:
+    from addons.channels.wechat import WeChatInput
+
+    channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, aes_key="too-short")
+    assert channel.problem == "misconfigured" and channel.envelope is None
+    assert "WECHAT_AES_KEY is unusable" in caplog.text
+
+
+def test_plain_mode_is_announced_with_a_warning(caplog) -> None:
+    from addons.channels.wechat import WeChatInput
+
+    WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, aes_key="")
+    assert "plain mode" in caplog.text
+
+
+def test_a_sender_that_is_not_an_openid_is_refused() -> None:
+    import asyncio
+
+    from addons.channels.wechat import WeChatInput
+
+    channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET)
+    for user in ("o\nfake log line", "o\x1b[31mred", "x" * 65, ""):
+        with pytest.raises(protocol.ProtocolError):
+            asyncio.run(channel.answer(None, {"FromUserName": user, "MsgType": "text",
+                                              "Content": "hi", "MsgId": "1"}))
+
+
+def test_busy_answers_from_tencent_are_retried(stub) -> None:
+    import asyncio
+
+    from addons.channels.wechat import WeChatInput
+
+    channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, api_base=stub.url)
+    stub.busy = 2
+    asyncio.run(channel.api.send_text("o-busy", ["第一条"]))
+    assert [m["text"]["content"] for m in stub.sent if m["touser"] == "o-busy"] == ["第一条"]
+
+
+def test_an_api_that_does_not_answer_is_logged_by_name(caplog, monkeypatch) -> None:
+    import asyncio
+    import socket
+
+    from addons.channels import tencent
+    from addons.channels.wechat import WeChatInput
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    monkeypatch.setattr(tencent, "API_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(tencent, "RETRY_DELAYS", (0.01,))
+    channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET,
+                          api_base=f"http://127.0.0.1:{silent.getsockname()[1]}")
+    asyncio.run(channel._send("o-silent", ["你好"]))
+    silent.close()
+    assert "TimeoutError" in caplog.text

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from addons.channels import wechat_protocol as protocol
-from addons.channels.rest import replies
+from addons.channels.replies import replies
 from tests.conftest import PASSWORD_PAGE, migrate
 from tests.servers import running
 from tests.tencent_sim import SECRET, ApiStub, inbound
@@ -45,8 +45,9 @@ class Employee:
         self.url, self.stub, self.user = url, stub, f"u{uuid.uuid4().hex[:12]}"
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, CORP_ID)
 
-    def deliver(self, xml: str, forge: bool = False) -> requests.Response:
-        nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
+    def deliver(self, xml: str, forge: bool = False, timestamp: str = "",
+                nonce: str = "") -> requests.Response:
+        nonce, timestamp = nonce or uuid.uuid4().hex[:10], timestamp or str(int(time.time()))
         sealed = protocol.parse_xml(self.crypto.encrypt_message(xml, nonce, timestamp).encode())
         body = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID>{AGENT_ID}</AgentID>"
                 f"<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>")
@@ -128,4 +129,19 @@ def test_a_picture_gets_a_polite_text_answer_and_a_bomb_a_400(wecom, stub) -> No
         time.sleep(0.05)
     assert employee.sent() == [replies()["wechat_unsupported"]]
     assert requests.post(wecom["url"], data=BOMB, timeout=10, params={
-        "msg_signature": "x", "timestamp": "1", "nonce": "n"}).status_code == 400
+        "msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "n"}).status_code == 400
+
+
+def test_old_signed_requests_and_reused_nonces_are_refused(wecom, stub) -> None:
+    employee = Employee(wecom["url"], stub)
+    old = str(int(time.time()) - 30 * 86400)
+    stale = employee.deliver(inbound(employee.user, "text", "61", Content="忘记密码"), timestamp=old)
+    assert stale.status_code == 403
+    now = str(int(time.time()))
+    assert employee.deliver(inbound(employee.user, "text", "62", Content="用户名忘了"),
+                            timestamp=now, nonce="n-62").status_code == 200
+    replayed = employee.deliver(inbound(employee.user, "text", "63", Content="密码忘了"),
+                                timestamp=now, nonce="n-62")
+    assert replayed.status_code == 403
+    time.sleep(1)
+    assert user_turns(wecom["db"], employee.user) == 1

@@ -6,41 +6,32 @@ This one, under the same name and URL:
 - answers with an apology and the contacts (replies.yml) when the assistant raised or said
   nothing, so a student is never left without a reply, and logs no user text when it does;
 - accepts an optional "message_id": the same id delivered again, to this server or another one,
-  is processed once and gets the first delivery's reply (addons.deliveries).
+  is processed once and gets the first delivery's reply (addons.deliveries);
+- takes JSON only, bounded: body size, message length, metadata and sender id
+  (addons/channels/limits.py).
 """
 import logging
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
-import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from addons.channels import limits
+from addons.channels.replies import unavailable
 from addons.deliveries import Deliveries
 
 logger = logging.getLogger(__name__)
 
-REPLIES_FILE = Path(__file__).with_name("replies.yml")
 MAX_FIELD_CHARS = 255
 # How long a re-delivery waits for the first delivery's reply before it gets the apology.
 DUPLICATE_WAIT_SECONDS = 30
 
 
-@lru_cache(maxsize=1)
-def replies() -> Dict[Text, Text]:
-    return yaml.safe_load(REPLIES_FILE.read_text(encoding="utf-8"))
-
-
-def unavailable() -> List[Dict[Text, Any]]:
-    return [{"recipient_id": None, "text": replies()["unavailable"]}]
-
-
-def bad_request(reason: Text) -> HTTPResponse:
-    return response.json({"error": reason}, status=400)
+def bad_request(reason: Text, status: int = 400) -> HTTPResponse:
+    return response.json({"error": reason}, status=status)
 
 
 class ResilientRestInput(RestInput):
@@ -68,8 +59,14 @@ class ResilientRestInput(RestInput):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
+        limits.cap_request_size(webhook)
+
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            # JSON only: a cross-site HTML form can post text/plain without a CORS preflight.
+            content_type = (request.content_type or "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                return bad_request("the body must be JSON (Content-Type: application/json)", 415)
             try:
                 body = request.json
             except Exception:
@@ -77,15 +74,19 @@ class ResilientRestInput(RestInput):
             if not isinstance(body, dict):
                 return bad_request("the body must be a JSON object")
             sender, text, message_id = body.get("sender"), body.get("message"), body.get("message_id")
-            if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_FIELD_CHARS:
-                return bad_request('"sender" must be a non-empty string of at most 255 characters')
+            if not limits.valid_sender(sender):
+                return bad_request('"sender" must be 1-128 characters: letters, digits, "_", '
+                                   '"-" or "."')
             if not isinstance(text, str):
                 return bad_request('"message" must be a string')
             if message_id is not None and (
                 not isinstance(message_id, str) or not message_id or len(message_id) > MAX_FIELD_CHARS
             ):
                 return bad_request('"message_id", when given, must be a string of 1-255 characters')
-            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+            metadata = body.get("metadata")
+            if metadata is not None and limits.bounded_metadata(metadata) is None:
+                return bad_request(f'"metadata", when given, must be a JSON object of at most '
+                                   f'{limits.MAX_METADATA_BYTES} bytes')
             return response.json(
                 await self.answer(on_new_message, sender, text, message_id, metadata)
             )
@@ -103,14 +104,10 @@ class ResilientRestInput(RestInput):
         key = None
         if message_id is not None:
             key = Deliveries.key(sender, message_id)
-            try:
-                first = self.deliveries.claim(key)
-            except Exception as error:
-                logger.error("Duplicate check unavailable (%s)", type(error).__name__)
-                return unavailable()
-            if not first:
+            if not await self.deliveries.claim(key):
                 return await self.deliveries.reply_of(key, DUPLICATE_WAIT_SECONDS) or unavailable()
 
+        text, cut = limits.clip(text)
         collector = CollectingOutputChannel()
         try:
             await on_new_message(
@@ -132,9 +129,11 @@ class ResilientRestInput(RestInput):
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
             messages = unavailable()
+        if cut:
+            messages = [{"recipient_id": sender, "text": limits.too_long_note()}, *messages]
         if key is not None:
             try:
-                self.deliveries.finish(key, messages)
+                await self.deliveries.finish(key, messages)
             except Exception as error:
                 logger.warning("Could not keep the reply for re-deliveries: %s", type(error).__name__)
         return messages

@@ -15,6 +15,7 @@ addons/channels/wechat_protocol.py, what both Tencent channels share in tencent.
 - Subscribe: the welcome. Pictures, voice and other types: a polite text answer.
 - Sender ids are `wx:<openid>`.
 """
+import logging
 import os
 from typing import Any, Dict, Optional, Text
 
@@ -25,6 +26,7 @@ from sanic.response import HTTPResponse
 from addons.channels import wechat_protocol as protocol
 from addons.channels.tencent import MessageApi, OnNewMessage, TencentChannel
 
+logger = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 REPLY_SECONDS = 4.0  # WeChat gives up after 5 s and retries
 
@@ -50,7 +52,21 @@ class WeChatInput(TencentChannel):
         super().__init__(reply_seconds)
         self.token, self.app_id, self.secret = token, app_id, secret
         self.api_base = api_base.rstrip("/")
-        self.envelope = protocol.Envelope(token, aes_key, app_id) if aes_key else None
+        self.envelope = None
+        self.problem = "" if token else "not configured"
+        if token and aes_key:
+            try:
+                self.envelope = protocol.Envelope(token, aes_key, app_id)
+            except Exception as error:  # this channel off, the rest of the server up
+                self.problem = "misconfigured"
+                logger.error("WeChat channel disabled: WECHAT_AES_KEY is unusable (%s). It must be "
+                             "the 43-character EncodingAESKey of the account's server settings.",
+                             error)
+        elif token:
+            logger.warning("WeChat channel in plain mode (明文模式, WECHAT_AES_KEY empty): messages "
+                           "and followers' openids cross the network unencrypted, and anyone "
+                           "holding a freshly signed URL can post as any follower for %d s. Use "
+                           "safe mode (安全模式) in production.", protocol.FRESH_SECONDS)
 
     def make_api(self) -> MessageApi:
         return MessageApi(
@@ -64,34 +80,45 @@ class WeChatInput(TencentChannel):
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok" if self.token else "not configured"})
+            return response.json({"status": self.problem or "ok"})
 
         @hook.route("/webhook", methods=["GET", "POST"])
         async def webhook(request: Request) -> HTTPResponse:
-            if not self.token:
-                return response.text("WeChat channel not configured", status=503)
-            args = request.args
-            timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
-            if not protocol.signature_matches(args.get("signature"), self.token, timestamp, nonce):
-                return response.text("forbidden", status=403)
-            if request.method == "GET":
-                return response.text(args.get("echostr", ""))
-            if len(request.body or b"") > protocol.MAX_BODY_BYTES:
-                return response.text("too large", status=413)
+            if self.problem:
+                return response.text(f"WeChat channel {self.problem}", status=503)
             try:
-                message = self.read(request.body, args)
+                return await self.handle(request, on_new_message)
             except protocol.ProtocolError as error:
                 return response.text(f"bad request: {error}", status=400)
-            reply = await self.answer(on_new_message, message)
-            if reply is None:
+            except Exception as error:  # no 500 (WeChat would show "no service"), no URL logged
+                logger.error("A WeChat request failed: %s", type(error).__name__)
                 return response.text("success")
-            xml = protocol.text_reply(message.get("FromUserName", ""),
-                                      message.get("ToUserName", ""), reply)
-            if self.envelope is not None:
-                xml = self.envelope.seal(xml, nonce or None)
-            return response.text(xml, content_type="application/xml")
 
         return hook
+
+    async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        args = request.args
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        if not protocol.signature_matches(args.get("signature"), self.token, timestamp, nonce):
+            return response.text("forbidden", status=403)
+        if not self.fresh(timestamp):
+            return response.text("forbidden: stale timestamp", status=403)
+        if request.method == "GET":
+            return response.text(args.get("echostr", ""))
+        body = request.body or b""
+        if len(body) > protocol.MAX_BODY_BYTES:
+            return response.text("too large", status=413)
+        if not await self.first_use(timestamp, nonce, body):
+            return response.text("forbidden: nonce already used", status=403)
+        message = self.read(body, args)
+        reply = await self.answer(on_new_message, message)
+        if reply is None:
+            return response.text("success")
+        xml = protocol.text_reply(message.get("FromUserName", ""),
+                                  message.get("ToUserName", ""), reply)
+        if self.envelope is not None:
+            xml = self.envelope.seal(xml, nonce or None)
+        return response.text(xml, content_type="application/xml")
 
     def read(self, body: bytes, args: Any) -> Dict[Text, Text]:
         fields = protocol.parse_xml(body)

@@ -18,6 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 from defusedxml import ElementTree
 
 MAX_BODY_BYTES = 64 * 1024
+# How far a request's timestamp may be from this server's clock. WeChat retries within about 15 s;
+# the rest is room for clock skew. A signed URL older than this (from a proxy's access log, say)
+# is refused, and within it a nonce is accepted with one body only (TencentChannel.first_use).
+FRESH_SECONDS = 300
 # WeChat cuts text messages at 2048 bytes; leave room for the envelope.
 TEXT_LIMIT_BYTES = 2000
 MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
@@ -28,11 +32,20 @@ class ProtocolError(ValueError):
 
 
 def signature(*parts: Text) -> Text:
-    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8", "replace")).hexdigest()
 
 
 def signature_matches(given: Optional[Text], *parts: Text) -> bool:
-    return hmac.compare_digest(signature(*parts), given or "")
+    """Constant-time comparison of bytes (compare_digest refuses non-ASCII str with TypeError)."""
+    return hmac.compare_digest(signature(*parts).encode("ascii"),
+                               (given or "").encode("utf-8", "replace"))
+
+
+def fresh(timestamp: Text, now: float) -> bool:
+    """Whether `timestamp` (seconds since the epoch, as WeChat sends it) is within FRESH_SECONDS."""
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return False
+    return abs(now - int(timestamp)) <= FRESH_SECONDS
 
 
 def parse_xml(body: bytes) -> Dict[Text, Text]:

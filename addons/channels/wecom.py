@@ -9,6 +9,7 @@ answered through the message-send API (WECOM_API_BASE, https://qyapi.weixin.qq.c
 Numbered choices, duplicate MsgIds and unsupported types as in tencent.py. Sender ids are
 `wecom:<userid>`.
 """
+import logging
 import os
 from typing import Any, Dict, Optional, Text
 
@@ -18,6 +19,8 @@ from sanic.response import HTTPResponse
 
 from addons.channels import wechat_protocol as protocol
 from addons.channels.tencent import MessageApi, OnNewMessage, TencentChannel
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 
@@ -43,7 +46,15 @@ class WeComInput(TencentChannel):
         super().__init__(reply_seconds=0)  # always acknowledge first, answer by API
         self.token, self.corp_id, self.secret, self.agent_id = token, corp_id, secret, agent_id
         self.api_base = api_base.rstrip("/")
-        self.envelope = protocol.Envelope(token, aes_key, corp_id) if token else None
+        self.envelope = None
+        self.problem = "" if token else "not configured"
+        if token:
+            try:
+                self.envelope = protocol.Envelope(token, aes_key, corp_id)
+            except Exception as error:  # this channel off, the rest of the server up
+                self.problem = "misconfigured"
+                logger.error("WeCom channel disabled: WECOM_AES_KEY is unusable (%s). It must be "
+                             "the app's 43-character EncodingAESKey.", error)
 
     def make_api(self) -> MessageApi:
         agent = int(self.agent_id) if self.agent_id.isdigit() else self.agent_id
@@ -59,38 +70,47 @@ class WeComInput(TencentChannel):
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok" if self.envelope else "not configured"})
+            return response.json({"status": self.problem or "ok"})
 
         @hook.route("/webhook", methods=["GET", "POST"])
         async def webhook(request: Request) -> HTTPResponse:
             if self.envelope is None:
-                return response.text("WeCom channel not configured", status=503)
-            args = request.args
-            timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
-            if request.method == "GET":
-                try:
-                    echo = self.envelope.open({"Encrypt": args.get("echostr", "")},
-                                              args.get("msg_signature"), timestamp, nonce)
-                except protocol.ProtocolError:
-                    return response.text("forbidden", status=403)
-                return response.text(echo.decode("utf-8") if isinstance(echo, bytes) else echo)
-            if len(request.body or b"") > protocol.MAX_BODY_BYTES:
-                return response.text("too large", status=413)
+                return response.text(f"WeCom channel {self.problem}", status=503)
             try:
-                outer = protocol.parse_xml(request.body)
+                return await self.handle(request, on_new_message, self.envelope)
             except protocol.ProtocolError as error:
                 return response.text(f"bad request: {error}", status=400)
-            try:
-                inner = self.envelope.open(outer, args.get("msg_signature"), timestamp, nonce)
-            except protocol.ProtocolError:
-                return response.text("forbidden", status=403)
-            try:
-                message = protocol.parse_xml(inner)
-            except protocol.ProtocolError as error:
-                return response.text(f"bad request: {error}", status=400)
-            reply = await self.answer(on_new_message, message)
-            if reply is not None:  # a canned reply (unsupported type): send it the same way
-                self.in_background(self._send(message.get("FromUserName", ""), [reply]))
-            return response.text("")
+            except Exception as error:  # no 500, and no URL (signature, user id) in the log
+                logger.error("A WeCom request failed: %s", type(error).__name__)
+                return response.text("")
 
         return hook
+
+    async def handle(self, request: Request, on_new_message: OnNewMessage,
+                     envelope: protocol.Envelope) -> HTTPResponse:
+        args = request.args
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        if not self.fresh(timestamp):
+            return response.text("forbidden: stale timestamp", status=403)
+        if request.method == "GET":
+            try:
+                echo = envelope.open({"Encrypt": args.get("echostr", "")},
+                                     args.get("msg_signature"), timestamp, nonce)
+            except protocol.ProtocolError:
+                return response.text("forbidden", status=403)
+            return response.text(echo.decode("utf-8") if isinstance(echo, bytes) else echo)
+        body = request.body or b""
+        if len(body) > protocol.MAX_BODY_BYTES:
+            return response.text("too large", status=413)
+        outer = protocol.parse_xml(body)
+        try:
+            inner = envelope.open(outer, args.get("msg_signature"), timestamp, nonce)
+        except protocol.ProtocolError:
+            return response.text("forbidden", status=403)
+        if not await self.first_use(timestamp, nonce, body):
+            return response.text("forbidden: nonce already used", status=403)
+        message = protocol.parse_xml(inner)
+        reply = await self.answer(on_new_message, message)
+        if reply is not None:  # a canned reply (unsupported type): send it the same way
+            self.in_background(self._send(message.get("FromUserName", ""), [reply]))
+        return response.text("")

@@ -4,8 +4,10 @@
  *         <script src="https://<assistant>/webhooks/help/widget.js" data-server="https://<assistant>"></script>
  * Talks to the REST channel (/webhooks/rest/webhook). Enter sends, except while an input method is
  * still composing (isComposing / keyCode 229); Shift+Enter is a new line. Buttons are clickable,
- * links too. The conversation (sender id and messages) is kept in localStorage, so it survives a
- * reload. A typing indicator shows while the assistant answers; when the server cannot be reached
+ * links too. The conversation (sender id and messages) is kept in sessionStorage, so it survives a
+ * reload but not the closing of the tab, and is dropped after KEEP_MS without use: on a shared
+ * lab PC the next student does not see the last one's questions. "新对话" clears it at once. The
+ * sender id is 128 random bits (crypto.getRandomValues). A typing indicator shows while the assistant answers; when the server cannot be reached
  * the widget says so, with the contacts (data-unreachable, from the server's replies.yml).
  */
 (function () {
@@ -18,18 +20,32 @@
     "暂时连不上助手，请稍后再试。";
   var KEY = "chsi-chat:" + server;
   var MAX_KEPT = 200;
+  var KEEP_MS = 2 * 60 * 60 * 1000;  // two hours without a message: a new conversation
+  var MAX_CHARS = 2000;  // what the server reads of one message (addons/channels/limits.py)
 
+  function randomId(prefix) {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return prefix + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
   function load() {
-    try { return JSON.parse(window.localStorage.getItem(KEY)) || {}; } catch (e) { return {}; }
+    try {
+      var kept = JSON.parse(window.sessionStorage.getItem(KEY)) || {};
+      return kept.savedAt && Date.now() - kept.savedAt < KEEP_MS ? kept : {};
+    } catch (e) { return {}; }
   }
   var state = load();
-  if (!state.sender) {
-    state.sender = "web-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+  function fresh() {
+    state = { sender: randomId("web-"), history: [] };
   }
+  if (!state.sender) { fresh(); }
   state.history = state.history || [];
   function save() {
     state.history = state.history.slice(-MAX_KEPT);
-    try { window.localStorage.setItem(KEY, JSON.stringify(state)); } catch (e) { /* private mode */ }
+    state.savedAt = Date.now();
+    try { window.sessionStorage.setItem(KEY, JSON.stringify(state)); } catch (e) { /* private mode */ }
   }
 
   root.classList.add("chsi-chat");
@@ -37,11 +53,14 @@
     '<div class="chsi-log" role="log" aria-live="polite"></div>' +
     '<div class="chsi-typing" hidden><span></span><span></span><span></span></div>' +
     '<form class="chsi-form"><textarea class="chsi-input" rows="1" placeholder="输入你的问题，回车发送" ' +
-    'aria-label="输入你的问题"></textarea><button type="submit" class="chsi-send">发送</button></form>';
+    'aria-label="输入你的问题" maxlength="' + MAX_CHARS + '"></textarea>' +
+    '<button type="submit" class="chsi-send">发送</button></form>' +
+    '<button type="button" class="chsi-clear" title="清除这段对话，重新开始">新对话</button>';
   var log = root.querySelector(".chsi-log");
   var typing = root.querySelector(".chsi-typing");
   var form = root.querySelector(".chsi-form");
   var input = root.querySelector(".chsi-input");
+  var clear = root.querySelector(".chsi-clear");
 
   function escapeHtml(text) {
     return text.replace(/[&<>"']/g, function (c) {
@@ -101,7 +120,7 @@
     typing.hidden = false;
     var controller = window.AbortController ? new AbortController() : null;
     var timer = setTimeout(function () { if (controller) { controller.abort(); } }, 30000);
-    var id = "m-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
+    var id = randomId("m-");
     fetch(server + "/webhooks/rest/webhook", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -136,6 +155,14 @@
     if (!text.trim() || busy) { return; }
     input.value = "";
     send(text);
+  });
+
+  clear.addEventListener("click", function () {
+    if (busy) { return; }
+    try { window.sessionStorage.removeItem(KEY); } catch (e) { /* private mode */ }
+    fresh();
+    log.innerHTML = "";
+    send("/greet", null);
   });
 
   state.history.forEach(show);
