@@ -10,6 +10,8 @@ with the same policies:
   answer), NLU parse latency alone (/model/parse), per-message latency p50/p95/p99 and throughput
   over REST for 1, 10 and 50 concurrent conversations (bench/load.py, a second process), errors
   and empty replies, resident memory of the Rasa server and the action server;
+- long messages (1,000, 10,000 and 100,000 characters of ordinary words) on that server: the
+  latency of each and how much the Rasa server's resident memory grew;
 - the same load on two Rasa servers sharing PostgreSQL and Redis, when those are reachable.
 Writes results/bench/report.md (with ratios to the documented pipeline), results/bench/*.png and
 results/bench/figures.json, and prints the summary. `--quick` runs smaller loads.
@@ -38,6 +40,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 LEVELS = [(1, 20), (10, 50), (50, 150)]
 QUICK_LEVELS = [(1, 5), (10, 20), (50, 50)]
 PARSE_REQUESTS = 200
+LONG_MESSAGE_CHARS = (1_000, 10_000, 100_000)
+LONG_MESSAGE_WORDS = "我忘记了学信网的登录密码，手机号也换了，不知道怎么找回，明天就要用，请帮帮我。"
 TARGETS = {  # issue 6, on this 2-core machine
     "p95_single_ms": 40, "throughput_50": 100, "p95_50_ms": 500, "rasa_rss_mb": 1024,
     "model_mb": 20, "train_s": 120, "cold_start_s": 30,
@@ -108,6 +112,24 @@ def parse_latency(url: str) -> Dict[str, float]:
             "parse_p95_ms": percentile(latencies, 95) * 1000}
 
 
+def long_messages(url: str, pid: int) -> List[Dict[str, Any]]:
+    """Per length: latency, HTTP status and the Rasa server's memory growth (MB) for one message."""
+    figures = []
+    for chars in LONG_MESSAGE_CHARS:
+        text = (LONG_MESSAGE_WORDS * (chars // len(LONG_MESSAGE_WORDS) + 1))[:chars]
+        body = json.dumps({"sender": f"bench-long-{chars}", "message": text}, ensure_ascii=False)
+        before = memory_mb(pid)
+        started = time.perf_counter()
+        reply = requests.post(f"{url}/webhooks/rest/webhook", data=body.encode("utf-8"),
+                              headers={"Content-Type": "application/json"}, timeout=120)
+        latency = time.perf_counter() - started
+        after = memory_mb(pid)
+        figures.append({"chars": chars, "status": reply.status_code, "latency_ms": latency * 1000,
+                        "rss_growth_mb": after["rss_mb"] - before["rss_mb"],
+                        "peak_growth_mb": after["peak_mb"] - before["peak_mb"]})
+    return figures
+
+
 def load(urls: List[str], concurrency: int, conversations: int) -> Dict[str, Any]:
     command = [str(BIN / "python"), "-m", "bench.load", "--concurrency", str(concurrency),
                "--conversations", str(conversations), "--max-seconds", "180"]
@@ -151,6 +173,7 @@ def measure(model: Path, env: Dict[str, str], rasa_servers: int, levels: List[tu
                     spy.send_signal(signal.SIGINT)
                     spy.wait(60)
             figures["rasa_memory"] = memory_mb(servers.pid("rasa0"))
+            figures["long_messages"] = long_messages(servers.rasa[0], servers.pid("rasa0"))
             figures["actions_memory"] = memory_mb(servers.pid("actions"))
     return figures
 
@@ -299,6 +322,14 @@ def report(results: Dict[str, Dict], seconds: float) -> str:
         f"{ratio(ours['model_mb'], docs['model_mb'])} |",
         f"| training time (s) | {ours['train_s']:.0f} | {docs['train_s']:.0f} | "
         f"{ratio(ours['train_s'], docs['train_s'])} |",
+        "", "## Long messages (one server, SQLite)", "",
+        "The channels read at most 2,000 characters of a message and the NLU pipeline its first "
+        "NLU_MAX_CHARS (300); a longer one is answered from its beginning with a note.", "",
+        "| characters | this project: status, latency (ms), RSS growth (MB) | "
+        "docs-zh: status, latency (ms), RSS growth (MB) |", "| --- | --- | --- |",
+        *[f"| {a['chars']:,} | {a['status']}, {a['latency_ms']:.0f}, {a['rss_growth_mb']:.1f} | "
+          f"{b['status']}, {b['latency_ms']:.0f}, {b['rss_growth_mb']:.1f} |"
+          for a, b in zip(o["long_messages"], d["long_messages"])],
         "", "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
         flame_graphs(), "",
     ]

@@ -18,11 +18,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-# Channel settings credentials.yml expands (unset: the WeChat channel is "not configured").
+# Settings credentials.yml and endpoints.yml expand (unset: the WeChat channel is "not
+# configured", no action server token).
 CHANNEL_DEFAULTS = {name: "" for name in
                     ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_APPSECRET", "WECHAT_AES_KEY",
                      "WECOM_TOKEN", "WECOM_AES_KEY", "WECOM_CORP_ID", "WECOM_SECRET",
-                     "WECOM_AGENT_ID")}
+                     "WECOM_AGENT_ID", "ACTION_SERVER_TOKEN")}
 QUIET_ENV = {
     **CHANNEL_DEFAULTS,
     **os.environ,
@@ -45,6 +46,7 @@ def free_port() -> int:
 @dataclass
 class Servers:
     rasa: List[str]  # base URLs of the Rasa servers
+    actions: str = ""  # base URL of the action server
     logs: Dict[str, Path] = field(default_factory=dict)
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
     started: float = 0.0  # time.monotonic() when the processes were started
@@ -82,16 +84,17 @@ def running(model: Path, tmp: Path, env: Dict[str, str], rasa_servers: int = 1,
     environment = {**QUIET_ENV, **env}
     commands: Dict[str, List[str]] = {}
     if action_server:
-        commands["actions"] = [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
+        commands["actions"] = [str(BIN / "python"), "-m", "addons.action_server",
                                "--port", str(action_port)]
     ports = [free_port() for _ in range(rasa_servers)]
     for i, port in enumerate(ports):
         commands[f"rasa{i}"] = [str(BIN / "rasa"), "run", "--model", str(model), "--port",
-                                str(port), "--endpoints", str(endpoints),
+                                str(port), "--interface", "127.0.0.1", "--endpoints", str(endpoints),
                                 "--credentials", "credentials.yml"]
         if enable_api:
             commands[f"rasa{i}"].append("--enable-api")
-    servers = Servers(rasa=[f"http://127.0.0.1:{port}" for port in ports])
+    servers = Servers(rasa=[f"http://127.0.0.1:{port}" for port in ports],
+                      actions=f"http://127.0.0.1:{action_port}")
     try:
         servers.started = time.monotonic()
         for name, command in commands.items():

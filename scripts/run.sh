@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 RASA_PORT="${RASA_PORT:-5005}"
 ACTION_PORT=5055  # endpoints.yml points the Rasa server here
+# Both servers listen on loopback unless told otherwise: WeChat and browsers reach the Rasa server
+# through a reverse proxy with TLS (README), and only the Rasa server calls the action server.
+RASA_HOST="${RASA_HOST:-127.0.0.1}"
+export ACTION_SERVER_HOST="${ACTION_SERVER_HOST:-127.0.0.1}" ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-}"
 mkdir -p var logs
 
 # Channels configured from the environment (credentials.yml); unset means "not configured".
@@ -34,9 +38,9 @@ interrupted=0
 trap 'interrupted=1' INT TERM
 trap stop EXIT
 
-.venv/bin/rasa run actions --actions actions --port "$ACTION_PORT" >logs/actions.log 2>&1 &
+.venv/bin/python -m addons.action_server --port "$ACTION_PORT" >logs/actions.log 2>&1 &
 pids+=($!)
-.venv/bin/rasa run --model models/assistant.tar.gz --port "$RASA_PORT" \
+.venv/bin/rasa run --model models/assistant.tar.gz --interface "$RASA_HOST" --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml \
   --cors "${cors_origins[@]}" >logs/rasa.log 2>&1 &
 pids+=($!)

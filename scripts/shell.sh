@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p logs var
 scripts/migrate.sh
-.venv/bin/rasa run actions --actions actions --port 5055 >logs/actions.log 2>&1 &
+export ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-}"
+.venv/bin/python -m addons.action_server --port 5055 >logs/actions.log 2>&1 &
 actions=$!
 trap 'kill $actions 2>/dev/null || true' EXIT
 .venv/bin/rasa shell --model models/assistant.tar.gz --endpoints endpoints.yml

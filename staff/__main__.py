@@ -87,6 +87,14 @@ def purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least_one_day(raw: str) -> int:
+    """--days below 1 would delete every conversation, the one going on included."""
+    days = int(raw)
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 day, not {raw}")
+    return days
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m staff", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -101,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=20)
     r.set_defaults(run=report)
     p = sub.add_parser("purge", help="delete conversations older than the retention period")
-    p.add_argument("--days", type=int, help="default: RETENTION_DAYS, or 90")
+    p.add_argument("--days", type=at_least_one_day, help="default: RETENTION_DAYS, or 90")
     p.set_defaults(run=purge)
     return top
 

@@ -5,7 +5,10 @@ non-empty, polite answer and leave the conversation working.
 """
 import asyncio
 import json
+import re
 import sqlite3
+import unicodedata
+import uuid
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -15,10 +18,13 @@ import socketio
 
 from tests.conftest import (DUPLICATE_PAGE, EMAIL, FAQ_PAGE, HOTLINE, PASSWORD_PAGE,
                             PASSWORD_PHONE, USERNAME_PAGE, migrate)
-from tests.servers import Chat, running
+from tests.servers import Chat, Servers, running
 
 # The running servers' conversation database and logs, for the privacy test.
 SERVER_FILES: Dict[str, Path] = {}
+SERVERS: List[Servers] = []
+# Every call from the Rasa server to the action server carries it (endpoints.yml).
+ACTION_TOKEN = "e2e-action-token"
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +32,10 @@ def server(model_path: Path, tmp_path_factory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("e2e")
     database = tmp / "assistant.db"
     migrate(f"sqlite:///{database}")
-    with running(model_path, tmp, {"DATABASE_URL": f"sqlite:///{database}"}) as servers:
+    env = {"DATABASE_URL": f"sqlite:///{database}", "ACTION_SERVER_TOKEN": ACTION_TOKEN}
+    with running(model_path, tmp, env) as servers:
         SERVER_FILES.update(db=database, **servers.logs)
+        SERVERS.append(servers)
         yield servers.rasa[0]
 
 
@@ -180,6 +188,38 @@ def test_personal_data_is_refused_and_never_stored_or_logged(server: str) -> Non
             assert secret not in log.read_text(encoding="utf-8", errors="replace")
 
 
+# Forms of the same three numbers that the masker once missed (issue 12): separators, full width,
+# zero-width characters, prefixes, Chinese numerals.
+TYPED_VARIANTS = ["110105-19491231-002X", "１１０１０５１９４９１２３１００２Ｘ",
+                  "110105\u200b19491231\u200b002X", "1381 234 5678", "+86-138-1234-5678",
+                  "0086 138.1234.5678", "１３８１２３４５６７８", "一三八一二三四五六七八",
+                  "li.si＠example．edu.cn"]
+CHINESE_DIGITS = str.maketrans("零〇一二三四五六七八九", "00123456789")
+SEPARATORS = re.compile(r"[\s\-._—/\u200b-\u200d\ufeff]+")
+
+
+def readable(text: str) -> str:
+    """What a person reading `text` would take the numbers to be (JSON escapes decoded)."""
+    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+    text = unicodedata.normalize("NFKC", text).translate(CHINESE_DIGITS).casefold()
+    return SEPARATORS.sub("", text)
+
+
+def test_personal_data_typed_in_any_form_is_never_stored_or_logged(server: str) -> None:
+    chat = Chat(server)
+    for variant in TYPED_VARIANTS:
+        assert chat.say(f"我的信息是{variant}，帮我查一下").strip()
+    database = b"".join(p.read_bytes() for p in SERVER_FILES["db"].parent.glob("assistant.db*"))
+    places = {"database": database.decode("utf-8", errors="replace")}
+    for name in ("rasa0", "actions"):
+        places[name] = SERVER_FILES[name].read_text(encoding="utf-8", errors="replace")
+    assert "[手机号]" in readable(places["database"])  # the messages were stored, masked
+    for name, content in places.items():
+        seen = readable(content)
+        for secret in ("11010519491231002x", "13812345678", "lisi@example"):
+            assert secret not in seen, f"{secret} readable in {name}"
+
+
 # ---- the socket.io channel, as a chat widget uses it ------------------------------------------
 
 async def widget_turn(server: str, session_id: str, text: str, origin: str) -> List[str]:
@@ -290,3 +330,111 @@ def test_a_message_delivered_three_times_is_one_turn(server: str) -> None:
     assert replies[0] == replies[1] == replies[2] and PASSWORD_PAGE in replies[0][0]["text"]
     assert rows("SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
                 chat.sender) == [(1,)]
+
+
+# ---- hostile and careless input (issue 12) -----------------------------------------------------
+
+def test_a_very_long_message_is_answered_from_its_beginning_with_a_note(server: str) -> None:
+    chat = Chat(server)
+    text = "我忘记学信网的登录密码了，怎么找回？" + "我真的很着急，明天就要用。" * 800  # ~10,000
+    assert len(text) > 10_000
+    reply = chat.say(text)
+    assert "消息比较长" in reply and PASSWORD_PAGE in reply
+    assert PASSWORD_PAGE in chat.say("密码忘了")  # and the conversation goes on
+
+
+@pytest.mark.parametrize("sender", ["wx:o-someone", "wecom:zhangsan", "sio:abcdef12", "a\nb",
+                                    "\x1b[31mred", "x" * 129, "学生"])
+def test_a_sender_id_outside_the_rest_namespace_is_refused(server: str, sender: str) -> None:
+    response = requests.post(f"{server}/webhooks/rest/webhook", timeout=10,
+                             json={"sender": sender, "message": "忘记密码"})
+    assert response.status_code == 400 and "sender" in response.json()["error"]
+
+
+def test_bodies_that_are_not_json_or_too_large_are_refused(server: str) -> None:
+    url = f"{server}/webhooks/rest/webhook"
+    form = requests.post(url, data='{"sender": "s1", "message": "hi"}', timeout=10,
+                         headers={"Content-Type": "text/plain"})
+    assert form.status_code == 415
+    big = requests.post(url, json={"sender": "s1", "message": "忘" * 300_000}, timeout=30)
+    assert big.status_code == 413
+    metadata = requests.post(url, json={"sender": "s1", "message": "hi",
+                                        "metadata": {"x": "y" * 5000}}, timeout=10)
+    assert metadata.status_code == 400 and "metadata" in metadata.json()["error"]
+
+
+def test_jsonp_and_cross_site_requests_cannot_reach_socketio(server: str) -> None:
+    handshake = f"{server}/socket.io/?EIO=4&transport=polling"
+    assert requests.get(handshake, timeout=10).status_code == 200  # a client that is no browser
+    assert requests.get(handshake + "&j=0", timeout=10).status_code == 403
+    assert requests.get(handshake, headers={"Sec-Fetch-Site": "cross-site"},
+                        timeout=10).status_code == 403
+    assert requests.get(handshake, headers={"Origin": "https://evil.example"},
+                        timeout=10).status_code == 403
+
+
+def test_socketio_session_ids_are_checked_and_namespaced(server: str) -> None:
+    from addons.channels.socketio import SENDER_PREFIX
+
+    session = uuid.uuid4().hex
+    texts = asyncio.run(widget_turn(server, session, "密码忘了", server))  # its own page
+    assert PASSWORD_PAGE in "\n".join(texts)
+    assert rows("SELECT count(*) FROM events WHERE sender_id = ?", SENDER_PREFIX + session)[0][0]
+    assert not rows("SELECT count(*) FROM events WHERE sender_id = ?", session)[0][0]
+
+    async def confirm(session_id: str) -> str:
+        client = socketio.AsyncClient(reconnection=False)
+        confirmed: "asyncio.Queue[str]" = asyncio.Queue()
+        client.on("session_confirm", confirmed.put)
+        await client.connect(server, transports=["polling"])
+        try:
+            await client.emit("session_request", {"session_id": session_id})
+            return await asyncio.wait_for(confirmed.get(), 10)
+        finally:
+            await client.disconnect()
+
+    for bad in ("wx:o-someone", "a\nb", "x" * 65, "short"):
+        assert asyncio.run(confirm(bad)) != bad
+
+
+def test_the_help_page_sends_a_content_security_policy(server: str) -> None:
+    page = requests.get(f"{server}/webhooks/help/", timeout=10)
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    script = requests.get(f"{server}/webhooks/help/widget.js", timeout=10)
+    assert script.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def listening_addresses(pid: int) -> List[str]:
+    """The local addresses (hex, as /proc/net/tcp writes them) a process listens on over TCP."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.append(fields[1].split(":")[0])
+    return found
+
+
+def test_the_servers_listen_on_loopback_and_the_action_server_wants_its_token(server: str) -> None:
+    servers = SERVERS[0]
+    for name in ("actions", "rasa0"):
+        listening = listening_addresses(servers.pid(name))
+        assert listening and set(listening) == {"0100007F"}, (name, listening)  # 127.0.0.1
+    call = {"next_action": "action_create_handoff_ticket", "sender_id": "forged",
+            "tracker": {"sender_id": "forged", "slots": {}, "events": [],
+                        "latest_message": {}}, "domain": {}, "version": "3.6.21"}
+    refused = requests.post(f"{servers.actions}/webhook", json=call, timeout=10)
+    assert refused.status_code == 401
+    forged = requests.post(f"{servers.actions}/webhook", params={"token": "guess"}, json=call,
+                           timeout=10)
+    assert forged.status_code == 401
+    assert rows("SELECT count(*) FROM tickets WHERE conversation_id = 'forged'")[0][0] == 0

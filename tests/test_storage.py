@@ -119,3 +119,11 @@ def test_staff_command_line(database: str) -> None:
     report = staff(database, "report").stdout
     assert "能帮我查成绩吗" in report and "utter_forgot_password" in report and "100%" in report
     assert "deleted 0 conversations" in staff(database, "purge", "--days", "30").stdout
+
+
+def test_purge_refuses_a_period_that_would_delete_everything(database: str) -> None:
+    queries.open_ticket("rest-student", "rest", "forgot_password", "忘记密码", "问题：忘记密码")
+    for days in ("-1", "0"):
+        refused = staff(database, "purge", "--days", days)
+        assert refused.returncode == 2 and "at least 1 day" in refused.stderr
+    assert "forgot_password" in staff(database, "tickets", "list").stdout  # nothing deleted
