@@ -94,12 +94,14 @@ def _found(readable: str) -> Iterator[Tuple[int, int, str]]:
     """(start, end, placeholder) of every piece of personal data in the readable text."""
     for match in _EMAIL.finditer(readable):
         yield match.start(), match.end(), EMAIL
+    # Mobiles first: where a mobile and an ID cover the same characters (0086 + a mobile is 15
+    # digits, which can pass for an old ID), the first found is kept.
+    for match in _MOBILE.finditer(readable):
+        yield match.start(), match.end(), MOBILE
     for pattern in (_ID18, _ID15):
         for match in pattern.finditer(readable):
             if is_id_number(_digits(match.group())):
                 yield match.start(), match.end(), ID_NUMBER
-    for match in _MOBILE.finditer(readable):
-        yield match.start(), match.end(), MOBILE
 
 
 def _spans(text: str) -> List[Tuple[int, int, str]]:

@@ -66,7 +66,7 @@ def test_a_conversation_on_a_phone(site: str, browser) -> None:
     button = page.wait_for_selector(".chsi-button:has-text('已被注册')")
     answered = len(bot_texts(page))
     button.click()
-    page.wait_for_function(f"document.querySelectorAll('.chsi-bot').length > {answered}")
+    page.locator(".chsi-bot").nth(answered).wait_for()  # (the page's CSP forbids eval)
     assert "注册过" in bot_texts(page)[-1]
     assert page.locator(".chsi-user").last.inner_text().endswith("已被注册")
     # nothing wider than the phone's screen
@@ -109,3 +109,34 @@ def test_an_unreachable_server_is_said_plainly_and_the_question_kept(site: str, 
     assert "连不上" in notice.inner_text() and HOTLINE in notice.inner_text()
     assert page.locator(".chsi-user").last.inner_text() == "用户名忘了"
     page.close()
+
+
+def test_a_shared_pc_does_not_show_the_last_students_questions(site: str, browser) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(site)
+    page.wait_for_selector(".chsi-bot")
+    page.fill(".chsi-input", "我的用户名忘了")
+    page.press(".chsi-input", "Enter")
+    page.locator(".chsi-bot").nth(1).wait_for()
+    # kept for this tab only, never in localStorage; the sender id is 128 random bits
+    assert page.evaluate("window.localStorage.length") == 0
+    kept = page.evaluate("JSON.parse(Object.values({...window.sessionStorage})[0])")
+    assert kept["sender"].startswith("web-") and len(kept["sender"]) == 4 + 32
+    # the next student, in a new tab, starts afresh
+    other = context.new_page()
+    other.goto(site)
+    other.wait_for_selector(".chsi-bot")
+    assert "我的用户名忘了" not in " ".join(other.locator(".chsi-msg").all_inner_texts())
+    # "新对话" clears the conversation at once, with a new sender id
+    page.click(".chsi-clear")
+    expect(page.locator(".chsi-user")).to_have_count(0)
+    expect(page.locator(".chsi-bot")).to_have_count(1)
+    fresh = page.evaluate("JSON.parse(Object.values({...window.sessionStorage})[0])")
+    assert fresh["sender"] != kept["sender"]
+    page.reload()
+    page.wait_for_selector(".chsi-bot")
+    assert "我的用户名忘了" not in " ".join(page.locator(".chsi-msg").all_inner_texts())
+    context.close()

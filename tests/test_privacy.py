@@ -1,5 +1,6 @@
 """Masking of ID numbers (MOD 11-2 check character, old 15-digit form), mobiles and emails, in
 whatever form they are typed: separators, full-width, zero-width, prefixes, Chinese numerals."""
+import os
 import unicodedata
 
 import pytest
@@ -125,7 +126,7 @@ def typed(draw: st.DrawFn, number: str) -> str:
     return "".join(out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "300")), deadline=None)
 @given(data=st.data(), before=CONTEXT, after=CONTEXT)
 def test_no_valid_id_or_mobile_survives_masking(data: st.DataObject, before: str, after: str) -> None:
     id_number = data.draw(id_numbers())
