@@ -1,5 +1,6 @@
 """Entry point of `python -m staff`; see staff/__init__.py."""
 import argparse
+import re
 import sys
 from typing import List, Optional
 
@@ -8,24 +9,34 @@ from actions.db import queries
 from actions.db.models import TICKET_STATUSES, Ticket
 
 
+# C0 and C1 control characters (escape sequences, carriage returns…), which could rewrite the staff
+# terminal when a student's text or an old conversation id carries them.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """`text` safe to print in a terminal: each control character shown as its escape."""
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def show_ticket(ticket: Ticket) -> str:
     lines = [
         f"ticket {ticket.id}  [{ticket.status}]"
         + (f"  claimed by {ticket.claimed_by}" if ticket.claimed_by else ""),
-        f"  conversation: {ticket.conversation_id}  channel: {ticket.channel or '-'}",
+        f"  conversation: {printable(ticket.conversation_id)}  channel: {ticket.channel or '-'}",
         f"  topic: {ticket.topic or '-'}",
         f"  opened: {ticket.created_at:%Y-%m-%d %H:%M} UTC"
         f"  updated: {ticket.updated_at:%Y-%m-%d %H:%M} UTC",
         "  case:",
     ]
-    lines += [f"    {line}" for line in ticket.summary.splitlines()]
+    lines += [f"    {printable(line)}" for line in ticket.summary.splitlines()]
     return "\n".join(lines)
 
 
 def list_line(ticket: Ticket) -> str:
     return (
         f"{ticket.id:>6}  {ticket.status:<8}  {ticket.created_at:%Y-%m-%d %H:%M}  "
-        f"{ticket.channel or '-':<10}  {ticket.topic or '-':<12}  {ticket.path}"
+        f"{ticket.channel or '-':<10}  {ticket.topic or '-':<12}  {printable(ticket.path)}"
     )
 
 
@@ -60,7 +71,7 @@ def report(args: argparse.Namespace) -> int:
     print(f"Top {args.limit} messages the assistant did not understand (masked):")
     rows = queries.top_unanswered(args.limit)
     for text, count, last_seen in rows:
-        print(f"  {count:>5}  {last_seen:%Y-%m-%d}  {text}")
+        print(f"  {count:>5}  {last_seen:%Y-%m-%d}  {printable(text)}")
     if not rows:
         print("  none")
     print("\nWas the answer helpful? (the student's yes/no right after it)")

@@ -127,3 +127,13 @@ def test_purge_refuses_a_period_that_would_delete_everything(database: str) -> N
         refused = staff(database, "purge", "--days", days)
         assert refused.returncode == 2 and "at least 1 day" in refused.stderr
     assert "forgot_password" in staff(database, "tickets", "list").stdout  # nothing deleted
+
+
+def test_the_staff_terminal_never_receives_control_characters(database: str) -> None:
+    queries.record_unanswered("清屏\x1b[2J\x1b]0;owned\x07\r伪造")
+    number = queries.open_ticket("old\nsender\x1b[31m", "rest", "duplicate_id", "注册时身份证号重复",
+                                 "问题：注册时身份证号重复")
+    for output in (staff(database, "report").stdout,
+                   staff(database, "tickets", "show", str(number)).stdout):
+        assert "\x1b" not in output and "\x07" not in output and "\r" not in output
+    assert "\\x1b[2J" in staff(database, "report").stdout  # shown, not obeyed
