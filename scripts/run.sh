@@ -48,8 +48,9 @@ pids+=($!)
 echo "run: starting the action server (port $ACTION_PORT) and the Rasa server (port $RASA_PORT);"
 echo "run: logs in logs/actions.log and logs/rasa.log"
 deadline=$(( $(date +%s) + 180 ))
-until curl -fsS "http://127.0.0.1:${RASA_PORT}/status" >/dev/null 2>&1 \
-   || curl -fsS "http://127.0.0.1:${RASA_PORT}/" >/dev/null 2>&1; do
+probe="http://${RASA_HOST}:${RASA_PORT}"
+case "$RASA_HOST" in 0.0.0.0|::) probe="http://127.0.0.1:${RASA_PORT}" ;; esac
+until curl -fsS "${probe}/status" >/dev/null 2>&1 || curl -fsS "${probe}/" >/dev/null 2>&1; do
   for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "run: a server stopped while starting; the end of its log:" >&2
