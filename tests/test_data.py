@@ -129,3 +129,54 @@ def test_holdout_is_not_copied_from_training() -> None:
     copied = [e for e in holdout if norm(e) in training]
     assert copied == []
     assert len(holdout) == len(set(holdout)), "an example stands twice in the hold-out set"
+
+
+# ---- every answer as the FAQ says it (issue 16's audit) -----------------------------------------
+
+def test_route_three_always_comes_with_its_warning(domain) -> None:
+    for name, variants in domain["responses"].items():
+        for text in (variant.get("text", "") for variant in variants):
+            if "途径3" in text:
+                assert "将会注销使用了" in text and "研招推免和统考" in text, name
+
+
+def test_the_duplicate_id_answers_say_what_the_faq_says_there(domain) -> None:
+    texts = response_texts(domain)
+    route = "\n".join(texts["utter_reregister_route"])
+    # the FAQ's "可以考虑" before 我要重新注册, and the original-account option of that page
+    assert "可以考虑" in route and "图像比对、学籍档案、兵役登记或验证服务" in route
+    assert route.index("图像比对") < route.index("我要重新注册")
+    for text in texts["utter_pending_review_answer"]:
+        assert "https://account.chsi.com.cn/account/help/sfzhcf.jsp" in text
+    assert any("身份证审核材料格式要求" in t for t in texts["utter_pending_review_answer"])
+
+
+@pytest.mark.parametrize("claim", [
+    "回答都来自",           # the assistant adds words of its own
+    "先找回用户名，再找回密码",  # the FAQ gives no order
+    "联系学信网客服时提供",     # identity is verified through the site's routes
+    "联系客服时请报上这个工单号",  # the hotline cannot look up this assistant's tickets
+])
+def test_no_answer_says_what_the_faq_does_not(domain, claim: str) -> None:
+    for name, texts in response_texts(domain).items():
+        assert not any(claim in t for t in texts), f"{name} says {claim!r}"
+
+
+def test_every_handoff_text_picks_the_phone_by_topic(domain) -> None:
+    """One rule everywhere: password recovery (topic password, or both) gets the FAQ's section 二
+    number; every other case section 五's hotline (section 一 names no number)."""
+    for name in ("utter_handoff", "utter_handoff_reminder"):
+        by_topic = {}
+        for variant in domain["responses"][name]:
+            topics = [c["value"] for c in variant.get("condition", []) if c.get("name") == "topic"]
+            by_topic[topics[0] if topics else None] = variant["text"]
+        for topic in ("password", "both"):
+            assert PASSWORD_PHONE in by_topic[topic] and HOTLINE not in by_topic[topic], name
+        assert HOTLINE in by_topic[None] and PASSWORD_PHONE not in by_topic[None], name
+
+
+def test_duplicate_id_questions_make_it_the_topic(domain) -> None:
+    mapping = next(m for m in domain["slots"]["topic"]["mappings"] if m["value"] == "duplicate_id")
+    for intent in ("reregister_effect", "verification_effect", "how_to_verify",
+                   "route3_requirements", "review_time", "error_already_registered"):
+        assert intent in mapping["intent"]

@@ -438,3 +438,11 @@ def test_the_servers_listen_on_loopback_and_the_action_server_wants_its_token(se
                            timeout=10)
     assert forged.status_code == 401
     assert rows("SELECT count(*) FROM tickets WHERE conversation_id = 'forged'")[0][0] == 0
+
+
+def test_a_handoff_gives_the_contacts_of_the_latest_topic(server: str) -> None:
+    chat = Chat(server)
+    assert PASSWORD_PHONE in chat.say("学信网密码忘了")
+    assert "旧账号将不能用于征兵、研招报名" in chat.say("选我要重新注册的话旧账号会怎么样")
+    handoff = chat.say("我要找人工客服")
+    assert HOTLINE in handoff and PASSWORD_PHONE not in handoff
