@@ -1,0 +1,78 @@
+"""Hold-out examples that are training sentences once the pipeline has read them.
+
+The NLU pipeline rewrites every message before the model sees it (addons/: masker, normaliser,
+pinyin speller). A hold-out example that becomes a training sentence after that rewriting (密碼想不
+起來了 → 密码想不起来了; 用护名忘了 → 用户名忘了) measures memory, not understanding. Both sides are
+compared as the pipeline reads them, with punctuation and spaces dropped; near-duplicates are
+pairs whose character-level similarity (difflib's ratio) is at least NEAR_RATIO.
+
+    .venv/bin/python -m evaluation.leaks      lists them, exits 1 when there is any
+"""
+import difflib
+import re
+import sys
+from functools import lru_cache
+from typing import Callable, Dict, List, Tuple
+
+from evaluation.holdout import ROOT, Example, holdout, training
+
+NEAR_RATIO = 0.9
+PUNCTUATION = re.compile(r"[\W_]+")
+
+
+@lru_cache(maxsize=1)
+def pipeline_reading() -> Callable[[str], str]:
+    """The masker, normaliser and pinyin speller as the trained pipeline applies them, the
+    speller indexed on the training data exactly as its train() does."""
+    from addons.normalizer import normalize
+    from addons.pinyin_speller import LONGEST, _is_cjk, _jieba, correct, index_words
+    from addons.privacy import mask
+
+    jieba = _jieba(str(ROOT / "data" / "dictionary"))
+    words = [token for example in training()
+             for token in jieba.lcut(normalize(mask(example.text)))
+             if 2 <= len(token) <= LONGEST and all(_is_cjk(ch) for ch in token)]
+    index = index_words(words)
+    known = set(index.values()) | set(words)
+    frequency = jieba.dt.FREQ
+
+    def read(text: str) -> str:
+        return PUNCTUATION.sub("", correct(normalize(mask(text)), index, known, frequency))
+
+    return read
+
+
+def leaks(near_ratio: float = NEAR_RATIO) -> List[Tuple[Example, str, float]]:
+    """(hold-out example, the training sentence it matches, similarity) for every leak."""
+    read = pipeline_reading()
+    trained: Dict[str, str] = {}
+    for example in training():
+        trained.setdefault(read(example.text), example.text)
+    found = []
+    for example in holdout():
+        seen = read(example.text)
+        if seen in trained:
+            found.append((example, trained[seen], 1.0))
+            continue
+        matcher = difflib.SequenceMatcher(a=seen, autojunk=False)
+        for reading, original in trained.items():
+            matcher.set_seq2(reading)
+            if (matcher.real_quick_ratio() >= near_ratio and matcher.quick_ratio() >= near_ratio
+                    and matcher.ratio() >= near_ratio):
+                found.append((example, original, matcher.ratio()))
+                break
+    return found
+
+
+def main() -> int:
+    found = leaks()
+    for example, original, ratio in found:
+        print(f"{example.subset:<12} {example.intent:<24} {example.text}  ≈  {original}  "
+              f"({ratio:.2f})")
+    print(f"{len(found)} of {len(holdout())} hold-out examples match a training sentence "
+          f"as the pipeline reads them")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
