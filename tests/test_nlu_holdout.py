@@ -5,12 +5,13 @@ from pathlib import Path
 
 from evaluation.holdout import holdout, rasa_classifier, score
 
-# Measured on 2026-11-29 (528 examples, with the pinyin speller, after a second independent batch
-# of typos): 0.977 overall; colloquial 0.966, general 0.975, traditional 1.000, typos 0.969;
-# out_of_scope recall 1.000 (19 of 19).
+# Measured on 2026-11-29 after the 101 examples that were training sentences as the pipeline reads
+# them were replaced (evaluation/leaks.py; the earlier "traditional 1.000" was one of those
+# inflated figures): 528 examples, 0.972 overall; colloquial 0.966, general 0.973, traditional
+# 0.973, typos 0.966; out_of_scope recall 1.000.
 # Each floor leaves room for about one example to flip between trainings on another machine.
-MACRO_F1_FLOOR = 0.97
-SUBSET_FLOORS = {"colloquial": 0.95, "general": 0.95, "traditional": 0.98, "typos": 0.95}
+MACRO_F1_FLOOR = 0.96
+SUBSET_FLOORS = {"colloquial": 0.95, "general": 0.95, "traditional": 0.95, "typos": 0.95}
 OUT_OF_SCOPE_FLOOR = 0.93
 
 
