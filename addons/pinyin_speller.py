@@ -86,7 +86,8 @@ def _correct_run(run: Text, index: Dict[Text, Text], known: set,
                 out.append(typed)
                 break
             meant = index.get(" ".join(syllables[i:i + n]))
-            if meant and frequency.get(typed, 0) < frequency.get(meant, 1):
+            if (meant and frequency.get(typed, 0) < frequency.get(meant, 1)
+                    and not _breaks_a_word(run, i, i + n, known)):
                 out.append(meant)
                 break
         else:
@@ -94,6 +95,20 @@ def _correct_run(run: Text, index: Dict[Text, Text], known: set,
             out.append(run[i])
         i += n
     return "".join(out)
+
+
+def _breaks_a_word(run: Text, start: int, end: int, known: set) -> bool:
+    """Whether run[start:end] cuts through a trained word that only partly overlaps it: in
+    是机器人在回复吗, 在回 sounds like 再会, but 回 begins 回复. A correction must not make the
+    sentence worse, so such a run is left as typed."""
+    for first in range(max(0, start - LONGEST + 1), end):
+        for length in range(2, LONGEST + 1):
+            last = first + length
+            if last <= start or (first >= start and last <= end):
+                continue  # no overlap, or inside the run being corrected
+            if (first < start < last or first < end < last) and run[first:last] in known:
+                return True
+    return False
 
 
 @DefaultV1Recipe.register(

@@ -446,3 +446,10 @@ def test_a_handoff_gives_the_contacts_of_the_latest_topic(server: str) -> None:
     assert "旧账号将不能用于征兵、研招报名" in chat.say("选我要重新注册的话旧账号会怎么样")
     handoff = chat.say("我要找人工客服")
     assert HOTLINE in handoff and PASSWORD_PHONE not in handoff
+
+
+def test_resetting_a_password_is_answered_not_taken_as_starting_over(server: str) -> None:
+    chat = Chat(server)
+    assert "注册过" in chat.say("注册时提示证件号码已被注册")
+    reply = chat.say("另外想请教一下，学信网的密码要怎么重置呢")
+    assert PASSWORD_PAGE in reply and "重新开始" not in reply

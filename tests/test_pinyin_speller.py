@@ -61,3 +61,21 @@ def test_trained_pipeline_reads_a_typo_as_the_word(model_path) -> None:
     right = asyncio.run(agent.parse_message("学信网的密码忘记了怎么办"))
     assert typo["intent"]["name"] == right["intent"]["name"] == "forgot_password"
     assert typo["text"] == "学信网的密马忘记了怎么办"  # what the student wrote is kept
+
+
+def test_a_correction_never_cuts_through_a_trained_word(tmp_path) -> None:
+    """在回 sounds like 再会, but 回 begins 回复: a training sentence must stay as it is."""
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("speller-guard")
+    config = {"dictionary_path": str(ROOT / "data" / "dictionary")}
+    context = ExecutionContext(GraphSchema({}), "test")
+    component = PinyinSpellingCorrector.create(config, storage, resource, context)
+    sentences = ["是机器人在回复吗", "再会啦", "好的再会"]
+    component.train(TrainingData([Message(data={TEXT: t, "intent": "x"}) for t in sentences]))
+    speller = PinyinSpellingCorrector.load(config, storage, resource, context)
+    message = Message(data={TEXT: "是机器人在回复吗"})
+    speller.process([message])
+    assert message.get(TEXT) == "是机器人在回复吗"
+    typo = Message(data={TEXT: "那就在会啦"})  # a real typo of 再会 still gets corrected
+    speller.process([typo])
+    assert typo.get(TEXT) == "那就再会啦"
