@@ -453,3 +453,16 @@ def test_resetting_a_password_is_answered_not_taken_as_starting_over(server: str
     assert "注册过" in chat.say("注册时提示证件号码已被注册")
     reply = chat.say("另外想请教一下，学信网的密码要怎么重置呢")
     assert PASSWORD_PAGE in reply and "重新开始" not in reply
+
+
+def test_a_socketio_packet_over_the_limit_is_refused_at_once(server: str) -> None:
+    from addons.channels.socketio import MAX_PACKET_BYTES
+
+    base = f"{server}/socket.io/?EIO=4&transport=polling"
+    handshake = requests.get(base, timeout=10)
+    session = f"{base}&sid={json.loads(handshake.text[handshake.text.index('{'):])['sid']}"
+    assert requests.post(session, data=b"40", timeout=10).status_code == 200  # namespace
+    packet = '42["user_uttered",{"message":"' + "忘" * MAX_PACKET_BYTES + '"}]'
+    assert requests.post(session, data=packet.encode("utf-8"), timeout=10).status_code == 413
+    small = '42["user_uttered",{"message":"你好"}]'
+    assert requests.post(session, data=small.encode("utf-8"), timeout=10).status_code == 200

@@ -92,6 +92,10 @@ class WidgetSocketIOInput(SocketIOInput):
             if reason:
                 logger.warning("socket.io: refused: %s.", reason)
                 return response.text(reason, status=403)
+            if len(request.body or b"") > MAX_PACKET_BYTES:
+                # engine.io would refuse it too, but only after closing the session and waiting
+                # for the client's next poll (tens of seconds); this answers at once
+                return response.text("packet too large", status=413)
             return await engine_request(request, *args, **kwargs)
 
         sio.eio.handle_request = guarded  # what SocketBlueprint attaches to the app's route
