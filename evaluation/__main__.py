@@ -14,6 +14,7 @@ from typing import Dict, List
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
+from evaluation import robustness
 from evaluation.holdout import (ROOT, Score, holdout, rasa_classifier, score, tfidf_classifier,
                                 training)
 
@@ -77,12 +78,16 @@ def main() -> None:
     run("train", "nlu", "--config", str(DOCS_CONFIG), "--nlu", "data/nlu",
         "--out", str(RESULTS / "baselines"), "--fixed-model-name", "docs-zh")
 
-    predictions = {
-        "this project": rasa_classifier(MODEL)(texts),
-        "Rasa docs zh pipeline": rasa_classifier(RESULTS / "baselines" / "docs-zh.tar.gz")(texts),
-        "TF-IDF char 1-3 + LinearSVC": tfidf_classifier(train)(texts),
+    classifiers = {
+        "this project": rasa_classifier(MODEL),
+        "Rasa docs zh pipeline": rasa_classifier(RESULTS / "baselines" / "docs-zh.tar.gz"),
+        "TF-IDF char 1-3 + LinearSVC": tfidf_classifier(train),
     }
+    predictions = {name: classify(texts) for name, classify in classifiers.items()}
     scores = {name: score(examples, p) for name, p in predictions.items()}
+    variants = robustness.perturbed(examples)
+    robust = {name: robustness.scores(variants, classify([v.text for v in variants]))
+              for name, classify in classifiers.items()}
     truth = [e.intent for e in examples]
 
     counts = {s: sum(e.subset == s for e in examples) for s in sorted({e.subset for e in examples})}
@@ -92,6 +97,7 @@ def main() -> None:
         f"({', '.join(f'{k} {v}' for k, v in counts.items())}); training: {len(train)} examples.",
         "Macro-F1 over the true intents; a prediction of nlu_fallback counts as a miss.", "",
         *summary(scores), "",
+        "## Robustness", "", *robustness.table(robust, len(variants)), "",
         "Rasa's hold-out report and confusion matrix: `results/holdout/` "
         "(`intent_confusion_matrix.png`, `intent_report.json`, `intent_errors.json`).",
         "Cross-validation (config without fallback components): `results/cross-validation/`.", "",
@@ -101,6 +107,7 @@ def main() -> None:
         report += [f"## Misclassified: {name} ({len(s.misses)})", "", *[f"- {m}" for m in s.misses], ""]
     (RESULTS / "report.md").write_text("\n".join(report), encoding="utf-8")
     print("\n".join(summary(scores)))
+    print("\n".join(robustness.table(robust, len(variants))))
     print(f"\nreport: {RESULTS / 'report.md'}")
 
 
