@@ -71,19 +71,18 @@ class ConversationLockStore(LockStore):
             raise ValueError("SANIC_WORKERS > 1 needs REDIS_URL for the conversation lock store")
         self.url = url
         self._queues: Dict[Text, "OrderedDict[Text, float]"] = {}
-        self._scripts: Dict[int, Dict[Text, Any]] = {}  # per event loop: clients are bound to one
+        self._scripts: Dict[int, Dict[Text, Any]] = {}  # per client (one per event loop)
         super().__init__()
 
     def _script(self, name: Text) -> Any:
         """The Lua script `name`, registered on an asyncio Redis client (one-second timeouts:
         a Redis that stops answering delays a turn by that much, it never blocks the loop)."""
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._scripts:
-            client = redis_client(self.url)
-            self._scripts = {loop: {"take_place": client.register_script(TAKE_PLACE),
-                                    "whose_turn": client.register_script(WHOSE_TURN),
-                                    "release": client.register_script(RELEASE)}}
-        return self._scripts[loop][name]
+        client = redis_client(self.url)
+        if id(client) not in self._scripts:
+            self._scripts = {id(client): {"take_place": client.register_script(TAKE_PLACE),
+                                          "whose_turn": client.register_script(WHOSE_TURN),
+                                          "release": client.register_script(RELEASE)}}
+        return self._scripts[id(client)][name]
 
     @staticmethod
     def _keys(conversation_id: Text) -> list:

@@ -46,6 +46,13 @@ def sound(text: Text) -> List[Text]:
     return lazy_pinyin(text)
 
 
+def training_words(texts: Iterable[Text], dictionary_path: Optional[Text]) -> List[Text]:
+    """The words of two to four Chinese characters in `texts`, as jieba splits them."""
+    jieba = _jieba(dictionary_path)
+    return [token for text in texts for token in jieba.lcut(text)
+            if 2 <= len(token) <= LONGEST and all(_is_cjk(ch) for ch in token)]
+
+
 def index_words(words: Iterable[Text]) -> Dict[Text, Text]:
     """toneless pinyin -> word (the first seen, in sorted order, for a stable model)."""
     index: Dict[Text, Text] = {}
@@ -141,10 +148,9 @@ class PinyinSpellingCorrector(GraphComponent):
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        jieba = _jieba(self._config.get("dictionary_path"))
-        words = [token for example in training_data.training_examples
-                 for token in jieba.lcut(example.get(TEXT) or "")
-                 if 2 <= len(token) <= LONGEST and all(_is_cjk(ch) for ch in token)]
+        words = training_words((example.get(TEXT) or "" for example in
+                                training_data.training_examples),
+                               self._config.get("dictionary_path"))
         self.index = index_words(words)
         self.known = set(self.index.values()) | set(words)
         with self._model_storage.write_to(self._resource) as directory:

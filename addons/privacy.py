@@ -107,7 +107,8 @@ def _found(readable: str) -> Iterator[Tuple[int, int, str]]:
 def _spans(text: str) -> List[Tuple[int, int, str]]:
     """Non-overlapping spans of `text` (indices into what the student typed) to replace."""
     spans: Dict[int, Tuple[int, str]] = {}
-    for chinese_digits in (False, True):
+    passes = (False, True) if any(c in _CHINESE_DIGITS for c in text) else (False,)
+    for chinese_digits in passes:
         readable, origin = _readable(text, chinese_digits)
         for start, end, placeholder in _found(readable):
             first, last = origin[start], origin[end - 1] + 1

@@ -25,26 +25,28 @@ SWEEP_SECONDS = 60
 MAX_LOCAL_ENTRIES = 50_000
 
 
+# url -> (id of the event loop, its client): an asyncio client is bound to the loop it was made in.
+_CLIENTS: Dict[str, Tuple[int, Any]] = {}
+
+
 def redis_client(url: str) -> Any:
-    """An asyncio Redis client with short timeouts (the lock store and this module share it)."""
+    """The running loop's asyncio Redis client for `url`, with short timeouts (shared by this
+    module and the lock store)."""
     import redis.asyncio
 
-    return redis.asyncio.Redis.from_url(url, socket_timeout=TIMEOUT_SECONDS,
-                                        socket_connect_timeout=TIMEOUT_SECONDS)
+    loop = id(asyncio.get_running_loop())
+    known = _CLIENTS.get(url)
+    if known is None or known[0] != loop:
+        known = _CLIENTS[url] = (loop, redis.asyncio.Redis.from_url(
+            url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS))
+    return known[1]
 
 
 class SharedState:
     def __init__(self, url: Optional[str] = None) -> None:
         self.url = url or settings.redis_url()
-        self._clients: Dict[int, Any] = {}  # one per event loop: a client is bound to its loop
         self._local: Dict[str, Tuple[float, str]] = {}
         self._next_sweep = 0.0
-
-    def _redis(self) -> Any:
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._clients:
-            self._clients = {loop: redis_client(self.url)}
-        return self._clients[loop]
 
     def _live(self, key: str) -> Optional[Tuple[float, str]]:
         """The key's entry if it has not expired. Expired entries are swept out at most once a
@@ -59,7 +61,7 @@ class SharedState:
     async def get(self, key: str) -> Optional[str]:
         if self.url:
             try:
-                raw = await self._redis().get(KEY_PREFIX + key)
+                raw = await redis_client(self.url).get(KEY_PREFIX + key)
                 return raw.decode() if raw is not None else None
             except Exception as error:
                 logger.warning("Redis unavailable (%s); using this server's memory.",
@@ -72,7 +74,7 @@ class SharedState:
         """Stores `value` for `seconds`; False when the condition stopped it."""
         if self.url:
             try:
-                return bool(await self._redis().set(
+                return bool(await redis_client(self.url).set(
                     KEY_PREFIX + key, value, ex=max(1, int(seconds)), nx=only_if_new,
                     xx=only_if_present))
             except Exception as error:

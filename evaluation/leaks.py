@@ -25,16 +25,14 @@ def pipeline_reading() -> Callable[[str], str]:
     """The masker, normaliser and pinyin speller as the trained pipeline applies them, the
     speller indexed on the training data exactly as its train() does."""
     from addons.normalizer import normalize
-    from addons.pinyin_speller import LONGEST, _is_cjk, _jieba, correct, index_words
+    from addons.pinyin_speller import _jieba, correct, index_words, training_words
     from addons.privacy import mask
 
-    jieba = _jieba(str(ROOT / "data" / "dictionary"))
-    words = [token for example in training()
-             for token in jieba.lcut(normalize(mask(example.text)))
-             if 2 <= len(token) <= LONGEST and all(_is_cjk(ch) for ch in token)]
+    dictionary = str(ROOT / "data" / "dictionary")
+    words = training_words((normalize(mask(e.text)) for e in training()), dictionary)
     index = index_words(words)
     known = set(index.values()) | set(words)
-    frequency = jieba.dt.FREQ
+    frequency = _jieba(dictionary).dt.FREQ
 
     def read(text: str) -> str:
         return PUNCTUATION.sub("", correct(normalize(mask(text)), index, known, frequency))

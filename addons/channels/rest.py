@@ -131,9 +131,6 @@ class ResilientRestInput(RestInput):
             messages = unavailable()
         if cut:
             messages = [{"recipient_id": sender, "text": limits.too_long_note()}, *messages]
-        if key is not None:
-            try:
-                await self.deliveries.finish(key, messages)
-            except Exception as error:
-                logger.warning("Could not keep the reply for re-deliveries: %s", type(error).__name__)
+        if key is not None:  # never raises: shared state falls back to this server's memory
+            await self.deliveries.finish(key, messages)
         return messages

@@ -84,6 +84,7 @@ class WidgetSocketIOInput(SocketIOInput):
                           max_http_buffer_size=MAX_PACKET_BYTES)
         self.sio, namespace = sio, self.namespace or "/"
         webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        limits.cap_request_size(webhook)  # bounds what the guard below reads
         engine_request = sio.eio.handle_request
 
         async def guarded(request: Request, *args: Any, **kwargs: Any) -> Any:

@@ -103,6 +103,7 @@ class TencentChannel(InputChannel):
 
     def __init__(self, reply_seconds: float) -> None:
         self.reply_seconds = reply_seconds
+        self.problem = ""  # why the channel is off ("not configured", "misconfigured"), or ""
         self._state: Optional[SharedState] = None
         self._api: Optional[MessageApi] = None
         self._background: Set[asyncio.Future] = set()
@@ -121,6 +122,18 @@ class TencentChannel(InputChannel):
 
     def make_api(self) -> MessageApi:
         raise NotImplementedError
+
+    def open_envelope(self, token: Text, aes_key: Text, owner_id: Text,
+                      setting: Text) -> Optional[protocol.Envelope]:
+        """The AES envelope, or None with `problem` saying why: an unusable key turns this channel
+        off (503, the reason in the log) instead of stopping the whole server at start."""
+        try:
+            return protocol.Envelope(token, aes_key, owner_id)
+        except Exception as error:
+            self.problem = "misconfigured"
+            logger.error("%s channel disabled: %s is unusable (%s). It must be the "
+                         "43-character EncodingAESKey.", self.name(), setting, error)
+            return None
 
     def in_background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -55,13 +55,7 @@ class WeChatInput(TencentChannel):
         self.envelope = None
         self.problem = "" if token else "not configured"
         if token and aes_key:
-            try:
-                self.envelope = protocol.Envelope(token, aes_key, app_id)
-            except Exception as error:  # this channel off, the rest of the server up
-                self.problem = "misconfigured"
-                logger.error("WeChat channel disabled: WECHAT_AES_KEY is unusable (%s). It must be "
-                             "the 43-character EncodingAESKey of the account's server settings.",
-                             error)
+            self.envelope = self.open_envelope(token, aes_key, app_id, "WECHAT_AES_KEY")
         elif token:
             logger.warning("WeChat channel in plain mode (明文模式, WECHAT_AES_KEY empty): messages "
                            "and followers' openids cross the network unencrypted, and anyone "

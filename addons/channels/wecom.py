@@ -46,15 +46,9 @@ class WeComInput(TencentChannel):
         super().__init__(reply_seconds=0)  # always acknowledge first, answer by API
         self.token, self.corp_id, self.secret, self.agent_id = token, corp_id, secret, agent_id
         self.api_base = api_base.rstrip("/")
-        self.envelope = None
         self.problem = "" if token else "not configured"
-        if token:
-            try:
-                self.envelope = protocol.Envelope(token, aes_key, corp_id)
-            except Exception as error:  # this channel off, the rest of the server up
-                self.problem = "misconfigured"
-                logger.error("WeCom channel disabled: WECOM_AES_KEY is unusable (%s). It must be "
-                             "the app's 43-character EncodingAESKey.", error)
+        self.envelope = (self.open_envelope(token, aes_key, corp_id, "WECOM_AES_KEY") if token
+                         else None)
 
     def make_api(self) -> MessageApi:
         agent = int(self.agent_id) if self.agent_id.isdigit() else self.agent_id
