@@ -1,5 +1,5 @@
 # The one entry point. `make run` and `make test` each set up everything they need first.
-.PHONY: help install migrate train run shell test eval bench validate tickets report purge clean
+.PHONY: help install migrate train run shell test lint format eval bench validate tickets report purge clean
 
 RASA := .venv/bin/rasa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -7,7 +7,8 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
 help:
 	@echo "make run    set up, train if the data changed, start the assistant (REST + socket.io)"
-	@echo "make test   set up, train if the data changed, run the whole test suite"
+	@echo "make test   set up, train if the data changed, lint, run the whole test suite"
+	@echo "make lint   ruff (lint, import order, docstrings, format check) and mypy; make format fixes"
 	@echo "make shell  chat in this terminal (starts the action server too)"
 	@echo "make train  train only if the training data, domain or config changed"
 	@echo "make eval   NLU report: hold-out, subsets, cross-validation, two baselines (results/)"
@@ -45,7 +46,16 @@ purge: migrate
 validate: install
 	$(RASA) data validate --fail-on-warnings
 
-test: train
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+format: install
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+test: train lint
 	@scripts/browser.sh
 	.venv/bin/python -m pytest
 

@@ -3,9 +3,11 @@
 The form questions list their options as "1. …", "2. …" so that they still work where buttons are
 not shown; these helpers map such a reply back to the option.
 """
+
 import re
 import unicodedata
-from typing import Optional, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -16,7 +18,7 @@ _CHOICE = re.compile(
 )
 
 
-def choice_number(text: Optional[str]) -> Optional[int]:
+def choice_number(text: str | None) -> int | None:
     """The option number a short reply names, or None when it is not such a reply."""
     if not text:
         return None
@@ -29,7 +31,7 @@ def choice_number(text: Optional[str]) -> Optional[int]:
     return int(token) if token.isdigit() else _CHINESE_DIGITS[token]
 
 
-def pick(text: Optional[str], options: Sequence[T]) -> Optional[T]:
+def pick(text: str | None, options: Sequence[T]) -> T | None:
     """The option a numbered reply names, in the order the question listed them."""
     number = choice_number(text)
     if number is None or not 1 <= number <= len(options):

@@ -6,27 +6,21 @@ intent ranking still holds the candidates. If the two best are topics the assist
 utter_did_you_mean shows as two buttons plus "都不是"; otherwise the rules go on to
 utter_please_rephrase. The choice is made by the `clarifying` slot, which the rules read.
 """
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Text, Tuple
 
-import yaml
+from typing import Any
+
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-TITLES_FILE = Path(__file__).with_name("intent_titles.yml")
+from actions.intent_titles import intent_titles
+
 # Ask only when the best candidate has some support and the second is nearly as likely.
 MIN_CONFIDENCE = 0.15
 MAX_GAP = 0.25
 
 
-@lru_cache(maxsize=1)
-def intent_titles() -> Dict[Text, Text]:
-    return yaml.safe_load(TITLES_FILE.read_text(encoding="utf-8"))
-
-
-def candidates(ranking: List[Dict[Text, Any]]) -> Optional[Tuple[Text, Text]]:
+def candidates(ranking: list[dict[str, Any]]) -> tuple[str, str] | None:
     """The two intents to offer, or None when the ranking does not call for the question."""
     ranked = [r for r in ranking if r.get("name") != "nlu_fallback"]
     if len(ranked) < 2:
@@ -43,12 +37,12 @@ def candidates(ranking: List[Dict[Text, Any]]) -> Optional[Tuple[Text, Text]]:
 class ActionClarify(Action):
     """Fills the did-you-mean slots, or sets clarifying=false for the plain rephrase request."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_clarify"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         intent = tracker.latest_message.get("intent") or {}
         # UnknownWordsFallback says confidence 1.0: no candidate is worth offering then.
         pair = None

@@ -3,21 +3,22 @@
 The self-service answers end with "did it work?" buttons; the rules run action_record_feedback
 between the student's reply (affirm, or deny / self_service_failed) and what follows it.
 """
+
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.db import queries
+from core.db import queries
 
 logger = logging.getLogger(__name__)
 
 HELPFUL_INTENTS = {"affirm"}
 
 
-def answer_before_last_message(tracker: Tracker) -> Optional[Text]:
+def answer_before_last_message(tracker: Tracker) -> str | None:
     """The last response the bot gave before the student's latest message."""
     seen_user = False
     for event in reversed(tracker.events):
@@ -33,12 +34,14 @@ def answer_before_last_message(tracker: Tracker) -> Optional[Text]:
 
 
 class ActionRecordFeedback(Action):
-    def name(self) -> Text:
+    """Counts a 有帮助 / 没帮助 on the answer just given."""
+
+    def name(self) -> str:
         return "action_record_feedback"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         answer = answer_before_last_message(tracker)
         if answer is None:
             return []

@@ -7,59 +7,61 @@ filled in. Nothing the student typed goes into the ticket: only the topic, the s
 filled and the steps taken (intent names), so no personal data can reach it. When the database
 cannot be reached the number stays empty and utter_ticket_created says so.
 """
+
 import logging
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 from urllib.parse import quote
 
-import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.clarify import intent_titles
-from actions.db import queries
+from actions.intent_titles import intent_titles
+from core.db import queries
+from core.yaml_files import read_yaml
 
 logger = logging.getLogger(__name__)
 
 TEXTS_FILE = Path(__file__).with_name("ticket_texts.yml")
 
 
-@lru_cache(maxsize=1)
-def texts() -> Dict[Any, Any]:
-    return yaml.safe_load(TEXTS_FILE.read_text(encoding="utf-8"))
+def ticket_texts() -> dict[Any, Any]:
+    """The ticket's wording (ticket_texts.yml): step names, subject and body of the email."""
+    texts: dict[Any, Any] = read_yaml(TEXTS_FILE)
+    return texts
 
 
-def path_taken(tracker: Tracker) -> Text:
+def path_taken(tracker: Tracker) -> str:
     """What the student raised and what they were told in this conversation, in order."""
-    titles, answers = intent_titles(), texts()["answers"]
-    steps: List[Text] = []
+    titles, answers = intent_titles(), ticket_texts()["answers"]
+    steps: list[str] = []
     for event in tracker.events:
         kind, step = event.get("event"), None
         if kind == "session_started":
             steps = []
         elif kind == "user":
-            step = titles.get(((event.get("parse_data") or {}).get("intent") or {}).get("name"))
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            step = titles.get(intent or "")
         elif kind == "action":
-            step = answers.get(event.get("name"))
+            step = answers.get(event.get("name") or "")
         if step and (not steps or steps[-1] != step):
             steps.append(step)
-    return " → ".join(steps) or texts()["unknown"]
+    return " → ".join(steps) or ticket_texts()["unknown"]
 
 
-def topic(tracker: Tracker) -> Text:
+def topic(tracker: Tracker) -> str:
     """The topic slot; a message quoted in passing (id_error) also makes it a duplicate-ID case."""
     return tracker.get_slot("topic") or ("duplicate_id" if tracker.get_slot("id_error") else "")
 
 
-def summary(tracker: Tracker) -> Text:
-    t = texts()
+def summary(tracker: Tracker) -> str:
+    texts = ticket_texts()
 
-    def label(table: Text, value: Any) -> Text:
-        return t[table].get(value, t["unknown"]) if value is not None else t["unknown"]
+    def label(table: str, value: Any) -> str:
+        return texts[table].get(value, texts["unknown"]) if value is not None else texts["unknown"]
 
-    return t["summary"].format(
+    return texts["summary"].format(
         topic=label("topics", topic(tracker)),
         id_error=label("id_error", tracker.get_slot("id_error")),
         registered_before=label("registered_before", tracker.get_slot("registered_before")),
@@ -68,25 +70,25 @@ def summary(tracker: Tracker) -> Text:
     )
 
 
-def mailto(ticket: int, case: Text) -> Text:
-    t = texts()
-    subject = t["mail_subject"].format(ticket=ticket)
-    body = t["mail_body"].format(ticket=ticket, summary=case)
-    return f"mailto:{t['support_email']}?subject={quote(subject)}&body={quote(body)}"
+def mailto(ticket: int, case: str) -> str:
+    texts = ticket_texts()
+    subject = texts["mail_subject"].format(ticket=ticket)
+    body = texts["mail_body"].format(ticket=ticket, summary=case)
+    return f"mailto:{texts['support_email']}?subject={quote(subject)}&body={quote(body)}"
 
 
 class ActionCreateHandoffTicket(Action):
     """Opens (or updates) the conversation's ticket and fills ticket_number / ticket_mailto."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_create_handoff_ticket"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         case = summary(tracker)
         try:
-            number: Optional[int] = queries.open_ticket(
+            number = queries.open_ticket(
                 conversation_id=tracker.sender_id,
                 channel=tracker.get_latest_input_channel() or "",
                 topic=topic(tracker),
@@ -96,4 +98,7 @@ class ActionCreateHandoffTicket(Action):
         except Exception as error:  # the contacts were given already; say the number is missing
             logger.error("Could not open a handoff ticket: %s", type(error).__name__)
             return [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
-        return [SlotSet("ticket_number", str(number)), SlotSet("ticket_mailto", mailto(number, case))]
+        return [
+            SlotSet("ticket_number", str(number)),
+            SlotSet("ticket_mailto", mailto(number, case)),
+        ]

@@ -16,6 +16,7 @@ with the same policies:
 Writes results/bench/report.md (with ratios to the documented pipeline), results/bench/*.png and
 results/bench/figures.json, and prints the summary. `--quick` runs smaller loads.
 """
+
 import argparse
 import json
 import os
@@ -24,14 +25,14 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import requests
 import yaml
 
-from bench import databases
 from bench.flows import FLOWS
-from bench.servers import BIN, QUIET_ENV, ROOT, Servers, running
+from harness import databases
+from harness.servers import BIN, QUIET_ENV, ROOT, Servers, running
 
 RESULTS = ROOT / "results" / "bench"
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -41,14 +42,21 @@ LEVELS = [(1, 20), (10, 50), (50, 150)]
 QUICK_LEVELS = [(1, 5), (10, 20), (50, 50)]
 PARSE_REQUESTS = 200
 LONG_MESSAGE_CHARS = (1_000, 10_000, 100_000)
-LONG_MESSAGE_WORDS = "我忘记了学信网的登录密码，手机号也换了，不知道怎么找回，明天就要用，请帮帮我。"
-TARGETS = {  # issue 6, on this 2-core machine
-    "p95_single_ms": 40, "throughput_50": 100, "p95_50_ms": 500, "rasa_rss_mb": 1024,
-    "model_mb": 20, "train_s": 120, "cold_start_s": 30,
+LONG_MESSAGE_WORDS = (
+    "我忘记了学信网的登录密码，手机号也换了，不知道怎么找回，明天就要用，请帮帮我。"
+)
+TARGETS = {  # the performance targets, for this 2-core machine
+    "p95_single_ms": 40,
+    "throughput_50": 100,
+    "p95_50_ms": 500,
+    "rasa_rss_mb": 1024,
+    "model_mb": 20,
+    "train_s": 120,
+    "cold_start_s": 30,
 }
 
 
-def percentile(values: List[float], p: float) -> float:
+def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
@@ -66,31 +74,56 @@ def docs_config(directory: Path) -> Path:
     return path
 
 
-def train(name: str, config: Path) -> Dict[str, Any]:
+def train(name: str, config: Path) -> dict[str, Any]:
     started = time.monotonic()
-    subprocess.run([str(BIN / "rasa"), "train", "--config", str(config), "--out",
-                    str(RESULTS / "models"), "--fixed-model-name", name, "--force"],
-                   cwd=ROOT, env=QUIET_ENV, check=True, capture_output=True, timeout=1800)
+    subprocess.run(
+        [
+            str(BIN / "rasa"),
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(RESULTS / "models"),
+            "--fixed-model-name",
+            name,
+            "--force",
+        ],
+        cwd=ROOT,
+        env=QUIET_ENV,
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
     model = RESULTS / "models" / f"{name}.tar.gz"
-    return {"train_s": time.monotonic() - started, "model_mb": model.stat().st_size / 2**20,
-            "model": model}
+    return {
+        "train_s": time.monotonic() - started,
+        "model_mb": model.stat().st_size / 2**20,
+        "model": model,
+    }
 
 
-def memory_mb(pid: int) -> Dict[str, float]:
+def memory_mb(pid: int) -> dict[str, float]:
     """Resident memory: peak and now, and now split into the process's own (anonymous) pages and
     the mapped files (TensorFlow's shared libraries above all), which the page cache shares."""
     status = Path(f"/proc/{pid}/status").read_text()
     field = lambda key: int(status.split(f"{key}:")[1].split()[0]) / 1024  # noqa: E731
-    return {"rss_mb": field("VmRSS"), "peak_mb": field("VmHWM"), "anon_mb": field("RssAnon"),
-            "file_mb": field("RssFile")}
+    return {
+        "rss_mb": field("VmRSS"),
+        "peak_mb": field("VmHWM"),
+        "anon_mb": field("RssAnon"),
+        "file_mb": field("RssFile"),
+    }
 
 
 def first_answer_s(servers: Servers) -> float:
     """Seconds from starting the processes to the first non-empty answer to a student."""
     while True:
         try:
-            reply = requests.post(f"{servers.rasa[0]}/webhooks/rest/webhook",
-                                  json={"sender": "bench-cold", "message": "你好"}, timeout=30)
+            reply = requests.post(
+                f"{servers.rasa[0]}/webhooks/rest/webhook",
+                json={"sender": "bench-cold", "message": "你好"},
+                timeout=30,
+            )
             if reply.status_code == 200 and reply.json():
                 return time.monotonic() - servers.started
         except requests.RequestException:
@@ -98,21 +131,24 @@ def first_answer_s(servers: Servers) -> float:
         time.sleep(0.05)
 
 
-def parse_latency(url: str) -> Dict[str, float]:
+def parse_latency(url: str) -> dict[str, float]:
     texts = [text for flow in FLOWS for text in flow if not text.startswith("/")]
     latencies = []
     with requests.Session() as session:
         for i in range(PARSE_REQUESTS):
             started = time.perf_counter()
-            response = session.post(f"{url}/model/parse", json={"text": texts[i % len(texts)]},
-                                    timeout=30)
+            response = session.post(
+                f"{url}/model/parse", json={"text": texts[i % len(texts)]}, timeout=30
+            )
             response.raise_for_status()
             latencies.append(time.perf_counter() - started)
-    return {"parse_p50_ms": percentile(latencies, 50) * 1000,
-            "parse_p95_ms": percentile(latencies, 95) * 1000}
+    return {
+        "parse_p50_ms": percentile(latencies, 50) * 1000,
+        "parse_p95_ms": percentile(latencies, 95) * 1000,
+    }
 
 
-def long_messages(url: str, pid: int) -> List[Dict[str, Any]]:
+def long_messages(url: str, pid: int) -> list[dict[str, Any]]:
     """Per length: latency, HTTP status and the Rasa server's memory growth (MB) for one message."""
     figures = []
     for chars in LONG_MESSAGE_CHARS:
@@ -120,126 +156,195 @@ def long_messages(url: str, pid: int) -> List[Dict[str, Any]]:
         body = json.dumps({"sender": f"bench-long-{chars}", "message": text}, ensure_ascii=False)
         before = memory_mb(pid)
         started = time.perf_counter()
-        reply = requests.post(f"{url}/webhooks/rest/webhook", data=body.encode("utf-8"),
-                              headers={"Content-Type": "application/json"}, timeout=120)
+        reply = requests.post(
+            f"{url}/webhooks/rest/webhook",
+            data=body.encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            timeout=120,
+        )
         latency = time.perf_counter() - started
         after = memory_mb(pid)
-        figures.append({"chars": chars, "status": reply.status_code, "latency_ms": latency * 1000,
-                        "rss_growth_mb": after["rss_mb"] - before["rss_mb"],
-                        "peak_growth_mb": after["peak_mb"] - before["peak_mb"]})
+        figures.append(
+            {
+                "chars": chars,
+                "status": reply.status_code,
+                "latency_ms": latency * 1000,
+                "rss_growth_mb": after["rss_mb"] - before["rss_mb"],
+                "peak_growth_mb": after["peak_mb"] - before["peak_mb"],
+            }
+        )
     return figures
 
 
-def load(urls: List[str], concurrency: int, conversations: int) -> Dict[str, Any]:
-    command = [str(BIN / "python"), "-m", "bench.load", "--concurrency", str(concurrency),
-               "--conversations", str(conversations), "--max-seconds", "180"]
+def load(urls: list[str], concurrency: int, conversations: int) -> dict[str, Any]:
+    command = [
+        str(BIN / "python"),
+        "-m",
+        "bench.load",
+        "--concurrency",
+        str(concurrency),
+        "--conversations",
+        str(conversations),
+        "--max-seconds",
+        "180",
+    ]
     for url in urls:
         command += ["--url", url]
-    out = subprocess.run(command, cwd=ROOT, env=QUIET_ENV, capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = subprocess.run(
+        command, cwd=ROOT, env=QUIET_ENV, capture_output=True, text=True, check=True, timeout=300
+    )
     raw = json.loads(out.stdout)
     latencies = raw["latencies"]
     return {
-        "concurrency": concurrency, "messages": len(latencies) + raw["errors"],
-        "p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
+        "concurrency": concurrency,
+        "messages": len(latencies) + raw["errors"],
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p95_ms": percentile(latencies, 95) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
-        "throughput": len(latencies) / raw["duration"], "errors": raw["errors"],
-        "empty": raw["empty"], "latencies": latencies,
+        "throughput": len(latencies) / raw["duration"],
+        "errors": raw["errors"],
+        "empty": raw["empty"],
+        "latencies": latencies,
     }
 
 
-def profiled(pid: int, svg: Path) -> Optional[subprocess.Popen]:
+def profiled(pid: int, svg: Path) -> subprocess.Popen | None:
     """py-spy recording the Rasa server until interrupted; None when py-spy cannot attach."""
     spy = BIN / "py-spy"
     if not spy.exists():
         return None
-    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--output", str(svg),
-                             "--rate", "200", "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--output",
+            str(svg),
+            "--rate",
+            "200",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def measure(model: Path, env: Dict[str, str], rasa_servers: int, levels: List[tuple],
-            profile: Optional[Path] = None) -> Dict[str, Any]:
-    """Figures of one set of servers; `profile`: a py-spy flame graph of the 10-conversation load."""
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        with running(model, Path(tmp), env, rasa_servers=rasa_servers, enable_api=True) as servers:
-            figures: Dict[str, Any] = {"cold_start_s": first_answer_s(servers)}
-            figures.update(parse_latency(servers.rasa[0]))
-            figures["levels"] = []
-            for concurrency, conversations in levels:
-                spy = profiled(servers.pid("rasa0"), profile) if profile and concurrency == 10 else None
-                figures["levels"].append(load(servers.rasa, concurrency, conversations))
-                if spy is not None:
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(60)
-            figures["rasa_memory"] = memory_mb(servers.pid("rasa0"))
-            figures["long_messages"] = long_messages(servers.rasa[0], servers.pid("rasa0"))
-            figures["actions_memory"] = memory_mb(servers.pid("actions"))
+def measure(
+    model: Path,
+    env: dict[str, str],
+    rasa_servers: int,
+    levels: list[tuple],
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """Figures of one set of servers; `profile`: a py-spy flame graph of the 10-conversation
+    load."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp,
+        running(model, Path(tmp), env, rasa_servers=rasa_servers, enable_api=True) as servers,
+    ):
+        figures: dict[str, Any] = {"cold_start_s": first_answer_s(servers)}
+        figures.update(parse_latency(servers.rasa[0]))
+        figures["levels"] = []
+        for concurrency, conversations in levels:
+            spy = profiled(servers.pid("rasa0"), profile) if profile and concurrency == 10 else None
+            figures["levels"].append(load(servers.rasa, concurrency, conversations))
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+        figures["rasa_memory"] = memory_mb(servers.pid("rasa0"))
+        figures["long_messages"] = long_messages(servers.rasa[0], servers.pid("rasa0"))
+        figures["actions_memory"] = memory_mb(servers.pid("actions"))
     return figures
 
 
-def sqlite_setup(model: Path, levels: List[tuple], profile: Optional[Path]) -> Dict[str, Any]:
+def sqlite_setup(model: Path, levels: list[tuple], profile: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-db-") as tmp:
         url = f"sqlite:///{tmp}/assistant.db"
         databases.migrate(url)
         return measure(model, {"DATABASE_URL": url}, 1, levels, profile)
 
 
-def cluster_setup(model: Path, levels: List[tuple]) -> Optional[Dict[str, Any]]:
+def cluster_setup(model: Path, levels: list[tuple]) -> dict[str, Any] | None:
     try:
         databases.redis_answers(REDIS_URL)
         with databases.new_postgres_database(POSTGRES_URL) as url:
             return measure(model, {"DATABASE_URL": url, "REDIS_URL": REDIS_URL}, 2, levels)
-    except Exception as error:  # noqa: BLE001  (reported, and the rest of the report stands)
+    except Exception as error:
         print(f"bench: two-server setup skipped: {type(error).__name__}: {error}")
         return None
 
 
 # ---- report --------------------------------------------------------------------------------
 
+
 def ratio(ours: float, docs: float) -> str:
     return f"{ours / docs:.2f}×" if docs else "–"
 
 
-def level_rows(setup: str, ours: Dict, docs: Dict) -> List[str]:
+def figure_row(name: str, ours: float, docs: float, decimals: int = 0) -> str:
+    """One row of a table of figures: this project, docs-zh, and their ratio."""
+    return f"| {name} | {ours:.{decimals}f} | {docs:.{decimals}f} | {ratio(ours, docs)} |"
+
+
+def level_rows(setup: str, ours: dict, docs: dict) -> list[str]:
     rows = []
-    for a, b in zip(ours["levels"], docs["levels"]):
+    for mine, theirs in zip(ours["levels"], docs["levels"], strict=False):
         rows.append(
-            f"| {setup} | {a['concurrency']} | {a['messages']} | {a['p50_ms']:.0f} | "
-            f"{a['p95_ms']:.0f} ({ratio(a['p95_ms'], b['p95_ms'])}) | {a['p99_ms']:.0f} | "
-            f"{a['throughput']:.1f} ({ratio(a['throughput'], b['throughput'])}) | "
-            f"{a['errors']} | {a['empty']} | {b['p50_ms']:.0f} / {b['p95_ms']:.0f} / "
-            f"{b['p99_ms']:.0f} | {b['throughput']:.1f} |")
+            f"| {setup} | {mine['concurrency']} | {mine['messages']} | {mine['p50_ms']:.0f} | "
+            f"{mine['p95_ms']:.0f} ({ratio(mine['p95_ms'], theirs['p95_ms'])}) | "
+            f"{mine['p99_ms']:.0f} | "
+            f"{mine['throughput']:.1f} ({ratio(mine['throughput'], theirs['throughput'])}) | "
+            f"{mine['errors']} | {mine['empty']} | {theirs['p50_ms']:.0f} / "
+            f"{theirs['p95_ms']:.0f} / {theirs['p99_ms']:.0f} | {theirs['throughput']:.1f} |"
+        )
     return rows
 
 
-def verdicts(ours: Dict) -> List[str]:
+def verdicts(ours: dict) -> list[str]:
     single, fifty = ours["sqlite"]["levels"][0], ours["sqlite"]["levels"][-1]
-    best_fifty = max([fifty] + ([ours["cluster"]["levels"][-1]] if ours.get("cluster") else []),
-                     key=lambda level: level["throughput"])
+    best_fifty = max(
+        [fifty] + ([ours["cluster"]["levels"][-1]] if ours.get("cluster") else []),
+        key=lambda level: level["throughput"],
+    )
     checks = [
         ("single-user p95", single["p95_ms"], TARGETS["p95_single_ms"], "ms", "≤"),
-        ("50 conversations: throughput", best_fifty["throughput"], TARGETS["throughput_50"],
-         "msg/s", "≥"),
+        (
+            "50 conversations: throughput",
+            best_fifty["throughput"],
+            TARGETS["throughput_50"],
+            "msg/s",
+            "≥",
+        ),
         ("50 conversations: p95", best_fifty["p95_ms"], TARGETS["p95_50_ms"], "ms", "≤"),
-        ("Rasa server resident memory", ours["sqlite"]["rasa_memory"]["peak_mb"],
-         TARGETS["rasa_rss_mb"], "MB", "≤"),
+        (
+            "Rasa server resident memory",
+            ours["sqlite"]["rasa_memory"]["peak_mb"],
+            TARGETS["rasa_rss_mb"],
+            "MB",
+            "≤",
+        ),
         ("model size", ours["model_mb"], TARGETS["model_mb"], "MB", "≤"),
         ("training time", ours["train_s"], TARGETS["train_s"], "s", "≤"),
         ("cold start", ours["sqlite"]["cold_start_s"], TARGETS["cold_start_s"], "s", "≤"),
     ]
-    errors = sum(level["errors"] + level["empty"] for setup in ("sqlite", "cluster")
-                 if ours.get(setup) for level in ours[setup]["levels"])
+    errors = sum(
+        level["errors"] + level["empty"]
+        for setup in ("sqlite", "cluster")
+        if ours.get(setup)
+        for level in ours[setup]["levels"]
+    )
     lines = ["| target | measured | target | met |", "| --- | --- | --- | --- |"]
     for name, value, target, unit, sense in checks:
         met = value <= target if sense == "≤" else value >= target
-        lines.append(f"| {name} | {value:.1f} {unit} | {sense} {target} {unit} | "
-                     f"{'yes' if met else 'no'} |")
+        lines.append(
+            f"| {name} | {value:.1f} {unit} | {sense} {target} {unit} | {'yes' if met else 'no'} |"
+        )
     lines.append(f"| errors and empty replies | {errors} | 0 | {'yes' if errors == 0 else 'no'} |")
     return lines
 
 
-def plots(results: Dict[str, Dict]) -> None:
+def plots(results: dict[str, dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -254,13 +359,27 @@ def plots(results: Dict[str, Dict]) -> None:
             levels = figures[setup]["levels"]
             x = [level["concurrency"] for level in levels]
             left.plot(x, [level["p95_ms"] for level in levels], marker="o", label=f"{name} p95")
-            left.plot(x, [level["p50_ms"] for level in levels], marker=".", linestyle="--",
-                      label=f"{name} p50")
+            left.plot(
+                x,
+                [level["p50_ms"] for level in levels],
+                marker=".",
+                linestyle="--",
+                label=f"{name} p50",
+            )
             right.plot(x, [level["throughput"] for level in levels], marker="o", label=name)
-        left.set(xscale="log", yscale="log", xlabel="concurrent conversations",
-                 ylabel="latency per message (ms)", title=f"latency ({titles[setup]})")
-        right.set(xscale="log", xlabel="concurrent conversations", ylabel="messages per second",
-                  title=f"throughput ({titles[setup]})")
+        left.set(
+            xscale="log",
+            yscale="log",
+            xlabel="concurrent conversations",
+            ylabel="latency per message (ms)",
+            title=f"latency ({titles[setup]})",
+        )
+        right.set(
+            xscale="log",
+            xlabel="concurrent conversations",
+            ylabel="messages per second",
+            title=f"throughput ({titles[setup]})",
+        )
         left.legend(fontsize=8)
         right.legend(fontsize=8)
         fig.tight_layout()
@@ -272,23 +391,34 @@ def flame_graphs() -> str:
     found = sorted(p.name for p in RESULTS.glob("profile-*.svg"))
     if not found:
         return "No flame graphs: py-spy is not installed or could not attach to the server."
-    return ("Flame graphs of the Rasa server under the 10-conversation load (py-spy): "
-            + ", ".join(found) + ".")
+    return (
+        "Flame graphs of the Rasa server under the 10-conversation load (py-spy): "
+        + ", ".join(found)
+        + "."
+    )
 
 
-def report(results: Dict[str, Dict], seconds: float) -> str:
+def report(results: dict[str, dict], seconds: float) -> str:
     ours, docs = results["project"], results["docs-zh"]
     lines = [
-        "# Benchmark", "",
+        "# Benchmark",
+        "",
         f"`make bench` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}, "
         f"{seconds / 60:.1f} min. Ratios are this project ÷ the documented pipeline "
         "(evaluation/config-docs-zh.yml with this project's policies), trained on the same data.",
-        "", "## Targets (issue 6)", "", *verdicts(ours), "",
-        f"Resident memory includes the pages of mapped files, mostly TensorFlow's shared libraries, "
+        "",
+        "## Targets",
+        "",
+        *verdicts(ours),
+        "",
+        "Resident memory includes the pages of mapped files, mostly TensorFlow's shared libraries, "
         f"which the page cache shares and which vary with it (a freshly installed .venv maps more "
-        f"of them): after the load the Rasa server held {ours['sqlite']['rasa_memory']['anon_mb']:.0f}"
-        f" MB of its own and {ours['sqlite']['rasa_memory']['file_mb']:.0f} MB of mapped files.", "",
-        "## Per-message latency over REST (ms) and throughput (messages/s)", "",
+        f"of them): after the load the Rasa server held "
+        f"{ours['sqlite']['rasa_memory']['anon_mb']:.0f} MB of its own and "
+        f"{ours['sqlite']['rasa_memory']['file_mb']:.0f} MB of mapped files.",
+        "",
+        "## Per-message latency over REST (ms) and throughput (messages/s)",
+        "",
         "| setup | concurrent | messages | p50 | p95 (ratio) | p99 | msg/s (ratio) | errors | "
         "empty | docs-zh p50 / p95 / p99 | docs-zh msg/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -298,40 +428,59 @@ def report(results: Dict[str, Dict], seconds: float) -> str:
         lines += level_rows("PostgreSQL + Redis, 2 servers", ours["cluster"], docs["cluster"])
     else:
         lines += ["", "(two-server setup not measured: PostgreSQL or Redis not reachable)"]
-    o, d = ours["sqlite"], docs["sqlite"]
+    one_ours, one_docs = ours["sqlite"], docs["sqlite"]
+
+    def memory(figures: dict, server: str, kind: str) -> float:
+        return float(figures[f"{server}_memory"][kind])
+
     lines += [
-        "", "## One server", "",
-        "| figure | this project | docs-zh | ratio |", "| --- | --- | --- | --- |",
-        f"| NLU parse p50 (ms) | {o['parse_p50_ms']:.1f} | {d['parse_p50_ms']:.1f} | "
-        f"{ratio(o['parse_p50_ms'], d['parse_p50_ms'])} |",
-        f"| NLU parse p95 (ms) | {o['parse_p95_ms']:.1f} | {d['parse_p95_ms']:.1f} | "
-        f"{ratio(o['parse_p95_ms'], d['parse_p95_ms'])} |",
-        f"| cold start to first answer (s) | {o['cold_start_s']:.1f} | {d['cold_start_s']:.1f} | "
-        f"{ratio(o['cold_start_s'], d['cold_start_s'])} |",
-        f"| Rasa server memory, peak (MB) | {o['rasa_memory']['peak_mb']:.0f} | "
-        f"{d['rasa_memory']['peak_mb']:.0f} | "
-        f"{ratio(o['rasa_memory']['peak_mb'], d['rasa_memory']['peak_mb'])} |",
+        "",
+        "## One server",
+        "",
+        "| figure | this project | docs-zh | ratio |",
+        "| --- | --- | --- | --- |",
+        figure_row("NLU parse p50 (ms)", one_ours["parse_p50_ms"], one_docs["parse_p50_ms"], 1),
+        figure_row("NLU parse p95 (ms)", one_ours["parse_p95_ms"], one_docs["parse_p95_ms"], 1),
+        figure_row(
+            "cold start to first answer (s)", one_ours["cold_start_s"], one_docs["cold_start_s"], 1
+        ),
+        figure_row(
+            "Rasa server memory, peak (MB)",
+            memory(one_ours, "rasa", "peak_mb"),
+            memory(one_docs, "rasa", "peak_mb"),
+        ),
         f"| Rasa server memory after the load: own (anonymous) / mapped files (MB) | "
-        f"{o['rasa_memory']['anon_mb']:.0f} / {o['rasa_memory']['file_mb']:.0f} | "
-        f"{d['rasa_memory']['anon_mb']:.0f} / {d['rasa_memory']['file_mb']:.0f} | "
-        f"{ratio(o['rasa_memory']['anon_mb'], d['rasa_memory']['anon_mb'])} |",
-        f"| action server memory, peak (MB) | {o['actions_memory']['peak_mb']:.0f} | "
-        f"{d['actions_memory']['peak_mb']:.0f} | "
-        f"{ratio(o['actions_memory']['peak_mb'], d['actions_memory']['peak_mb'])} |",
-        f"| model size (MB) | {ours['model_mb']:.1f} | {docs['model_mb']:.1f} | "
-        f"{ratio(ours['model_mb'], docs['model_mb'])} |",
-        f"| training time (s) | {ours['train_s']:.0f} | {docs['train_s']:.0f} | "
-        f"{ratio(ours['train_s'], docs['train_s'])} |",
-        "", "## Long messages (one server, SQLite)", "",
+        f"{memory(one_ours, 'rasa', 'anon_mb'):.0f} / {memory(one_ours, 'rasa', 'file_mb'):.0f} | "
+        f"{memory(one_docs, 'rasa', 'anon_mb'):.0f} / {memory(one_docs, 'rasa', 'file_mb'):.0f} | "
+        f"{ratio(memory(one_ours, 'rasa', 'anon_mb'), memory(one_docs, 'rasa', 'anon_mb'))} |",
+        figure_row(
+            "action server memory, peak (MB)",
+            memory(one_ours, "actions", "peak_mb"),
+            memory(one_docs, "actions", "peak_mb"),
+        ),
+        figure_row("model size (MB)", ours["model_mb"], docs["model_mb"], 1),
+        figure_row("training time (s)", ours["train_s"], docs["train_s"]),
+        "",
+        "## Long messages (one server, SQLite)",
+        "",
         "The channels read at most 2,000 characters of a message and the NLU pipeline its first "
-        "NLU_MAX_CHARS (300); a longer one is answered from its beginning with a note.", "",
+        "NLU_MAX_CHARS (300); a longer one is answered from its beginning with a note.",
+        "",
         "| characters | this project: status, latency (ms), RSS growth (MB) | "
-        "docs-zh: status, latency (ms), RSS growth (MB) |", "| --- | --- | --- |",
-        *[f"| {a['chars']:,} | {a['status']}, {a['latency_ms']:.0f}, {a['rss_growth_mb']:.1f} | "
-          f"{b['status']}, {b['latency_ms']:.0f}, {b['rss_growth_mb']:.1f} |"
-          for a, b in zip(o["long_messages"], d["long_messages"])],
-        "", "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
-        flame_graphs(), "",
+        "docs-zh: status, latency (ms), RSS growth (MB) |",
+        "| --- | --- | --- |",
+        *[
+            f"| {mine['chars']:,} | {mine['status']}, {mine['latency_ms']:.0f}, "
+            f"{mine['rss_growth_mb']:.1f} | {theirs['status']}, {theirs['latency_ms']:.0f}, "
+            f"{theirs['rss_growth_mb']:.1f} |"
+            for mine, theirs in zip(
+                one_ours["long_messages"], one_docs["long_messages"], strict=False
+            )
+        ],
+        "",
+        "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
+        flame_graphs(),
+        "",
     ]
     return "\n".join(lines)
 
@@ -346,12 +495,15 @@ def main() -> None:
         old.unlink()
     started = time.monotonic()
     configs = {"project": ROOT / "config.yml", "docs-zh": docs_config(RESULTS)}
-    results: Dict[str, Dict] = {}
+    results: dict[str, dict] = {}
     for name, config in configs.items():
         print(f"bench: training {name} …", flush=True)
         results[name] = train(name, config)
-        print(f"bench: {name}: {results[name]['train_s']:.0f} s, "
-              f"{results[name]['model_mb']:.1f} MB; one server on SQLite …", flush=True)
+        print(
+            f"bench: {name}: {results[name]['train_s']:.0f} s, "
+            f"{results[name]['model_mb']:.1f} MB; one server on SQLite …",
+            flush=True,
+        )
         profile = RESULTS / f"profile-{name}.svg"
         results[name]["sqlite"] = sqlite_setup(results[name]["model"], levels, profile)
         print(f"bench: {name}: two servers on PostgreSQL + Redis …", flush=True)

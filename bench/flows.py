@@ -1,8 +1,7 @@
 """Conversations the load generator plays: multi-turn exchanges from the assistant's flows,
 written the way students type (not copied from the training data)."""
-from typing import List
 
-FLOWS: List[List[str]] = [
+FLOWS: list[list[str]] = [
     # forgotten password, self-service failed, handed off
     ["你好", "学信网密码想不起来了", "/self_service_failed", "好的，谢谢"],
     # forgotten username, found it

@@ -9,13 +9,14 @@ have passed. With several URLs each message goes to the next server in turn, as 
 balancer. Prints one JSON object: per-message latencies in seconds, errors, empty replies, the
 wall-clock duration. Written on aiohttp (an asyncio HTTP client).
 """
+
 import argparse
 import asyncio
 import itertools
 import json
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any
 
 import aiohttp
 
@@ -24,15 +25,17 @@ from bench.flows import FLOWS
 REQUEST_TIMEOUT_SECONDS = 60
 
 
-async def play(session: aiohttp.ClientSession, urls: itertools.cycle, flow: List[str],
-               result: Dict[str, Any]) -> None:
+async def play(
+    session: aiohttp.ClientSession, urls: itertools.cycle, flow: list[str], result: dict[str, Any]
+) -> None:
     sender = f"bench-{uuid.uuid4().hex[:12]}"
     for text in flow:
         url = next(urls)
         started = time.perf_counter()
         try:
-            async with session.post(f"{url}/webhooks/rest/webhook",
-                                    json={"sender": sender, "message": text}) as response:
+            async with session.post(
+                f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+            ) as response:
                 body = await response.json(content_type=None)
                 elapsed = time.perf_counter() - started
                 if response.status != 200:
@@ -46,8 +49,8 @@ async def play(session: aiohttp.ClientSession, urls: itertools.cycle, flow: List
             result["empty"] += 1
 
 
-async def run(urls: List[str], concurrency: int, conversations: int, max_seconds: float) -> Dict:
-    result: Dict[str, Any] = {"latencies": [], "errors": 0, "empty": 0, "conversations": 0}
+async def run(urls: list[str], concurrency: int, conversations: int, max_seconds: float) -> dict:
+    result: dict[str, Any] = {"latencies": [], "errors": 0, "empty": 0, "conversations": 0}
     flows = itertools.cycle(FLOWS)
     servers = itertools.cycle(urls)
     remaining = [conversations]
@@ -75,8 +78,11 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=120)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.url, args.concurrency, args.conversations,
-                                     args.max_seconds))))
+    print(
+        json.dumps(
+            asyncio.run(run(args.url, args.concurrency, args.conversations, args.max_seconds))
+        )
+    )
 
 
 if __name__ == "__main__":

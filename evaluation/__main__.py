@@ -4,19 +4,26 @@ Writes results/ (git-ignored): report.md, Rasa's own hold-out report with the co
 (results/holdout/intent_confusion_matrix.png), the cross-validation report
 (results/cross-validation/), and prints the summary table.
 """
+
 import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
 from evaluation import robustness
-from evaluation.holdout import (ROOT, Score, holdout, rasa_classifier, score, tfidf_classifier,
-                                training)
+from evaluation.holdout import (
+    ROOT,
+    Score,
+    holdout,
+    rasa_classifier,
+    score,
+    tfidf_classifier,
+    training,
+)
 
 RESULTS = ROOT / "results"
 MODEL = ROOT / "models" / "assistant.tar.gz"
@@ -24,14 +31,21 @@ DOCS_CONFIG = ROOT / "evaluation" / "config-docs-zh.yml"
 RASA = str(Path(sys.executable).parent / "rasa")
 # Components that turn a prediction into nlu_fallback: left out of cross-validation, whose
 # report should show what the classifier itself confuses.
-FALLBACK_COMPONENTS = {"FallbackClassifier", "addons.unknown_words.UnknownWordsFallback"}
+FALLBACK_COMPONENTS = {"FallbackClassifier", "understanding.unknown_words.UnknownWordsFallback"}
 
 
 def run(*args: str) -> None:
     print("+ rasa", " ".join(args), flush=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
-    subprocess.run([RASA, *args], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    subprocess.run(
+        [RASA, *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def cv_config() -> Path:
@@ -42,21 +56,27 @@ def cv_config() -> Path:
     return path
 
 
-def per_intent_table(truth: List[str], predicted: List[str]) -> List[str]:
+def per_intent_table(truth: list[str], predicted: list[str]) -> list[str]:
     labels = sorted(set(truth))
     p, r, f, n = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
     rows = ["| intent | precision | recall | F1 | n |", "| --- | --- | --- | --- | --- |"]
-    rows += [f"| {l} | {a:.3f} | {b:.3f} | {c:.3f} | {d} |" for l, a, b, c, d in zip(labels, p, r, f, n)]
+    rows += [
+        f"| {label} | {precision:.3f} | {recall:.3f} | {f1:.3f} | {support} |"
+        for label, precision, recall, f1, support in zip(labels, p, r, f, n, strict=True)
+    ]
     return rows
 
 
-def summary(scores: Dict[str, Score]) -> List[str]:
+def summary(scores: dict[str, Score]) -> list[str]:
     subsets = sorted(next(iter(scores.values())).subsets)
     head = ["| pipeline | macro-F1 |", *[f" {s} |" for s in subsets], " out_of_scope recall |"]
     rows = ["".join(head), "| --- " * (len(subsets) + 3) + "|"]
     for name, s in scores.items():
-        rows.append(f"| {name} | {s.overall:.3f} |" + "".join(f" {s.subsets[x]:.3f} |" for x in subsets)
-                    + f" {s.out_of_scope_recall:.3f} |")
+        rows.append(
+            f"| {name} | {s.overall:.3f} |"
+            + "".join(f" {s.subsets[x]:.3f} |" for x in subsets)
+            + f" {s.out_of_scope_recall:.3f} |"
+        )
     return rows
 
 
@@ -70,13 +90,42 @@ def main() -> None:
     examples, train = holdout(), training()
     texts = [e.text for e in examples]
 
-    run("test", "nlu", "--model", str(MODEL), "--nlu", "tests/nlu/holdout",
-        "--out", str(RESULTS / "holdout"))
+    run(
+        "test",
+        "nlu",
+        "--model",
+        str(MODEL),
+        "--nlu",
+        "tests/nlu/holdout",
+        "--out",
+        str(RESULTS / "holdout"),
+    )
     if not args.skip_cv:
-        run("test", "nlu", "--nlu", "data/nlu", "--cross-validation", "--folds", str(args.folds),
-            "--config", str(cv_config()), "--out", str(RESULTS / "cross-validation"))
-    run("train", "nlu", "--config", str(DOCS_CONFIG), "--nlu", "data/nlu",
-        "--out", str(RESULTS / "baselines"), "--fixed-model-name", "docs-zh")
+        run(
+            "test",
+            "nlu",
+            "--nlu",
+            "data/nlu",
+            "--cross-validation",
+            "--folds",
+            str(args.folds),
+            "--config",
+            str(cv_config()),
+            "--out",
+            str(RESULTS / "cross-validation"),
+        )
+    run(
+        "train",
+        "nlu",
+        "--config",
+        str(DOCS_CONFIG),
+        "--nlu",
+        "data/nlu",
+        "--out",
+        str(RESULTS / "baselines"),
+        "--fixed-model-name",
+        "docs-zh",
+    )
 
     classifiers = {
         "this project": rasa_classifier(MODEL),
@@ -86,25 +135,42 @@ def main() -> None:
     predictions = {name: classify(texts) for name, classify in classifiers.items()}
     scores = {name: score(examples, p) for name, p in predictions.items()}
     variants = robustness.perturbed(examples)
-    robust = {name: robustness.scores(variants, classify([v.text for v in variants]))
-              for name, classify in classifiers.items()}
+    robust = {
+        name: robustness.scores(variants, classify([v.text for v in variants]))
+        for name, classify in classifiers.items()
+    }
     truth = [e.intent for e in examples]
 
     counts = {s: sum(e.subset == s for e in examples) for s in sorted({e.subset for e in examples})}
     report = [
-        "# NLU evaluation", "",
+        "# NLU evaluation",
+        "",
         f"Hold-out: {len(examples)} examples, {len(set(truth))} intents "
         f"({', '.join(f'{k} {v}' for k, v in counts.items())}); training: {len(train)} examples.",
-        "Macro-F1 over the true intents; a prediction of nlu_fallback counts as a miss.", "",
-        *summary(scores), "",
-        "## Robustness", "", *robustness.table(robust, len(variants)), "",
+        "Macro-F1 over the true intents; a prediction of nlu_fallback counts as a miss.",
+        "",
+        *summary(scores),
+        "",
+        "## Robustness",
+        "",
+        *robustness.table(robust, len(variants)),
+        "",
         "Rasa's hold-out report and confusion matrix: `results/holdout/` "
         "(`intent_confusion_matrix.png`, `intent_report.json`, `intent_errors.json`).",
-        "Cross-validation (config without fallback components): `results/cross-validation/`.", "",
-        "## This project, per intent", "", *per_intent_table(truth, predictions["this project"]), "",
+        "Cross-validation (config without fallback components): `results/cross-validation/`.",
+        "",
+        "## This project, per intent",
+        "",
+        *per_intent_table(truth, predictions["this project"]),
+        "",
     ]
     for name, s in scores.items():
-        report += [f"## Misclassified: {name} ({len(s.misses)})", "", *[f"- {m}" for m in s.misses], ""]
+        report += [
+            f"## Misclassified: {name} ({len(s.misses)})",
+            "",
+            *[f"- {m}" for m in s.misses],
+            "",
+        ]
     (RESULTS / "report.md").write_text("\n".join(report), encoding="utf-8")
     print("\n".join(summary(scores)))
     print("\n".join(robustness.table(robust, len(variants))))

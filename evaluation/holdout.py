@@ -1,8 +1,9 @@
 """Scoring intent predictions on the hold-out set (tests/nlu/holdout/<subset>.yml)."""
+
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
 
 import yaml
 from sklearn.metrics import f1_score
@@ -15,25 +16,30 @@ OUT_OF_SCOPE = "out_of_scope"
 
 @dataclass(frozen=True)
 class Example:
+    """One labelled question and the hold-out subset it belongs to."""
+
     text: str
     intent: str
     subset: str  # the hold-out file's name: general, traditional, typos, colloquial
 
 
-def read_examples(path: Path, subset: str = "") -> List[Example]:
+def read_examples(path: Path, subset: str = "") -> list[Example]:
     examples = []
     for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
         if "intent" in block:
-            examples += [Example(line[2:].strip(), block["intent"], subset or path.stem)
-                         for line in block["examples"].splitlines() if line.startswith("- ")]
+            examples += [
+                Example(line[2:].strip(), block["intent"], subset or path.stem)
+                for line in block["examples"].splitlines()
+                if line.startswith("- ")
+            ]
     return examples
 
 
-def holdout() -> List[Example]:
+def holdout() -> list[Example]:
     return [e for path in sorted(HOLDOUT_DIR.glob("*.yml")) for e in read_examples(path)]
 
 
-def training() -> List[Example]:
+def training() -> list[Example]:
     return [e for path in sorted(TRAINING_DIR.glob("*.yml")) for e in read_examples(path, "train")]
 
 
@@ -46,10 +52,12 @@ def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
 
 @dataclass
 class Score:
+    """A classifier's macro-F1 on the hold-out, overall and per subset, and its misses."""
+
     overall: float
-    subsets: Dict[str, float]
+    subsets: dict[str, float]
     out_of_scope_recall: float
-    misses: List[str]
+    misses: list[str]
 
 
 def score(examples: Sequence[Example], predicted: Sequence[str]) -> Score:
@@ -58,17 +66,20 @@ def score(examples: Sequence[Example], predicted: Sequence[str]) -> Score:
     for name in sorted({e.subset for e in examples}):
         idx = [i for i, e in enumerate(examples) if e.subset == name]
         subsets[name] = macro_f1([truth[i] for i in idx], [predicted[i] for i in idx])
-    oos = [p for e, p in zip(examples, predicted) if e.intent == OUT_OF_SCOPE]
+    oos = [p for e, p in zip(examples, predicted, strict=True) if e.intent == OUT_OF_SCOPE]
     return Score(
         overall=macro_f1(truth, predicted),
         subsets=subsets,
         out_of_scope_recall=sum(p == OUT_OF_SCOPE for p in oos) / len(oos) if oos else 0.0,
-        misses=[f"[{e.subset}] {e.text!r}: {e.intent} -> {p}"
-                for e, p in zip(examples, predicted) if e.intent != p],
+        misses=[
+            f"[{e.subset}] {e.text!r}: {e.intent} -> {p}"
+            for e, p in zip(examples, predicted, strict=True)
+            if e.intent != p
+        ],
     )
 
 
-def rasa_classifier(model_path: Path) -> Callable[[List[str]], List[str]]:
+def rasa_classifier(model_path: Path) -> Callable[[list[str]], list[str]]:
     """A function that classifies texts with a trained Rasa model, as the server would."""
     import logging
 
@@ -78,8 +89,8 @@ def rasa_classifier(model_path: Path) -> Callable[[List[str]], List[str]]:
     configure_structlog(logging.WARNING)  # Rasa's debug log would print every message's text
     agent = Agent.load(str(model_path))
 
-    def classify(texts: List[str]) -> List[str]:
-        async def run() -> List[str]:
+    def classify(texts: list[str]) -> list[str]:
+        async def run() -> list[str]:
             return [(await agent.parse_message(t))["intent"]["name"] for t in texts]
 
         return asyncio.run(run())
@@ -87,13 +98,15 @@ def rasa_classifier(model_path: Path) -> Callable[[List[str]], List[str]]:
     return classify
 
 
-def tfidf_classifier(train: Sequence[Example]) -> Callable[[List[str]], List[str]]:
+def tfidf_classifier(train: Sequence[Example]) -> Callable[[list[str]], list[str]]:
     """Baseline 2: TF-IDF of character 1-3-grams and a linear SVM, on the raw text."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
 
-    model = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
-                          LinearSVC(C=1.0, random_state=2026))
+    model = make_pipeline(
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+        LinearSVC(C=1.0, random_state=2026),
+    )
     model.fit([e.text for e in train], [e.intent for e in train])
     return lambda texts: list(model.predict(texts))

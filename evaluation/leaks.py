@@ -1,18 +1,20 @@
 """Hold-out examples that are training sentences once the pipeline has read them.
 
-The NLU pipeline rewrites every message before the model sees it (addons/: masker, normaliser,
-pinyin speller). A hold-out example that becomes a training sentence after that rewriting (密碼想不
-起來了 → 密码想不起来了; 用护名忘了 → 用户名忘了) measures memory, not understanding. Both sides are
+The NLU pipeline rewrites every message before the model sees it (understanding/: masker,
+normaliser, pinyin speller). A hold-out example that becomes a training sentence after that
+rewriting (密碼想不起來了 → 密码想不起来了; 用护名忘了 → 用户名忘了) measures memory, not
+understanding. Both sides are
 compared as the pipeline reads them, with punctuation and spaces dropped; near-duplicates are
 pairs whose character-level similarity (difflib's ratio) is at least NEAR_RATIO.
 
     .venv/bin/python -m evaluation.leaks      lists them, exits 1 when there is any
 """
+
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable, Dict, List, Tuple
 
 from evaluation.holdout import ROOT, Example, holdout, training
 
@@ -24,9 +26,9 @@ PUNCTUATION = re.compile(r"[\W_]+")
 def pipeline_reading() -> Callable[[str], str]:
     """The masker, normaliser and pinyin speller as the trained pipeline applies them, the
     speller indexed on the training data exactly as its train() does."""
-    from addons.normalizer import normalize
-    from addons.pinyin_speller import _jieba, correct, index_words, training_words
-    from addons.privacy import mask
+    from core.privacy import mask
+    from understanding.normalizer import normalize
+    from understanding.pinyin_speller import _jieba, correct, index_words, training_words
 
     dictionary = str(ROOT / "data" / "dictionary")
     words = training_words((normalize(mask(e.text)) for e in training()), dictionary)
@@ -40,10 +42,10 @@ def pipeline_reading() -> Callable[[str], str]:
     return read
 
 
-def leaks(near_ratio: float = NEAR_RATIO) -> List[Tuple[Example, str, float]]:
+def leaks(near_ratio: float = NEAR_RATIO) -> list[tuple[Example, str, float]]:
     """(hold-out example, the training sentence it matches, similarity) for every leak."""
     read = pipeline_reading()
-    trained: Dict[str, str] = {}
+    trained: dict[str, str] = {}
     for example in training():
         trained.setdefault(read(example.text), example.text)
     found = []
@@ -55,8 +57,11 @@ def leaks(near_ratio: float = NEAR_RATIO) -> List[Tuple[Example, str, float]]:
         matcher = difflib.SequenceMatcher(a=seen, autojunk=False)
         for reading, original in trained.items():
             matcher.set_seq2(reading)
-            if (matcher.real_quick_ratio() >= near_ratio and matcher.quick_ratio() >= near_ratio
-                    and matcher.ratio() >= near_ratio):
+            if (
+                matcher.real_quick_ratio() >= near_ratio
+                and matcher.quick_ratio() >= near_ratio
+                and matcher.ratio() >= near_ratio
+            ):
                 found.append((example, original, matcher.ratio()))
                 break
     return found
@@ -65,10 +70,14 @@ def leaks(near_ratio: float = NEAR_RATIO) -> List[Tuple[Example, str, float]]:
 def main() -> int:
     found = leaks()
     for example, original, ratio in found:
-        print(f"{example.subset:<12} {example.intent:<24} {example.text}  ≈  {original}  "
-              f"({ratio:.2f})")
-    print(f"{len(found)} of {len(holdout())} hold-out examples match a training sentence "
-          f"as the pipeline reads them")
+        print(
+            f"{example.subset:<12} {example.intent:<24} {example.text}  ≈  {original}  "
+            f"({ratio:.2f})"
+        )
+    print(
+        f"{len(found)} of {len(holdout())} hold-out examples match a training sentence "
+        f"as the pipeline reads them"
+    )
     return 1 if found else 0
 
 

@@ -3,15 +3,15 @@
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python -m evaluation.lock_race
 
 Runs the same burst (40 turns arriving 10 ms apart, alternately on two processes, each holding the
-lock 20 ms) with Rasa's RedisLockStore and with addons.lock_store.ConversationLockStore, and prints
+lock 20 ms) with Rasa's RedisLockStore and with stores.lock_store.ConversationLockStore, and prints
 the number of turns that started while another was still running (should be 0).
 """
+
 import asyncio
 import multiprocessing
 import os
 import time
 import uuid
-from typing import List
 
 import redis
 
@@ -23,14 +23,17 @@ def make_store(kind: str, url: str):
         from rasa.core.lock_store import RedisLockStore
 
         kwargs = redis.Redis.from_url(url).connection_pool.connection_kwargs
-        return RedisLockStore(host=kwargs.get("host", "localhost"), port=kwargs.get("port", 6379),
-                              db=kwargs.get("db", 0))
-    from addons.lock_store import ConversationLockStore
+        return RedisLockStore(
+            host=kwargs.get("host", "localhost"),
+            port=kwargs.get("port", 6379),
+            db=kwargs.get("db", 0),
+        )
+    from stores.lock_store import ConversationLockStore
 
     return ConversationLockStore(url=url)
 
 
-def server(kind: str, url: str, conversation: str, numbers: List[int], start_at: float) -> None:
+def server(kind: str, url: str, conversation: str, numbers: list[int], start_at: float) -> None:
     log, store = redis.Redis.from_url(url), make_store(kind, url)
 
     async def scheduled(number: int) -> None:
@@ -46,13 +49,16 @@ def server(kind: str, url: str, conversation: str, numbers: List[int], start_at:
     asyncio.run(all_turns())
 
 
-def burst(kind: str, url: str) -> List[str]:
+def burst(kind: str, url: str) -> list[str]:
     """The log of the burst: "start n" / "end n" in the order the turns ran."""
     conversation, start_at = f"lock-race-{uuid.uuid4().hex}", time.time() + 4
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=server, args=(kind, url, conversation,
-                                                      list(range(i, TURNS, 2)), start_at))
-                 for i in range(2)]
+    processes = [
+        context.Process(
+            target=server, args=(kind, url, conversation, list(range(i, TURNS, 2)), start_at)
+        )
+        for i in range(2)
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -62,14 +68,20 @@ def burst(kind: str, url: str) -> List[str]:
     return log
 
 
-def overlaps(log: List[str]) -> int:
-    return sum(1 for a, b in zip(log, log[1:]) if a.startswith("start") and b.startswith("start"))
+def overlaps(log: list[str]) -> int:
+    return sum(
+        1
+        for a, b in zip(log, log[1:], strict=False)
+        if a.startswith("start") and b.startswith("start")
+    )
 
 
 def main() -> None:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    for kind, label in (("rasa", "rasa.core.lock_store.RedisLockStore"),
-                        ("ours", "addons.lock_store.ConversationLockStore")):
+    for kind, label in (
+        ("rasa", "rasa.core.lock_store.RedisLockStore"),
+        ("ours", "stores.lock_store.ConversationLockStore"),
+    ):
         print(f"{label:<42} {overlaps(burst(kind, url)):>3} of {TURNS} turns overlapped another")
 
 

@@ -9,16 +9,18 @@ prediction of nlu_fallback counts as a miss), per kind and overall.
     .venv/bin/python -m evaluation.robustness   this project, the docs pipeline of the last
                                                 `make eval`, and the TF-IDF baseline
 """
+
 import contextlib
 import io
-from typing import Any, Dict, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from evaluation.holdout import ROOT, Example, holdout, macro_f1
 
 SEED = 2026
 CHANGE_RATE = 0.3
 # kind -> (nlpcda class name, extra arguments)
-KINDS: Dict[str, Tuple[str, Dict[str, Any]]] = {
+KINDS: dict[str, tuple[str, dict[str, Any]]] = {
     "synonym": ("Similarword", {}),
     "sound-alike": ("Homophone", {}),
     "dropped": ("RandomDeleteChar", {}),
@@ -26,15 +28,16 @@ KINDS: Dict[str, Tuple[str, Dict[str, Any]]] = {
 }
 
 
-def perturbed(examples: Sequence[Example]) -> List[Example]:
+def perturbed(examples: Sequence[Example]) -> list[Example]:
     """One variant of each example per kind; `subset` names the kind."""
     import nlpcda
 
-    variants: List[Example] = []
+    variants: list[Example] = []
     for kind, (name, extra) in KINDS.items():
         with contextlib.redirect_stdout(io.StringIO()):  # nlpcda prints each file it loads
-            augmenter = getattr(nlpcda, name)(create_num=2, change_rate=CHANGE_RATE, seed=SEED,
-                                              **extra)
+            augmenter = getattr(nlpcda, name)(
+                create_num=2, change_rate=CHANGE_RATE, seed=SEED, **extra
+            )
         for example in examples:
             texts = augmenter.replace(example.text)
             changed = [t for t in texts if t and t != example.text]
@@ -43,7 +46,7 @@ def perturbed(examples: Sequence[Example]) -> List[Example]:
     return variants
 
 
-def scores(variants: Sequence[Example], predicted: Sequence[str]) -> Dict[str, float]:
+def scores(variants: Sequence[Example], predicted: Sequence[str]) -> dict[str, float]:
     """Macro-F1 overall and per kind."""
     truth = [v.intent for v in variants]
     result = {"all": macro_f1(truth, predicted)}
@@ -53,11 +56,15 @@ def scores(variants: Sequence[Example], predicted: Sequence[str]) -> Dict[str, f
     return result
 
 
-def table(results: Dict[str, Dict[str, float]], count: int) -> List[str]:
+def table(results: dict[str, dict[str, float]], count: int) -> list[str]:
     kinds = ["all", *KINDS]
-    rows = [f"Perturbed hold-out: {count} variants of the hold-out examples (nlpcda, seed {SEED},"
-            f" change rate {CHANGE_RATE}); macro-F1.", "",
-            "| pipeline | " + " | ".join(kinds) + " |", "| --- " * (len(kinds) + 1) + "|"]
+    rows = [
+        f"Perturbed hold-out: {count} variants of the hold-out examples (nlpcda, seed {SEED},"
+        f" change rate {CHANGE_RATE}); macro-F1.",
+        "",
+        "| pipeline | " + " | ".join(kinds) + " |",
+        "| --- " * (len(kinds) + 1) + "|",
+    ]
     for name, figures in results.items():
         rows.append(f"| {name} | " + " | ".join(f"{figures[k]:.3f}" for k in kinds) + " |")
     return rows
@@ -68,8 +75,10 @@ def main() -> None:
 
     variants = perturbed(holdout())
     texts = [v.text for v in variants]
-    classifiers = {"this project": lambda: rasa_classifier(ROOT / "models" / "assistant.tar.gz"),
-                   "TF-IDF char 1-3 + LinearSVC": lambda: tfidf_classifier(training())}
+    classifiers = {
+        "this project": lambda: rasa_classifier(ROOT / "models" / "assistant.tar.gz"),
+        "TF-IDF char 1-3 + LinearSVC": lambda: tfidf_classifier(training()),
+    }
     docs = ROOT / "results" / "baselines" / "docs-zh.tar.gz"
     if docs.exists():
         classifiers["Rasa docs zh pipeline"] = lambda: rasa_classifier(docs)

@@ -1,11 +1,12 @@
-"""Alembic environment: the URL comes from DATABASE_URL (actions.settings), never from alembic.ini."""
+"""Alembic environment: the URL comes from DATABASE_URL (core.settings), never from alembic.ini."""
+
 from logging.config import fileConfig
 
 from alembic import context
 
-from actions import settings
-from actions.db.engine import engine
-from actions.db.models import Base
+from core import settings
+from core.db.engine import engine
+from core.db.models import Base
 
 if context.config.config_file_name is not None:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)

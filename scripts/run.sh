@@ -20,7 +20,7 @@ export WECHAT_TOKEN="${WECHAT_TOKEN:-}" WECHAT_APPID="${WECHAT_APPID:-}" \
   WECOM_AGENT_ID="${WECOM_AGENT_ID:-}"
 
 # Web pages (origins, comma-separated) that may talk to the assistant from a browser: Sanic's CORS
-# for REST, and the socket.io channel's own check (addons/channels/socketio.py). Its own help page
+# for REST, and the socket.io channel's own check (channels/socketio.py). Its own help page
 # is always allowed.
 export CORS_ORIGINS="${CORS_ORIGINS:-http://localhost:${RASA_PORT}}"
 IFS=',' read -ra cors_origins <<<"$CORS_ORIGINS"
@@ -38,9 +38,9 @@ interrupted=0
 trap 'interrupted=1' INT TERM
 trap stop EXIT
 
-.venv/bin/python -m addons.action_server --port "$ACTION_PORT" >logs/actions.log 2>&1 &
+.venv/bin/python -m runtime.action_server --port "$ACTION_PORT" >logs/actions.log 2>&1 &
 pids+=($!)
-.venv/bin/rasa run --model models/assistant.tar.gz --interface "$RASA_HOST" --port "$RASA_PORT" \
+.venv/bin/python -m runtime.rasa_server run --model models/assistant.tar.gz --interface "$RASA_HOST" --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml \
   --cors "${cors_origins[@]}" >logs/rasa.log 2>&1 &
 pids+=($!)

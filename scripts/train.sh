@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 MODEL=models/assistant.tar.gz
 STAMP=models/.assistant.sha256
-want_hash=$( { find data -type f | LC_ALL=C sort | xargs sha256sum; sha256sum config.yml domain.yml addons/*.py; } \
+want_hash=$( { find data -type f | LC_ALL=C sort | xargs sha256sum; sha256sum config.yml domain.yml understanding/*.py core/privacy.py; } \
   | sha256sum | cut -d' ' -f1)
 
 if [ -f "$MODEL" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_hash" ]; then

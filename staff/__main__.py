@@ -1,13 +1,12 @@
 """Entry point of `python -m staff`; see staff/__init__.py."""
+
 import argparse
 import re
 import sys
-from typing import List, Optional
 
-from actions import settings
-from actions.db import queries
-from actions.db.models import TICKET_STATUSES, Ticket
-
+from core import settings
+from core.db import queries
+from core.db.models import TICKET_STATUSES, Ticket
 
 # C0 and C1 control characters (escape sequences, carriage returns…), which could rewrite the staff
 # terminal when a student's text or an old conversation id carries them.
@@ -125,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     return args.run(args)
 

@@ -1,86 +1,32 @@
-"""Shared paths and helpers. `make test` trains the model before pytest runs."""
-import contextlib
-import os
-import subprocess
+"""The tests' fixtures. `make test` trains the model before pytest runs."""
+
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any
 
 import pytest
-import yaml
 
-from bench import databases
-from bench.databases import migrate  # noqa: F401  (used by the tests)
-from bench.servers import BIN, QUIET_ENV, ROOT  # noqa: F401  (shared with the tests)
-from evaluation.holdout import HOLDOUT_DIR, read_examples
-
-MODEL = ROOT / "models" / "assistant.tar.gz"
-FAQ = ROOT / "docs" / "source" / "faq-attachment-2.md"
-HOLDOUT = sorted(HOLDOUT_DIR.glob("*.yml"))
-
-# The FAQ's links and contacts, as the tests check them in replies and responses.
-USERNAME_PAGE = "https://account.chsi.com.cn/account/password!rtvlgname"
-PASSWORD_PAGE = "https://account.chsi.com.cn/account/password!retrive"
-DUPLICATE_PAGE = "https://account.chsi.com.cn/account/help/sfzhcf.jsp"
-FAQ_PAGE = "https://account.chsi.com.cn/account/help/index.jsp"
-PASSWORD_PHONE = "010-82199588"  # FAQ section 二, 找回密码 方式三
-HOTLINE = "010-67410388"  # FAQ section 五, 以上仍无法解决
-EMAIL = "kefu@chsi.com.cn"
-
-
-def rasa(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Runs the project's rasa CLI and returns its result, output captured."""
-    return subprocess.run(
-        [str(BIN / "rasa"), *args],
-        cwd=ROOT,
-        env=QUIET_ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def load_yaml(path: Path) -> Dict[str, Any]:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-def nlu_examples(paths: List[Path]) -> Dict[str, List[str]]:
-    """intent -> examples, from Rasa NLU YAML files (read as `make eval` reads them)."""
-    examples: Dict[str, List[str]] = {}
-    for path in paths:
-        for example in read_examples(path):
-            examples.setdefault(example.intent, []).append(example.text)
-    return examples
+from harness.databases import migrate
+from tests.helpers import FAQ, MODEL, ROOT, load_yaml, new_postgres_database, require_redis
 
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     if not MODEL.exists():
-        pytest.fail("No trained model at models/assistant.tar.gz: run `make test`, which trains it.")
+        pytest.fail(
+            "No trained model at models/assistant.tar.gz: run `make test`, which trains it."
+        )
     return MODEL
 
 
 @pytest.fixture(scope="session")
-def domain() -> Dict[str, Any]:
+def domain() -> dict[str, Any]:
     return load_yaml(ROOT / "domain.yml")
 
 
 @pytest.fixture(scope="session")
 def faq_text() -> str:
     return FAQ.read_text(encoding="utf-8")
-
-
-# ---- databases and Redis for the storage and several-server tests ------------------------------
-# PostgreSQL and Redis run on every developer and CI machine of this project; elsewhere the tests
-# that need them skip with the reason, except in CI (CI=true), where they must run.
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def unavailable(what: str, error: Exception) -> None:
-    reason = f"{what} is not reachable ({type(error).__name__}: {error})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must run these tests")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -90,29 +36,10 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-@contextlib.contextmanager
-def new_postgres_database() -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards (bench.databases)."""
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(databases.new_postgres_database(POSTGRES_ADMIN_URL))
-        except Exception as error:
-            unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}", error)
-        yield url
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     with new_postgres_database() as url:
         yield url
-
-
-def require_redis() -> str:
-    try:
-        databases.redis_answers(REDIS_TEST_URL)
-    except Exception as error:
-        unavailable(f"Redis at {REDIS_TEST_URL}", error)
-    return REDIS_TEST_URL
 
 
 @pytest.fixture

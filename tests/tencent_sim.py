@@ -1,11 +1,11 @@
 """A simulated Tencent server side for the WeChat and WeCom channel tests."""
+
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional
 
-from tests.servers import free_port
+from harness.servers import free_port
 
 SECRET = "test-app-secret"
 
@@ -16,14 +16,14 @@ class ApiStub:
     def __init__(self) -> None:
         self.token_requests = 0
         self.busy = 0  # how many sends to answer with "system busy" (errcode -1) first
-        self.sent: List[Dict] = []
+        self.sent: list[dict] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def _json(self, body: Dict) -> None:
+            def _json(self, body: dict) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -34,7 +34,8 @@ class ApiStub:
             def do_GET(self) -> None:
                 # WeChat: /cgi-bin/token?…secret=; WeCom: /cgi-bin/gettoken?…corpsecret=
                 if self.path.startswith(("/cgi-bin/token", "/cgi-bin/gettoken")) and (
-                        f"secret={SECRET}" in self.path):
+                    f"secret={SECRET}" in self.path
+                ):
                     stub.token_requests += 1
                     self._json({"access_token": f"T{stub.token_requests}", "expires_in": 7200})
                 else:
@@ -54,11 +55,24 @@ class ApiStub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def inbound(open_id: str, kind: str, msg_id: Optional[str] = None, **fields: str) -> str:
-    parts = ["<ToUserName><![CDATA[gh_test]]></ToUserName>",
-             f"<FromUserName><![CDATA[{open_id}]]></FromUserName>",
-             f"<CreateTime>{int(time.time())}</CreateTime>", f"<MsgType><![CDATA[{kind}]]></MsgType>"]
+def inbound(open_id: str, kind: str, msg_id: str | None = None, **fields: str) -> str:
+    parts = [
+        "<ToUserName><![CDATA[gh_test]]></ToUserName>",
+        f"<FromUserName><![CDATA[{open_id}]]></FromUserName>",
+        f"<CreateTime>{int(time.time())}</CreateTime>",
+        f"<MsgType><![CDATA[{kind}]]></MsgType>",
+    ]
     parts += [f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()]
     if msg_id:
         parts.append(f"<MsgId>{msg_id}</MsgId>")
     return "<xml>" + "".join(parts) + "</xml>"
+
+
+# Hostile XML: entity expansion (a billion laughs) and an external entity.
+BOMB = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><MsgType>text</MsgType>
+<Content>&lol3;</Content><MsgId>1</MsgId></xml>"""
+EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
+<xml><MsgType>text</MsgType><Content>&e;</Content></xml>"""

@@ -1,22 +1,24 @@
 """Unit tests for every custom action: the events they return and what they send."""
+
 import asyncio
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, AllSlotsReset, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.clarify import ActionClarify, intent_titles
+from actions.clarify import ActionClarify
 from actions.conversation import ActionStartOver
-from actions.db import queries
 from actions.feedback import ActionRecordFeedback
 from actions.forms import ValidateDuplicateIdForm, ValidateStudentStatusForm
 from actions.handoff import ActionCreateHandoffTicket
-from tests.conftest import EMAIL
+from actions.intent_titles import intent_titles
+from core.db import queries
+from tests.helpers import EMAIL
 
 SLOTS = ["id_error", "registered_before", "student_status", "topic", "requested_slot"]
-DOMAIN: Dict[str, Any] = {
+DOMAIN: dict[str, Any] = {
     "slots": {name: {"type": "any", "mappings": [{"type": "custom"}]} for name in SLOTS},
     "forms": {
         "duplicate_id_form": {"required_slots": ["id_error", "registered_before"]},
@@ -25,15 +27,24 @@ DOMAIN: Dict[str, Any] = {
 }
 
 
-def tracker(text: str, intent: str, form: Optional[str], requested: Optional[str],
-            entities: Optional[List[Dict[str, Any]]] = None, **slots: Any) -> Tracker:
+def tracker(
+    text: str,
+    intent: str,
+    form: str | None,
+    requested: str | None,
+    entities: list[dict[str, Any]] | None = None,
+    **slots: Any,
+) -> Tracker:
     values = {name: None for name in SLOTS}
     values.update(slots, requested_slot=requested)
     return Tracker(
         sender_id="unit",
         slots=values,
-        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.4},
-                        "entities": entities or []},
+        latest_message={
+            "text": text,
+            "intent": {"name": intent, "confidence": 0.4},
+            "entities": entities or [],
+        },
         events=[],
         paused=False,
         followup_action=None,
@@ -42,17 +53,20 @@ def tracker(text: str, intent: str, form: Optional[str], requested: Optional[str
     )
 
 
-def run(action, t: Tracker) -> (List[Dict[str, Any]], CollectingDispatcher):
+def run(action, t: Tracker) -> (list[dict[str, Any]], CollectingDispatcher):
     dispatcher = CollectingDispatcher()
     events = asyncio.run(action.run(dispatcher, t, DOMAIN))
     return events, dispatcher
 
 
-@pytest.mark.parametrize("text, value", [("1", "pending_review"), ("2", "already_registered"),
-                                         ("第二个", "already_registered")])
+@pytest.mark.parametrize(
+    "text, value",
+    [("1", "pending_review"), ("2", "already_registered"), ("第二个", "already_registered")],
+)
 def test_duplicate_form_reads_numbered_answer_to_which_message(text: str, value: str) -> None:
-    events, dispatcher = run(ValidateDuplicateIdForm(),
-                             tracker(text, "nlu_fallback", "duplicate_id_form", "id_error"))
+    events, dispatcher = run(
+        ValidateDuplicateIdForm(), tracker(text, "nlu_fallback", "duplicate_id_form", "id_error")
+    )
     assert SlotSet("id_error", value) in events
     assert dispatcher.messages == []
 
@@ -61,8 +75,14 @@ def test_duplicate_form_reads_numbered_answer_to_which_message(text: str, value:
 def test_duplicate_form_reads_numbered_answer_to_registered_before(text: str, value: bool) -> None:
     events, dispatcher = run(
         ValidateDuplicateIdForm(),
-        tracker(text, "nlu_fallback", "duplicate_id_form", "registered_before",
-                id_error="already_registered"))
+        tracker(
+            text,
+            "nlu_fallback",
+            "duplicate_id_form",
+            "registered_before",
+            id_error="already_registered",
+        ),
+    )
     assert SlotSet("registered_before", value) in events
     assert not any(e.get("name") == "id_error" for e in events)
     assert dispatcher.messages == []
@@ -71,44 +91,65 @@ def test_duplicate_form_reads_numbered_answer_to_registered_before(text: str, va
 @pytest.mark.parametrize("value, expected", [("never", False), ("before", True)])
 def test_duplicate_form_reads_registration_said_in_passing(value: str, expected: bool) -> None:
     # "我毕业了，也没注册过" while the form asks which message: both facts are kept.
-    entities = [{"entity": "student_status", "value": "graduate"},
-                {"entity": "registration", "value": value}]
-    events, dispatcher = run(ValidateDuplicateIdForm(),
-                             tracker("我毕业了，也没注册过", "graduate", "duplicate_id_form",
-                                     "id_error", entities))
+    entities = [
+        {"entity": "student_status", "value": "graduate"},
+        {"entity": "registration", "value": value},
+    ]
+    events, dispatcher = run(
+        ValidateDuplicateIdForm(),
+        tracker("我毕业了，也没注册过", "graduate", "duplicate_id_form", "id_error", entities),
+    )
     assert SlotSet("registered_before", expected) in events
     assert dispatcher.messages == []
 
 
 def test_duplicate_form_ignores_a_number_out_of_range_or_for_another_question() -> None:
-    events, _ = run(ValidateDuplicateIdForm(),
-                    tracker("3", "nlu_fallback", "duplicate_id_form", "id_error"))
+    events, _ = run(
+        ValidateDuplicateIdForm(), tracker("3", "nlu_fallback", "duplicate_id_form", "id_error")
+    )
     assert [e for e in events if e.get("name") in ("id_error", "registered_before")] == []
     # "2" while the student-status form asks must not fill the duplicate-ID form's slots.
-    events, _ = run(ValidateDuplicateIdForm(),
-                    tracker("2", "nlu_fallback", "duplicate_id_form", "student_status"))
+    events, _ = run(
+        ValidateDuplicateIdForm(),
+        tracker("2", "nlu_fallback", "duplicate_id_form", "student_status"),
+    )
     assert [e for e in events if e.get("name") in ("id_error", "registered_before")] == []
 
 
 def test_duplicate_form_keeps_a_slot_filled_by_intent() -> None:
-    t = tracker("证件号码已被注册", "error_already_registered", "duplicate_id_form",
-                "registered_before", id_error="already_registered")
+    t = tracker(
+        "证件号码已被注册",
+        "error_already_registered",
+        "duplicate_id_form",
+        "registered_before",
+        id_error="already_registered",
+    )
     events, _ = run(ValidateDuplicateIdForm(), t)
-    assert not any(e.get("name") == "id_error" and e.get("value") != "already_registered"
-                   for e in events)
+    assert not any(
+        e.get("name") == "id_error" and e.get("value") != "already_registered" for e in events
+    )
 
 
 @pytest.mark.parametrize("text, value", [("1", "current"), ("2", "graduate"), ("２", "graduate")])
 def test_student_status_form_reads_numbered_answer(text: str, value: str) -> None:
-    events, dispatcher = run(ValidateStudentStatusForm(),
-                             tracker(text, "nlu_fallback", "student_status_form", "student_status"))
+    events, dispatcher = run(
+        ValidateStudentStatusForm(),
+        tracker(text, "nlu_fallback", "student_status_form", "student_status"),
+    )
     assert SlotSet("student_status", value) in events
     assert dispatcher.messages == []
 
 
 def test_start_over_resets_every_slot_and_closes_the_form_without_a_message() -> None:
-    t = tracker("重新开始", "start_over", "duplicate_id_form", "registered_before",
-                id_error="pending_review", student_status="graduate", topic="duplicate_id")
+    t = tracker(
+        "重新开始",
+        "start_over",
+        "duplicate_id_form",
+        "registered_before",
+        id_error="pending_review",
+        student_status="graduate",
+        topic="duplicate_id",
+    )
     events, dispatcher = run(ActionStartOver(), t)
     assert events == [AllSlotsReset(), ActiveLoop(None)]
     # The reply comes from utter_start_over in the rule, not from the action.
@@ -116,47 +157,62 @@ def test_start_over_resets_every_slot_and_closes_the_form_without_a_message() ->
 
 
 def test_action_names_match_the_domain(domain) -> None:
-    names = {ActionClarify().name(), ActionStartOver().name(), ValidateDuplicateIdForm().name(),
-             ValidateStudentStatusForm().name(), ActionCreateHandoffTicket().name(),
-             ActionRecordFeedback().name()}
+    names = {
+        ActionClarify().name(),
+        ActionStartOver().name(),
+        ValidateDuplicateIdForm().name(),
+        ValidateStudentStatusForm().name(),
+        ActionCreateHandoffTicket().name(),
+        ActionRecordFeedback().name(),
+    }
     assert names == set(domain["actions"])
 
 
-def clarify_tracker(confidence: float, ranking: List[Dict[str, Any]]) -> Tracker:
+def clarify_tracker(confidence: float, ranking: list[dict[str, Any]]) -> Tracker:
     t = tracker("用户名还是密码", "nlu_fallback", None, None)
     t.latest_message["intent"] = {"name": "nlu_fallback", "confidence": confidence}
-    t.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": confidence}] + ranking
+    t.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback", "confidence": confidence}
+    ] + ranking
     return t
 
 
 def test_clarify_offers_the_two_close_topics_with_their_titles() -> None:
-    ranking = [{"name": "forgot_password", "confidence": 0.38},
-               {"name": "forgot_username", "confidence": 0.33},
-               {"name": "greet", "confidence": 0.1}]
+    ranking = [
+        {"name": "forgot_password", "confidence": 0.38},
+        {"name": "forgot_username", "confidence": 0.33},
+        {"name": "greet", "confidence": 0.1},
+    ]
     events, dispatcher = run(ActionClarify(), clarify_tracker(0.4, ranking))
-    assert events == [SlotSet("clarifying", True),
-                      SlotSet("clarify_first", "forgot_password"),
-                      SlotSet("clarify_first_title", intent_titles()["forgot_password"]),
-                      SlotSet("clarify_second", "forgot_username"),
-                      SlotSet("clarify_second_title", intent_titles()["forgot_username"])]
+    assert events == [
+        SlotSet("clarifying", True),
+        SlotSet("clarify_first", "forgot_password"),
+        SlotSet("clarify_first_title", intent_titles()["forgot_password"]),
+        SlotSet("clarify_second", "forgot_username"),
+        SlotSet("clarify_second_title", intent_titles()["forgot_username"]),
+    ]
     # The question itself is utter_did_you_mean, sent by the rule.
     assert dispatcher.messages == []
 
 
-@pytest.mark.parametrize("confidence, ranking", [
-    # far apart
-    (0.4, [{"name": "forgot_password", "confidence": 0.7}, {"name": "forgot_username", "confidence": 0.1}]),
-    # a candidate the assistant does not offer (small talk)
-    (0.4, [{"name": "affirm", "confidence": 0.35}, {"name": "forgot_username", "confidence": 0.33}]),
-    # both too weak
-    (0.4, [{"name": "forgot_password", "confidence": 0.1}, {"name": "forgot_username", "confidence": 0.09}]),
-    # no known word at all (UnknownWordsFallback): no candidate is worth offering
-    (1.0, [{"name": "forgot_password", "confidence": 0.38}, {"name": "forgot_username", "confidence": 0.33}]),
-    # nothing ranked
-    (0.4, []),
-])
+@pytest.mark.parametrize(
+    "confidence, ranking",
+    [
+        # far apart
+        (0.4, [("forgot_password", 0.7), ("forgot_username", 0.1)]),
+        # a candidate the assistant does not offer (small talk)
+        (0.4, [("affirm", 0.35), ("forgot_username", 0.33)]),
+        # both too weak
+        (0.4, [("forgot_password", 0.1), ("forgot_username", 0.09)]),
+        # no known word at all (UnknownWordsFallback): no candidate is worth offering
+        (1.0, [("forgot_password", 0.38), ("forgot_username", 0.33)]),
+        # nothing ranked
+        (0.4, []),
+    ],
+)
 def test_clarify_falls_back_to_rephrase_otherwise(confidence, ranking) -> None:
-    events, dispatcher = run(ActionClarify(), clarify_tracker(confidence, ranking))
+    ranked = [{"name": name, "confidence": score} for name, score in ranking]
+    events, dispatcher = run(ActionClarify(), clarify_tracker(confidence, ranked))
     assert events == [SlotSet("clarifying", False)]
     assert dispatcher.messages == []
 
@@ -166,27 +222,44 @@ def test_every_offered_title_names_a_domain_intent(domain) -> None:
     assert all(isinstance(t, str) and t.strip() for t in intent_titles().values())
 
 
-def user(intent: str, text: str = "…") -> Dict[str, Any]:
+def user(intent: str, text: str = "…") -> dict[str, Any]:
     return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
 
 
-def bot(action: str) -> Dict[str, Any]:
+def bot(action: str) -> dict[str, Any]:
     return {"event": "action", "name": action}
 
 
 def handoff_tracker() -> Tracker:
-    t = tracker("转人工", "request_human", None, None, id_error="already_registered",
-                registered_before=False, student_status="graduate", topic="duplicate_id")
-    t.events = [user("greet"), bot("utter_greet"),
-                user("duplicate_id", "身份证号11010519491231002X提示重复"),
-                user("error_already_registered"), user("error_already_registered"),
-                user("never_registered"), bot("utter_reregister_route"), user("graduate"),
-                bot("utter_route3_items"), user("request_human"), bot("utter_handoff")]
+    t = tracker(
+        "转人工",
+        "request_human",
+        None,
+        None,
+        id_error="already_registered",
+        registered_before=False,
+        student_status="graduate",
+        topic="duplicate_id",
+    )
+    t.events = [
+        user("greet"),
+        bot("utter_greet"),
+        user("duplicate_id", "身份证号11010519491231002X提示重复"),
+        user("error_already_registered"),
+        user("error_already_registered"),
+        user("never_registered"),
+        bot("utter_reregister_route"),
+        user("graduate"),
+        bot("utter_route3_items"),
+        user("request_human"),
+        bot("utter_handoff"),
+    ]
     return t
 
 
 def test_handoff_ticket_writes_up_the_case_without_what_the_student_typed(
-        sqlite_url: str, monkeypatch) -> None:
+    sqlite_url: str, monkeypatch
+) -> None:
     from urllib.parse import parse_qs, urlsplit
 
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
@@ -196,8 +269,10 @@ def test_handoff_ticket_writes_up_the_case_without_what_the_student_typed(
     number = int(slots["ticket_number"])
     ticket = queries.get_ticket(number)
     assert ticket.topic == "duplicate_id" and ticket.status == "open"
-    assert ticket.path == ("注册时身份证号提示重复 → 提示“证件号码已被注册” → 已给重新注册的步骤 → "
-                           "已给途径3要填的信息 → 联系学信网客服")
+    assert ticket.path == (
+        "注册时身份证号提示重复 → 提示“证件号码已被注册” → 已给重新注册的步骤 → "
+        "已给途径3要填的信息 → 联系学信网客服"
+    )
     for fact in ("证件号码已被注册", "以前没有注册过", "毕业生"):
         assert fact in ticket.summary
     assert "11010519491231002X" not in ticket.summary + ticket.path
@@ -217,23 +292,31 @@ def test_handoff_without_a_database_leaves_the_number_empty(monkeypatch, tmp_pat
     assert events == [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
 
 
-@pytest.mark.parametrize("reply, helpful", [("affirm", True), ("deny", False),
-                                            ("self_service_failed", False)])
-def test_feedback_records_the_answer_just_given(sqlite_url: str, monkeypatch, reply: str,
-                                                helpful: bool) -> None:
+@pytest.mark.parametrize(
+    "reply, helpful", [("affirm", True), ("deny", False), ("self_service_failed", False)]
+)
+def test_feedback_records_the_answer_just_given(
+    sqlite_url: str, monkeypatch, reply: str, helpful: bool
+) -> None:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     t = tracker("…", reply, None, None)
-    t.events = [user("forgot_password"), bot("utter_forgot_password"), bot("action_listen"),
-                user(reply)]
+    t.events = [
+        user("forgot_password"),
+        bot("utter_forgot_password"),
+        bot("action_listen"),
+        user(reply),
+    ]
     events, dispatcher = run(ActionRecordFeedback(), t)
     assert events == [] and dispatcher.messages == []
     counts = queries.feedback_by_answer()
     assert [(c.answer, c.helpful, c.not_helpful) for c in counts] == [
-        ("utter_forgot_password", int(helpful), int(not helpful))]
+        ("utter_forgot_password", int(helpful), int(not helpful))
+    ]
 
 
-def test_a_ticket_without_the_topic_slot_takes_it_from_the_message_seen(sqlite_url: str,
-                                                                       monkeypatch) -> None:
+def test_a_ticket_without_the_topic_slot_takes_it_from_the_message_seen(
+    sqlite_url: str, monkeypatch
+) -> None:
     # "注册提示证件号码已被注册，身份证号是…" is share_personal_info, but its entity set id_error
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     t = tracker("转人工", "request_human", None, None, id_error="already_registered")

@@ -1,4 +1,5 @@
 """Typed numbered replies ("2", "２", "第二个") map to the option they name."""
+
 import pytest
 
 from actions.choices import choice_number, pick
@@ -6,15 +7,29 @@ from actions.choices import choice_number, pick
 
 @pytest.mark.parametrize(
     "text, number",
-    [("1", 1), ("2", 2), ("２", 2), (" 2 ", 2), ("2。", 2), ("选2", 2), ("第二个", 2),
-     ("第1个", 1), ("二", 2), ("我选1", 1), ("1.", 1), ("第一条", 1), ("两", 2)],
+    [
+        ("1", 1),
+        ("2", 2),
+        ("２", 2),
+        (" 2 ", 2),
+        ("2。", 2),
+        ("选2", 2),
+        ("第二个", 2),
+        ("第1个", 1),
+        ("二", 2),
+        ("我选1", 1),
+        ("1.", 1),
+        ("第一条", 1),
+        ("两", 2),
+    ],
 )
 def test_numbered_replies_are_read(text: str, number: int) -> None:
     assert choice_number(text) == number
 
 
 @pytest.mark.parametrize(
-    "text", [None, "", "   ", "12", "2023", "110101199003078515", "忘记密码", "2个账号", "abc", "一二"]
+    "text",
+    [None, "", "   ", "12", "2023", "110101199003078515", "忘记密码", "2个账号", "abc", "一二"],
 )
 def test_other_text_is_not_a_choice(text) -> None:
     assert choice_number(text) is None

@@ -1,12 +1,11 @@
 """The training data is valid, and every fact the assistant states is the FAQ's, in its place."""
+
 import re
 import unicodedata
-from typing import Dict, List
 
 import pytest
 
-from tests.conftest import (FAQ, HOLDOUT, HOTLINE, PASSWORD_PHONE, ROOT, load_yaml,
-                            nlu_examples, rasa)
+from tests.helpers import FAQ, HOLDOUT, HOTLINE, PASSWORD_PHONE, ROOT, load_yaml, nlu_examples, rasa
 
 URL = re.compile(r"https?://[^\s）)，。“”<>\\\]\[]+")
 PHONE = re.compile(r"\b0\d{2,3}-\d{7,8}\b")
@@ -14,19 +13,21 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 # What the assistant says outside domain.yml's responses: the handoff email, the channel's apology.
-OTHER_TEXTS = [ROOT / "actions" / "ticket_texts.yml", ROOT / "addons" / "channels" / "replies.yml"]
+OTHER_TEXTS = [ROOT / "actions" / "ticket_texts.yml", ROOT / "channels" / "replies.yml"]
 
 
-def strings(value) -> List[str]:
+def strings(value) -> list[str]:
     if isinstance(value, dict):
         return [s for v in value.values() for s in strings(v)]
     return [value] if isinstance(value, str) else []
 
 
-def response_texts(domain: Dict) -> Dict[str, List[str]]:
-    """response name (or text file) -> the text of each of its variants."""
-    texts = {name: [variant.get("text", "") for variant in variants]
-             for name, variants in domain["responses"].items()}
+def response_texts(domain: dict) -> dict[str, list[str]]:
+    """Response name (or text file) -> the text of each of its variants."""
+    texts = {
+        name: [variant.get("text", "") for variant in variants]
+        for name, variants in domain["responses"].items()
+    }
     for path in OTHER_TEXTS:
         texts[path.name] = strings(load_yaml(path))
     return texts
@@ -55,7 +56,9 @@ def test_every_link_phone_and_email_in_a_response_is_in_the_faq(domain, faq_text
                     assert fact in faq_text, f"{name} states {fact!r}, which the FAQ does not"
                     found.add(fact)
     # And every contact and link of the FAQ is used somewhere.
-    for fact in set(URL.findall(faq_text)) | set(PHONE.findall(faq_text)) | set(EMAIL.findall(faq_text)):
+    for fact in (
+        set(URL.findall(faq_text)) | set(PHONE.findall(faq_text)) | set(EMAIL.findall(faq_text))
+    ):
         assert fact in found, f"the FAQ's {fact!r} is never given to a student"
 
 
@@ -65,7 +68,8 @@ def test_each_phone_number_stays_where_the_faq_puts_it(domain) -> None:
             text = variant.get("text", "")
             about_password = name in ("utter_forgot_password", "utter_forgot_both") or any(
                 c.get("name") == "topic" and c.get("value") in ("password", "both")
-                for c in variant.get("condition", []))
+                for c in variant.get("condition", [])
+            )
             if PASSWORD_PHONE in text:
                 assert about_password, f"{name}: {PASSWORD_PHONE} belongs to password recovery"
             if HOTLINE in text:
@@ -79,12 +83,16 @@ def test_route_three_items_are_exactly_the_faqs(domain, faq_text) -> None:
     current = "院校名称、学号、入学年份(4位数字)、学历层次"
     graduate = "院校名称、证书编号、毕业年份(4位数字)、学历层次"
     assert current in faq_text and graduate in faq_text
-    variants = {tuple(c["value"] for c in v.get("condition", [])): v["text"]
-                for v in domain["responses"]["utter_route3_items"]}
+    variants = {
+        tuple(c["value"] for c in v.get("condition", [])): v["text"]
+        for v in domain["responses"]["utter_route3_items"]
+    }
 
-    def items(text: str) -> List[str]:
+    def items(text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text)
-        return re.findall(r"院校名称|学号|证书编号|入学年份\(4位数字\)|毕业年份\(4位数字\)|学历层次", text)
+        return re.findall(
+            r"院校名称|学号|证书编号|入学年份\(4位数字\)|毕业年份\(4位数字\)|学历层次", text
+        )
 
     assert items(variants[("current",)]) == items(current)
     assert items(variants[("graduate",)]) == items(graduate)
@@ -96,7 +104,10 @@ def test_time_promises_are_the_faqs_only(domain, faq_text) -> None:
     for name, texts in response_texts(domain).items():
         for text in texts:
             # No opening hours, no other durations than the FAQ's three working days.
-            assert not re.search(r"\d+\s*(小时|分钟)|[0-9一二两三四五六七八九十]+个?(天|日)(?!志)", text.replace("三个工作日", "")), name
+            assert not re.search(
+                r"\d+\s*(小时|分钟)|[0-9一二两三四五六七八九十]+个?(天|日)(?!志)",
+                text.replace("三个工作日", ""),
+            ), name
             assert "工作时间" not in text and "周一" not in text, name
 
 
@@ -138,7 +149,8 @@ def test_the_leak_check_sees_what_the_pipeline_sees() -> None:
     assert read("手机：13812345678") == read("手机 138 1234 5678")  # masked alike
 
 
-# ---- every answer as the FAQ says it (issue 16's audit) -----------------------------------------
+# ---- every answer as the FAQ says it (each reply checked against the source) ---------------------
+
 
 def test_route_three_always_comes_with_its_warning(domain) -> None:
     for name, variants in domain["responses"].items():
@@ -158,12 +170,15 @@ def test_the_duplicate_id_answers_say_what_the_faq_says_there(domain) -> None:
     assert any("身份证审核材料格式要求" in t for t in texts["utter_pending_review_answer"])
 
 
-@pytest.mark.parametrize("claim", [
-    "回答都来自",           # the assistant adds words of its own
-    "先找回用户名，再找回密码",  # the FAQ gives no order
-    "联系学信网客服时提供",     # identity is verified through the site's routes
-    "联系客服时请报上这个工单号",  # the hotline cannot look up this assistant's tickets
-])
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "回答都来自",  # the assistant adds words of its own
+        "先找回用户名，再找回密码",  # the FAQ gives no order
+        "联系学信网客服时提供",  # identity is verified through the site's routes
+        "联系客服时请报上这个工单号",  # the hotline cannot look up this assistant's tickets
+    ],
+)
 def test_no_answer_says_what_the_faq_does_not(domain, claim: str) -> None:
     for name, texts in response_texts(domain).items():
         assert not any(claim in t for t in texts), f"{name} says {claim!r}"
@@ -184,6 +199,12 @@ def test_every_handoff_text_picks_the_phone_by_topic(domain) -> None:
 
 def test_duplicate_id_questions_make_it_the_topic(domain) -> None:
     mapping = next(m for m in domain["slots"]["topic"]["mappings"] if m["value"] == "duplicate_id")
-    for intent in ("reregister_effect", "verification_effect", "how_to_verify",
-                   "route3_requirements", "review_time", "error_already_registered"):
+    for intent in (
+        "reregister_effect",
+        "verification_effect",
+        "how_to_verify",
+        "route3_requirements",
+        "review_time",
+        "error_already_registered",
+    ):
         assert intent in mapping["intent"]

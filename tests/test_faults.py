@@ -1,17 +1,22 @@
 """Faults: with the action server down, or the database unreachable for a moment, the student still
 gets an answer (an apology and the contacts at worst), and no stored event is lost."""
+
 import asyncio
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import EMAIL, HOTLINE, PASSWORD_PAGE, PASSWORD_PHONE, migrate
-from tests.servers import Chat, free_port, running
+from harness.databases import migrate
+from harness.servers import free_port
+from tests.helpers import EMAIL, HOTLINE, PASSWORD_PAGE, PASSWORD_PHONE
+from tests.servers import Chat, running
 
 if TYPE_CHECKING:
     from rasa.shared.core.trackers import DialogueStateTracker
@@ -26,7 +31,9 @@ def without_action_server(model_path: Path, tmp_path_factory) -> Iterator[str]:
         yield servers.rasa[0]
 
 
-def test_handoff_without_the_action_server_still_gives_the_contacts(without_action_server: str) -> None:
+def test_handoff_without_the_action_server_still_gives_the_contacts(
+    without_action_server: str,
+) -> None:
     reply = Chat(without_action_server).say("帮我转人工客服")
     assert HOTLINE in reply and EMAIL in reply and "没能生成工单号" in reply
 
@@ -37,7 +44,9 @@ def test_answers_that_need_no_action_server_are_unaffected(without_action_server
 
 
 @pytest.mark.parametrize("text", ["注册提示证件号码已被注册", "qwpoeiruty"])
-def test_turns_that_need_the_action_server_get_an_answer(without_action_server: str, text: str) -> None:
+def test_turns_that_need_the_action_server_get_an_answer(
+    without_action_server: str, text: str
+) -> None:
     chat = Chat(without_action_server)
     assert chat.say(text).strip()
     assert PASSWORD_PAGE in chat.say("忘记密码了")  # and the conversation goes on
@@ -48,7 +57,7 @@ class Proxy:
 
     def __init__(self, target: int) -> None:
         self.port, self.target = free_port(), target
-        self.sockets: List[socket.socket] = []
+        self.sockets: list[socket.socket] = []
         self.running = False
 
     def start(self) -> None:
@@ -64,10 +73,8 @@ class Proxy:
         self.running = False
         time.sleep(0.2)
         for s in [self.listener, *self.sockets]:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
         self.sockets = []
 
@@ -76,7 +83,7 @@ class Proxy:
         while self.running:
             try:
                 client, _ = listener.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.target))
             self.sockets += [client, upstream]
@@ -91,20 +98,24 @@ class Proxy:
         except OSError:
             pass
         for s in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
-def stored_user_turns(engine: sa.engine.Engine, sender: str, field: str = "intent") -> List[str]:
+def stored_user_turns(engine: sa.engine.Engine, sender: str, field: str = "intent") -> list[str]:
     """The conversation's user turns as stored, in order: their intents, or (field="text") their
     stored (masked) texts."""
     column = "intent_name" if field == "intent" else "CAST(data AS json) ->> 'text'"
     with engine.connect() as connection:
-        return list(connection.execute(sa.text(
-            f"SELECT {column} FROM events WHERE sender_id = :s AND type_name = 'user' "
-            "ORDER BY id"), {"s": sender}).scalars())
+        return list(
+            connection.execute(
+                sa.text(
+                    f"SELECT {column} FROM events WHERE sender_id = :s AND type_name = 'user' "
+                    "ORDER BY id"
+                ),
+                {"s": sender},
+            ).scalars()
+        )
 
 
 def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_path: Path) -> None:
@@ -114,10 +125,10 @@ def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_
     through_proxy = str(target.set(port=proxy.port))
     stored = sa.create_engine(postgres_url, future=True)
 
-    def user_turns(sender: str) -> List[str]:
+    def user_turns(sender: str) -> list[str]:
         return stored_user_turns(stored, sender)
 
-    def user_texts(sender: str) -> List[str]:
+    def user_texts(sender: str) -> list[str]:
         return stored_user_turns(stored, sender, "text")
 
     try:
@@ -137,14 +148,19 @@ def test_a_database_blip_loses_nothing(postgres_url: str, model_path: Path, tmp_
             assert Chat(servers.rasa[0], chat.sender).say("用户名也忘了").strip()
             time.sleep(8.5)
             assert PASSWORD_PAGE in chat.say("密码忘了")
-            assert user_texts(chat.sender) == ["密码忘了", "/self_service_failed", "用户名也忘了",
-                                               "密码忘了"]
+            assert user_texts(chat.sender) == [
+                "密码忘了",
+                "/self_service_failed",
+                "用户名也忘了",
+                "密码忘了",
+            ]
     finally:
         stored.dispose()
         proxy.stop()
 
 
 # ---- a longer outage, at the level of the store ---------------------------------------------
+
 
 def turn(tracker: "DialogueStateTracker", text: str, intent: str) -> None:
     from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
@@ -155,16 +171,18 @@ def turn(tracker: "DialogueStateTracker", text: str, intent: str) -> None:
 
 
 def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
-        postgres_url: str, monkeypatch) -> None:
+    postgres_url: str, monkeypatch
+) -> None:
     from rasa.core.tracker_store import FailSafeTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, SessionStarted
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from addons import tracker_store as module
+    from stores import kept_conversations, retries
+    from stores import tracker_store as module
 
-    monkeypatch.setattr(module, "RETRY_DELAYS", (0.05,))
-    monkeypatch.setattr(module, "FLUSH_INTERVAL", 0.2)
+    monkeypatch.setattr(retries, "RETRY_DELAYS", (0.05,))
+    monkeypatch.setattr(kept_conversations, "FLUSH_INTERVAL", 0.2)
     domain = Domain.load(str(Path(__file__).parent.parent / "domain.yml"))
     target = sa.engine.make_url(postgres_url)
     proxy = Proxy(target.port or 5432)
@@ -173,12 +191,15 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
     store = FailSafeTrackerStore(primary)
     stored = sa.create_engine(postgres_url, future=True)
 
-    def user_turns(sender: str) -> List[str]:
+    def user_turns(sender: str) -> list[str]:
         return stored_user_turns(stored, sender)
 
     def start_session(tracker: DialogueStateTracker) -> DialogueStateTracker:
-        for event in (ActionExecuted("action_session_start"), SessionStarted(),
-                      ActionExecuted("action_listen")):
+        for event in (
+            ActionExecuted("action_session_start"),
+            SessionStarted(),
+            ActionExecuted("action_listen"),
+        ):
             tracker.update(event)
         return tracker
 
@@ -207,13 +228,15 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
         proxy.start()
         for _ in range(50):  # the background catch-up runs every FLUSH_INTERVAL
             await asyncio.sleep(0.1)
-            if not primary._pending:
+            if not primary._kept:
                 break
         assert user_turns("s-1") == ["forgot_password", "forgot_username", "self_service_failed"]
         back = await store.retrieve("s-1")
         # the conversation goes on from what the student saw last, each event once
         assert [e.intent_name for e in back.events if e.type_name == "user"] == [
-            "forgot_username", "self_service_failed"]
+            "forgot_username",
+            "self_service_failed",
+        ]
 
         # cut while a turn is being answered: read from the database, save fails, then the next
         # read (database back) stores the kept turn before reading
@@ -224,9 +247,16 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
         proxy.start()
         after = await store.retrieve("s-1")
         assert [e.intent_name for e in after.events if e.type_name == "user"] == [
-            "forgot_username", "self_service_failed", "request_human"]
-        assert user_turns("s-1") == ["forgot_password", "forgot_username", "self_service_failed",
-                                     "request_human"]
+            "forgot_username",
+            "self_service_failed",
+            "request_human",
+        ]
+        assert user_turns("s-1") == [
+            "forgot_password",
+            "forgot_username",
+            "self_service_failed",
+            "request_human",
+        ]
 
         # the read fails, the database is back before the turn is saved: Rasa saves the new
         # tracker when it creates it, then again at the end of the turn; both saves are written
@@ -242,8 +272,9 @@ def test_turns_answered_during_a_longer_outage_are_stored_when_it_ends(
         turn(start_session(restarted), "身份证号重复", "duplicate_id")
         await store.save(restarted)
         assert user_turns("s-2") == ["greet", "duplicate_id"]
-        assert [e.intent_name for e in (await store.retrieve("s-2")).events
-                if e.type_name == "user"] == ["duplicate_id"]
+        assert [
+            e.intent_name for e in (await store.retrieve("s-2")).events if e.type_name == "user"
+        ] == ["duplicate_id"]
 
     try:
         asyncio.run(scenario())

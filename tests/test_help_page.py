@@ -2,14 +2,16 @@
 with its executable_path): ask, see the answer's link, click a button, reload and see the history,
 Enter during IME composition does not send, a typing indicator, a phone-sized screen, and a plain
 message when the server cannot be reached. `make test` installs Chromium (scripts/browser.sh)."""
+
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.conftest import HOTLINE, PASSWORD_PAGE, ROOT, migrate
+from harness.databases import migrate
+from tests.helpers import HOTLINE, PASSWORD_PAGE, ROOT
 from tests.servers import running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,8 +37,9 @@ def browser() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox"])
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
         yield chromium
         chromium.close()
 

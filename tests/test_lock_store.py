@@ -1,31 +1,41 @@
-"""The conversation lock: one turn at a time, in arrival order, across servers, owner-only release."""
+"""The conversation lock: one turn at a time, in arrival order, across servers, released by its
+owner only."""
+
 import asyncio
 import uuid
-from typing import List, Tuple
 
 import pytest
 from rasa.core.lock_store import LockError
 
-from addons.lock_store import ConversationLockStore
+from stores.lock_store import ConversationLockStore
 
-Log = List[Tuple[str, int]]
+Log = list[tuple[str, int]]
 
 
-async def turn(store: ConversationLockStore, conversation: str, number: int, log: Log,
-               hold: float, lifetime: float = 60) -> None:
+async def turn(
+    store: ConversationLockStore,
+    conversation: str,
+    number: int,
+    log: Log,
+    hold: float,
+    lifetime: float = 60,
+) -> None:
     async with store.lock(conversation, lock_lifetime=lifetime):
         log.append(("start", number))
         await asyncio.sleep(hold)
         log.append(("end", number))
 
 
-async def burst(stores: List[ConversationLockStore], turns: int) -> Log:
+async def burst(stores: list[ConversationLockStore], turns: int) -> Log:
     """`turns` turns of one conversation arriving 2 ms apart, alternately on each store."""
     conversation, log = f"test-{uuid.uuid4().hex}", []
     tasks = []
     for number in range(turns):
-        tasks.append(asyncio.ensure_future(
-            turn(stores[number % len(stores)], conversation, number, log, hold=0.01)))
+        tasks.append(
+            asyncio.ensure_future(
+                turn(stores[number % len(stores)], conversation, number, log, hold=0.01)
+            )
+        )
         await asyncio.sleep(0.002)
     await asyncio.gather(*tasks)
     return log
@@ -47,7 +57,9 @@ def test_turns_on_two_server_processes_sharing_redis_never_overlap(redis_url: st
     assert len(log) == 2 * TURNS and overlaps(log) == 0
     starts = [int(entry.split()[1]) for entry in log[0::2]]
     # strictly alternating start n / end n: never two turns at once
-    assert all(log[2 * i] == f"start {n}" and log[2 * i + 1] == f"end {n}" for i, n in enumerate(starts))
+    assert all(
+        log[2 * i] == f"start {n}" and log[2 * i + 1] == f"end {n}" for i, n in enumerate(starts)
+    )
     assert sorted(starts) == list(range(TURNS))
     # turns run in arrival order; arrivals are 10 ms apart, so allow a neighbour swap for jitter
     assert all(abs(position - number) <= 1 for position, number in enumerate(starts))

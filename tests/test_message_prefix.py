@@ -1,7 +1,9 @@
-"""addons/message_prefix.py: the pipeline reads a bounded prefix, without repeated sentences."""
+"""understanding/message_prefix.py: the pipeline reads a bounded prefix, without repeated
+sentences."""
+
 import pytest
 
-from addons.message_prefix import MessagePrefix
+from understanding.message_prefix import MessagePrefix
 
 
 def test_a_short_message_is_read_whole() -> None:

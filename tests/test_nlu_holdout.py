@@ -1,6 +1,7 @@
 """NLU on the hold-out set, with the trained model as it serves (fallback components included: a
 message sent to nlu_fallback counts as misclassified). Floors sit a little under the figures
 measured with `make eval`, so that a regression fails the build."""
+
 from pathlib import Path
 
 from evaluation.holdout import holdout, rasa_classifier, score
@@ -18,9 +19,11 @@ OUT_OF_SCOPE_FLOOR = 0.93
 def test_holdout_scores(model_path: Path) -> None:
     examples = holdout()
     result = score(examples, rasa_classifier(model_path)([e.text for e in examples]))
-    print(f"\nhold-out: {len(examples)} examples, macro-F1 {result.overall:.3f}, "
-          + ", ".join(f"{k} {v:.3f}" for k, v in result.subsets.items())
-          + f", out_of_scope recall {result.out_of_scope_recall:.3f}")
+    print(
+        f"\nhold-out: {len(examples)} examples, macro-F1 {result.overall:.3f}, "
+        + ", ".join(f"{k} {v:.3f}" for k, v in result.subsets.items())
+        + f", out_of_scope recall {result.out_of_scope_recall:.3f}"
+    )
     print("\n".join(result.misses))
     assert result.overall >= MACRO_F1_FLOOR
     assert set(result.subsets) == set(SUBSET_FLOORS)

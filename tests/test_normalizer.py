@@ -1,10 +1,11 @@
 """ChineseTextNormalizer on its own, and in the trained pipeline."""
+
 import pytest
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from addons.normalizer import ChineseTextNormalizer, normalize
+from understanding.normalizer import ChineseTextNormalizer, normalize
 
 
 @pytest.mark.parametrize(

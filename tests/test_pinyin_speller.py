@@ -1,5 +1,6 @@
-"""addons/pinyin_speller.py: pinyin input typos corrected to the training data's words, on its own
-and in the trained pipeline. (Examples here are not the hold-out's.)"""
+"""understanding/pinyin_speller.py: pinyin input typos corrected to the training data's words, on
+its own and in the trained pipeline. (Examples here are not the hold-out's.)"""
+
 import asyncio
 
 import pytest
@@ -10,11 +11,18 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from addons.pinyin_speller import PinyinSpellingCorrector
-from tests.conftest import ROOT
+from tests.helpers import ROOT
+from understanding.pinyin_speller import PinyinSpellingCorrector
 
-TRAINING = ["我忘记密码了", "密码不对", "学信网怎么注册账号", "我已经毕业了", "再见啦", "多谢你的帮助",
-            "用户名找不回来"]
+TRAINING = [
+    "我忘记密码了",
+    "密码不对",
+    "学信网怎么注册账号",
+    "我已经毕业了",
+    "再见啦",
+    "多谢你的帮助",
+    "用户名找不回来",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +42,31 @@ def corrected(speller: PinyinSpellingCorrector, text: str) -> str:
     return message.get(TEXT)
 
 
-@pytest.mark.parametrize("typed, meant", [
-    ("忘了蜜马", "忘了密码"), ("怎么注测", "怎么注册"), ("我已经必业", "我已经毕业"),
-    ("用户明忘了", "用户名忘了"), ("多些多些", "多谢多谢"), ("帐号", "账号"),
-])
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("忘了蜜马", "忘了密码"),
+        ("怎么注测", "怎么注册"),
+        ("我已经必业", "我已经毕业"),
+        ("用户明忘了", "用户名忘了"),
+        ("多些多些", "多谢多谢"),
+        ("帐号", "账号"),
+    ],
+)
 def test_sound_alike_typos_become_the_trained_word(speller, typed: str, meant: str) -> None:
     assert corrected(speller, typed) == meant
 
 
-@pytest.mark.parametrize("text", [
-    "我忘记密码了",            # known words stay
-    "白白浪费了时间",          # 白白 is a commoner word than 拜拜: not a typo
-    "今天食堂吃什么",          # nothing sounds like a trained word
-    "id号码 [身份证号] abc",   # placeholders, Latin letters and digits untouched
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我忘记密码了",  # known words stay
+        "白白浪费了时间",  # 白白 is a commoner word than 拜拜: not a typo
+        "今天食堂吃什么",  # nothing sounds like a trained word
+        "id号码 [身份证号] abc",  # placeholders, Latin letters and digits untouched
+        "",
+    ],
+)
 def test_other_text_is_left_alone(speller, text: str) -> None:
     assert corrected(speller, text) == text
 

@@ -1,5 +1,6 @@
 """Masking of ID numbers (MOD 11-2 check character, old 15-digit form), mobiles and emails, in
 whatever form they are typed: separators, full-width, zero-width, prefixes, Chinese numerals."""
+
 import os
 import unicodedata
 
@@ -8,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasa.shared.core.events import ActionExecuted, UserUttered
 
-from addons.privacy import EMAIL, ID_NUMBER, MOBILE, id_check_character, is_id_number, mask
-from addons.tracker_store import masked
+from core.privacy import EMAIL, ID_NUMBER, MOBILE, id_check_character, is_id_number, mask
+from stores.masking import masked
 
 
 def test_check_character_follows_iso_7064_mod_11_2() -> None:
@@ -18,58 +19,118 @@ def test_check_character_follows_iso_7064_mod_11_2() -> None:
     assert is_id_number("11010519491231002X") and is_id_number("11010519491231002x")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("我的身份证号是11010519491231002X", f"我的身份证号是{ID_NUMBER}"),
-    ("440304199001011233。", f"{ID_NUMBER}。"),
-    ("老身份证110105491231002", f"老身份证{ID_NUMBER}"),
-    ("手机13812345678", f"手机{MOBILE}"),
-    ("电话 +86 138-1234-5678 找我", f"电话 {MOBILE} 找我"),
-    ("邮箱 Li.Si@example.edu.cn 谢谢", f"邮箱 {EMAIL} 谢谢"),
-    # the words before an address stay (traditional characters too)
-    ("電子郵件test@foxmail.com", f"電子郵件{EMAIL}"), ("发到我邮箱abc@qq.com", f"发到我邮箱{EMAIL}"),
-    # mistyped check character: still an ID number by its birth date, still masked
-    ("110105194912310020", ID_NUMBER),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("我的身份证号是11010519491231002X", f"我的身份证号是{ID_NUMBER}"),
+        ("440304199001011233。", f"{ID_NUMBER}。"),
+        ("老身份证110105491231002", f"老身份证{ID_NUMBER}"),
+        ("手机13812345678", f"手机{MOBILE}"),
+        ("电话 +86 138-1234-5678 找我", f"电话 {MOBILE} 找我"),
+        ("邮箱 Li.Si@example.edu.cn 谢谢", f"邮箱 {EMAIL} 谢谢"),
+        # the words before an address stay (traditional characters too)
+        ("電子郵件test@foxmail.com", f"電子郵件{EMAIL}"),
+        ("发到我邮箱abc@qq.com", f"发到我邮箱{EMAIL}"),
+        # mistyped check character: still an ID number by its birth date, still masked
+        ("110105194912310020", ID_NUMBER),
+    ],
+)
 def test_personal_data_is_masked(text: str, expected: str) -> None:
     assert mask(text) == expected
 
 
-# How students type them (written for this test: each form was seen or described in issue 12).
+# How students type them (written for this test: each form was seen in or described by
+# students' messages).
 ID_FORMS = [
-    "110105-19491231-002X", "110105 19491231 002X", "110105  19491231  002x",
-    "1101 0519 4912 3100 2X", "110105.19491231.002X", "110105—19491231—002X",
-    "110105_19491231_002X", "110105/19491231/002X", "１１０１０５１９４９１２３１００２Ｘ",
-    "１１０１０５－１９４９１２３１－００２ｘ", "110105\u200b19491231\u200b002X",
-    "1\u200d1\u200d0105194912310\u200c02X", "110105\ufeff19491231002X",
-    "110105\u300019491231\u3000002X", "11 01 05 19 49 12 31 00 2X", "440304199001011233",
-    "4403-0419-9001-0112-33", "110105491231002", "110105 491231 002", "１１０１０５４９１２３１００２",
+    "110105-19491231-002X",
+    "110105 19491231 002X",
+    "110105  19491231  002x",
+    "1101 0519 4912 3100 2X",
+    "110105.19491231.002X",
+    "110105—19491231—002X",
+    "110105_19491231_002X",
+    "110105/19491231/002X",
+    "１１０１０５１９４９１２３１００２Ｘ",
+    "１１０１０５－１９４９１２３１－００２ｘ",
+    "110105\u200b19491231\u200b002X",
+    "1\u200d1\u200d0105194912310\u200c02X",
+    "110105\ufeff19491231002X",
+    "110105\u300019491231\u3000002X",
+    "11 01 05 19 49 12 31 00 2X",
+    "440304199001011233",
+    "4403-0419-9001-0112-33",
+    "110105491231002",
+    "110105 491231 002",
+    "１１０１０５４９１２３１００２",
 ]
 MOBILE_FORMS = [
-    "1381 234 5678", "138 1234 5678", "138-1234-5678", "138.1234.5678", "138  1234  5678",
-    "+86 13812345678", "+86-138-1234-5678", "0086 13812345678", "0086-138-1234-5678",
-    "(+86) 138 1234 5678", "8613812345678", "１３８１２３４５６７８", "１３８－１２３４－５６７８",
-    "＋８６ １３８ １２３４ ５６７８", "138\u200b1234\u200b5678", "1\u200c3\u200c812345678",
-    "138\u30001234\u30005678", "一三八一二三四五六七八", "幺三八 幺二三四 五六七八",
-    "一三八-一二三四-五六七八", "壹叁捌13812345678", "13８12345678", "138—1234—5678",
+    "1381 234 5678",
+    "138 1234 5678",
+    "138-1234-5678",
+    "138.1234.5678",
+    "138  1234  5678",
+    "+86 13812345678",
+    "+86-138-1234-5678",
+    "0086 13812345678",
+    "0086-138-1234-5678",
+    "(+86) 138 1234 5678",
+    "8613812345678",
+    "１３８１２３４５６７８",
+    "１３８－１２３４－５６７８",
+    "＋８６ １３８ １２３４ ５６７８",
+    "138\u200b1234\u200b5678",
+    "1\u200c3\u200c812345678",
+    "138\u30001234\u30005678",
+    "一三八一二三四五六七八",
+    "幺三八 幺二三四 五六七八",
+    "一三八-一二三四-五六七八",
+    "壹叁捌13812345678",
+    "13８12345678",
+    "138—1234—5678",
 ]
 EMAIL_FORMS = [
-    "li.si@example.edu.cn", "lisi＠qq．com", "ＬＩＳＩ＠ＱＱ．ＣＯＭ", "张三@163.com",
-    "zhang.san+chsi@北京大学.edu.cn", "lisi@qq。com", "li\u200bsi@qq.com",
+    "li.si@example.edu.cn",
+    "lisi＠qq．com",
+    "ＬＩＳＩ＠ＱＱ．ＣＯＭ",
+    "张三@163.com",
+    "zhang.san+chsi@北京大学.edu.cn",
+    "lisi@qq。com",
+    "li\u200bsi@qq.com",
 ]
-LEFT_ALONE = ["2", "1234567", "2026年11月28日", "12345678901234567", "123456789012345678901",
-              "证件号码已被注册", "010-67410388", "010-82199588", "第2步 第3步", "3个工作日",
-              "2023-09-01 13:45", "大一", "我是一二年级的", "一三五", "a@b", "12:30"]
+LEFT_ALONE = [
+    "2",
+    "1234567",
+    "2026年11月28日",
+    "12345678901234567",
+    "123456789012345678901",
+    "证件号码已被注册",
+    "010-67410388",
+    "010-82199588",
+    "第2步 第3步",
+    "3个工作日",
+    "2023-09-01 13:45",
+    "大一",
+    "我是一二年级的",
+    "一三五",
+    "a@b",
+    "12:30",
+]
 
 
 def _readable_digits(text: str) -> str:
     """Every digit a reader could still see in `text`, Chinese numerals included."""
-    chinese = dict(zip("零〇○一幺二两三四五六七八九", "00011223456789"))
-    return "".join(chinese.get(c, c) for c in unicodedata.normalize("NFKC", text) if
-                   c in chinese or c.isdigit())
+    chinese = dict(zip("零〇○一幺二两三四五六七八九", "00011223456789", strict=True))
+    return "".join(
+        chinese.get(c, c)
+        for c in unicodedata.normalize("NFKC", text)
+        if c in chinese or c.isdigit()
+    )
 
 
 @pytest.mark.parametrize("form", ID_FORMS)
-@pytest.mark.parametrize("before, after", [("我的身份证号是", "，帮我看看"), ("", ""), ("证件号：", "。")])
+@pytest.mark.parametrize(
+    "before, after", [("我的身份证号是", "，帮我看看"), ("", ""), ("证件号：", "。")]
+)
 def test_id_numbers_in_any_typed_form_are_masked(form: str, before: str, after: str) -> None:
     masked_text = mask(before + form + after)
     assert masked_text == before + ID_NUMBER + after
@@ -101,8 +162,12 @@ CONTEXT = st.sampled_from(["", "我的号码", "身份证：", "手机号是", "
 @st.composite
 def id_numbers(draw: st.DrawFn) -> str:
     region = draw(st.integers(110000, 659999))
-    birth = draw(st.dates(min_value=__import__("datetime").date(1930, 1, 1),
-                          max_value=__import__("datetime").date(2012, 12, 31)))
+    birth = draw(
+        st.dates(
+            min_value=__import__("datetime").date(1930, 1, 1),
+            max_value=__import__("datetime").date(2012, 12, 31),
+        )
+    )
     first17 = f"{region:06d}{birth:%Y%m%d}{draw(st.integers(0, 999)):03d}"
     return first17 + id_check_character(first17)
 
@@ -128,12 +193,16 @@ def typed(draw: st.DrawFn, number: str) -> str:
 
 @settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "300")), deadline=None)
 @given(data=st.data(), before=CONTEXT, after=CONTEXT)
-def test_no_valid_id_or_mobile_survives_masking(data: st.DataObject, before: str, after: str) -> None:
+def test_no_valid_id_or_mobile_survives_masking(
+    data: st.DataObject, before: str, after: str
+) -> None:
     id_number = data.draw(id_numbers())
     mobile = data.draw(mobiles())
     prefix = data.draw(st.sampled_from(["", "+86", "0086", "+86 ", "86-"]))
-    text = (f"{before}{data.draw(typed(id_number))}{after}，手机{prefix}"
-            f"{data.draw(typed(mobile))}{after}")
+    text = (
+        f"{before}{data.draw(typed(id_number))}{after}，手机{prefix}"
+        f"{data.draw(typed(mobile))}{after}"
+    )
     masked_text = mask(text)
     assert ID_NUMBER in masked_text and MOBILE in masked_text
     assert _readable_digits(masked_text) == "", masked_text
@@ -150,9 +219,11 @@ def test_masking_is_idempotent() -> None:
 
 
 def test_tracker_store_writes_masked_copies_of_user_messages_only() -> None:
-    event = UserUttered("身份证11010519491231002X", {"name": "share_personal_info",
-                                                     "confidence": 1.0},
-                        parse_data={"text": "身份证11010519491231002X"})
+    event = UserUttered(
+        "身份证11010519491231002X",
+        {"name": "share_personal_info", "confidence": 1.0},
+        parse_data={"text": "身份证11010519491231002X"},
+    )
     safe = masked(event)
     assert safe.text == f"身份证{ID_NUMBER}" and safe.parse_data["text"] == f"身份证{ID_NUMBER}"
     assert event.text == "身份证11010519491231002X"  # the live conversation is untouched
@@ -169,22 +240,32 @@ def test_sqlite_store_keeps_no_plain_personal_data(sqlite_url: str) -> None:
     from rasa.shared.core.events import BotUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from addons.tracker_store import MaskingSQLTrackerStore
+    from stores.tracker_store import MaskingSQLTrackerStore
 
     store = MaskingSQLTrackerStore(domain=Domain.empty(), host=sqlite_url)
     not_understood = {"name": "nlu_fallback", "confidence": 1.0}
-    tracker = DialogueStateTracker.from_events("student", [
-        ActionExecuted("action_listen"),
-        UserUttered("手机13812345678", {"name": "share_personal_info", "confidence": 1.0},
-                    parse_data={"text": "手机13812345678"}),
-        BotUttered("请不要在这里发送手机号"),
-        UserUttered("qq 13812345678 zz", not_understood, parse_data={"text": "qq 13812345678 zz"}),
-    ])
+    tracker = DialogueStateTracker.from_events(
+        "student",
+        [
+            ActionExecuted("action_listen"),
+            UserUttered(
+                "手机13812345678",
+                {"name": "share_personal_info", "confidence": 1.0},
+                parse_data={"text": "手机13812345678"},
+            ),
+            BotUttered("请不要在这里发送手机号"),
+            UserUttered(
+                "qq 13812345678 zz", not_understood, parse_data={"text": "qq 13812345678 zz"}
+            ),
+        ],
+    )
     asyncio.run(store.save(tracker))
-    with sqlite3.connect(sqlite_url[len("sqlite:///"):]) as conn:
+    with sqlite3.connect(sqlite_url[len("sqlite:///") :]) as conn:
         # Stored as JSON with ASCII escapes; decoded to read the placeholders.
-        rows = [json.dumps(json.loads(r), ensure_ascii=False)
-                for (r,) in conn.execute("SELECT data FROM events")]
+        rows = [
+            json.dumps(json.loads(r), ensure_ascii=False)
+            for (r,) in conn.execute("SELECT data FROM events")
+        ]
         unanswered = list(conn.execute("SELECT text, count FROM unanswered_questions"))
     assert len(rows) == 4
     assert not any("13812345678" in r for r in rows)
@@ -193,7 +274,9 @@ def test_sqlite_store_keeps_no_plain_personal_data(sqlite_url: str) -> None:
     assert unanswered == [(f"qq {MOBILE} zz", 1)]
     restored = asyncio.run(store.retrieve("student"))
     assert [e.text for e in restored.events if isinstance(e, UserUttered)] == [
-        f"手机{MOBILE}", f"qq {MOBILE} zz"]
+        f"手机{MOBILE}",
+        f"qq {MOBILE} zz",
+    ]
 
 
 def test_masker_component_rewrites_messages_and_training_data() -> None:
@@ -201,7 +284,7 @@ def test_masker_component_rewrites_messages_and_training_data() -> None:
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    from addons.masker import PersonalDataMasker
+    from understanding.masker import PersonalDataMasker
 
     component = PersonalDataMasker.create({}, None, None, None)
     message = Message(data={TEXT: "手机13812345678"})

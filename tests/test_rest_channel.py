@@ -1,13 +1,14 @@
-"""addons/channels/rest.py on its own: an answer whatever happens, and each message id once."""
+"""channels/rest.py on its own: an answer whatever happens, and each message id once."""
+
 import asyncio
-from typing import Any, List
+from typing import Any
 
 import pytest
 
-from addons.channels.replies import replies
-from addons.channels.rest import ResilientRestInput
-from addons.deliveries import Deliveries
-from tests.conftest import EMAIL, HOTLINE
+from channels.replies import replies
+from channels.rest import ResilientRestInput
+from core.deliveries import Deliveries
+from tests.helpers import EMAIL, HOTLINE
 
 
 class Assistant:
@@ -22,12 +23,14 @@ class Assistant:
         if self.behaviour == "fail":
             raise RuntimeError("action server unreachable")
         if self.behaviour == "reply":
-            await message.output_channel.send_text_message(message.sender_id,
-                                                           f"reply {len(self.turns)}")
+            await message.output_channel.send_text_message(
+                message.sender_id, f"reply {len(self.turns)}"
+            )
 
 
-def answer(channel: ResilientRestInput, assistant: Assistant, text: str = "你好",
-           message_id: Any = None) -> List[dict]:
+def answer(
+    channel: ResilientRestInput, assistant: Assistant, text: str = "你好", message_id: Any = None
+) -> list[dict]:
     return asyncio.run(channel.answer(assistant, "student", text, message_id, None))
 
 
@@ -41,15 +44,17 @@ def test_a_failure_or_a_silence_gets_the_apology_with_the_contacts(behaviour: st
 
 def test_a_normal_reply_passes_through() -> None:
     assert [m["text"] for m in answer(ResilientRestInput(Deliveries()), Assistant("reply"))] == [
-        "reply 1"]
+        "reply 1"
+    ]
 
 
 def test_the_same_message_id_is_processed_once_and_answered_alike() -> None:
     channel, assistant = ResilientRestInput(Deliveries()), Assistant("reply", delay=0.2)
 
-    async def three_deliveries() -> List[List[dict]]:
-        return await asyncio.gather(*(channel.answer(assistant, "student", "忘记密码", "m-1", None)
-                                      for _ in range(3)))
+    async def three_deliveries() -> list[list[dict]]:
+        return await asyncio.gather(
+            *(channel.answer(assistant, "student", "忘记密码", "m-1", None) for _ in range(3))
+        )
 
     replies_ = asyncio.run(three_deliveries())
     assert assistant.turns == ["忘记密码"]
@@ -85,7 +90,7 @@ def test_delivery_keys_cannot_collide() -> None:
 
 
 def test_a_long_message_is_answered_from_its_beginning_with_a_note() -> None:
-    from addons.channels import limits
+    from channels import limits
 
     assistant = Assistant("reply")
     reply = answer(ResilientRestInput(Deliveries()), assistant, text="忘" * 50_000)

@@ -1,4 +1,5 @@
 """evaluation/robustness.py: the perturbed hold-out is the same from run to run, and perturbed."""
+
 from evaluation.holdout import holdout
 from evaluation.robustness import KINDS, perturbed, scores
 

@@ -4,48 +4,66 @@ Turns sent alternately to the two servers carry the dialogue state over; a burst
 both at once is processed one turn at a time, each message once, none lost; a message delivered
 to both servers is one turn. Skips without PostgreSQL or Redis, except in CI (CI=true).
 """
+
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import DUPLICATE_PAGE, PASSWORD_PAGE, new_postgres_database, require_redis
-from tests.servers import Chat, Servers, running
+from harness.servers import Servers
+from tests.helpers import DUPLICATE_PAGE, PASSWORD_PAGE, new_postgres_database, require_redis
+from tests.servers import Chat, running
 
 
 @pytest.fixture(scope="module")
-def cluster(model_path: Path, tmp_path_factory) -> Iterator[Tuple[Servers, str]]:
+def cluster(model_path: Path, tmp_path_factory) -> Iterator[tuple[Servers, str]]:
     redis_url = require_redis()
     with new_postgres_database() as database:
         env = {"DATABASE_URL": database, "REDIS_URL": redis_url}
-        with running(model_path, tmp_path_factory.mktemp("cluster"), env, rasa_servers=2) as servers:
+        with running(
+            model_path, tmp_path_factory.mktemp("cluster"), env, rasa_servers=2
+        ) as servers:
             yield servers, database
 
 
-def stored_events(database: str, sender: str) -> List[Tuple[str, str]]:
+def stored_events(database: str, sender: str) -> list[tuple[str, str]]:
     """(type, intent or action name) of the conversation's stored events, in order."""
     engine = sa.create_engine(database, future=True)
     try:
         with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(sa.text(
-                "SELECT type_name, coalesce(intent_name, action_name, '') FROM events "
-                "WHERE sender_id = :s ORDER BY id"), {"s": sender})]
+            return [
+                tuple(row)
+                for row in connection.execute(
+                    sa.text(
+                        "SELECT type_name, coalesce(intent_name, action_name, '') FROM events "
+                        "WHERE sender_id = :s ORDER BY id"
+                    ),
+                    {"s": sender},
+                )
+            ]
     finally:
         engine.dispose()
 
 
-def user_texts(database: str, sender: str) -> List[str]:
+def user_texts(database: str, sender: str) -> list[str]:
     import json
 
     engine = sa.create_engine(database, future=True)
     try:
         with engine.connect() as connection:
-            return [json.loads(data)["text"] for data in connection.execute(sa.text(
-                "SELECT data FROM events WHERE sender_id = :s AND type_name = 'user' ORDER BY id"),
-                {"s": sender}).scalars()]
+            return [
+                json.loads(data)["text"]
+                for data in connection.execute(
+                    sa.text(
+                        "SELECT data FROM events WHERE sender_id = :s AND type_name = 'user' "
+                        "ORDER BY id"
+                    ),
+                    {"s": sender},
+                ).scalars()
+            ]
     finally:
         engine.dispose()
 
@@ -64,9 +82,19 @@ def test_turns_alternating_between_servers_keep_the_dialogue_state(cluster) -> N
 def test_a_burst_to_both_servers_is_processed_once_per_message_one_turn_at_a_time(cluster) -> None:
     (servers, database), chat = cluster, Chat(cluster[0].rasa[0])
     urls = [f"{url}/webhooks/rest/webhook" for url in servers.rasa]
-    texts = ["你好", "密码忘了", "用户名也忘了", "谢谢", "注册提示证件号码已被注册", "转人工",
-             "学历认证怎么弄", "好的", "再见", "你是机器人吗"] * 2
-    replies: Dict[int, List[dict]] = {}
+    texts = [
+        "你好",
+        "密码忘了",
+        "用户名也忘了",
+        "谢谢",
+        "注册提示证件号码已被注册",
+        "转人工",
+        "学历认证怎么弄",
+        "好的",
+        "再见",
+        "你是机器人吗",
+    ] * 2
+    replies: dict[int, list[dict]] = {}
 
     def send(i: int) -> None:
         replies[i] = chat.post(texts[i], urls[i % 2], message_id=f"burst-{i}")
@@ -85,10 +113,9 @@ def test_a_burst_to_both_servers_is_processed_once_per_message_one_turn_at_a_tim
     positions = [stored.index(t) for t in texts[:10]]
     assert all(abs(p - i) <= 2 for i, p in enumerate(positions)), stored
     # one turn at a time: every user message is followed by its own actions, ending in a listen
-    events = [e for e in stored_events(database, chat.sender)
-              if e[0] in ("user", "action")]
+    events = [e for e in stored_events(database, chat.sender) if e[0] in ("user", "action")]
     turns = 0
-    for before, after in zip(events, events[1:]):
+    for before, after in zip(events, events[1:], strict=False):
         if after[0] == "user":
             assert before == ("action", "action_listen"), events
             turns += 1
@@ -98,9 +125,13 @@ def test_a_burst_to_both_servers_is_processed_once_per_message_one_turn_at_a_tim
 def test_one_message_delivered_to_both_servers_is_one_turn(cluster) -> None:
     (servers, database), chat = cluster, Chat(cluster[0].rasa[0])
     urls = [f"{url}/webhooks/rest/webhook" for url in servers.rasa]
-    replies: List[List[dict]] = []
-    threads = [threading.Thread(target=lambda u=u: replies.append(
-        chat.post("忘记密码", u, message_id="same-id"))) for u in urls * 2]
+    replies: list[list[dict]] = []
+    threads = [
+        threading.Thread(
+            target=lambda u=u: replies.append(chat.post("忘记密码", u, message_id="same-id"))
+        )
+        for u in urls * 2
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

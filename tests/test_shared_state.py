@@ -1,15 +1,16 @@
-"""addons/shared_state.py: values expire on time, conditions hold, memory is capped, and a Redis
+"""core/shared_state.py: values expire on time, conditions hold, memory is capped, and a Redis
 that stops answering never freezes the event loop."""
+
 import asyncio
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from addons import shared_state
-from addons.shared_state import SharedState
+from core import redis_connection, shared_state
+from core.shared_state import SharedState
 
 
 def test_values_expire_and_conditional_sets_hold(monkeypatch) -> None:
@@ -94,5 +95,5 @@ def test_a_hanging_redis_neither_blocks_the_loop_nor_loses_the_value(silent_redi
     first, value, elapsed, ticks = asyncio.run(scenario())
     # each call gives up after the one-second timeout and falls back to this process's memory
     assert first and value == "v"
-    assert elapsed < 2 * shared_state.TIMEOUT_SECONDS + 1
+    assert elapsed < 2 * redis_connection.TIMEOUT_SECONDS + 1
     assert ticks >= elapsed / 0.05 * 0.5  # the loop went on ticking while Redis hung

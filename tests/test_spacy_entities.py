@@ -1,4 +1,5 @@
 """SpacyPatternEntityExtractor on its own (patterns file, persistence), and in the trained model."""
+
 import asyncio
 import json
 from pathlib import Path
@@ -11,8 +12,8 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from addons.spacy_entities import SpacyPatternEntityExtractor, read_patterns
-from tests.conftest import ROOT
+from tests.helpers import ROOT
+from understanding.spacy_entities import SpacyPatternEntityExtractor, read_patterns
 
 PATTERNS = ROOT / "data" / "entity_patterns.jsonl"
 
@@ -40,8 +41,10 @@ def found(extractor, text: str) -> dict:
         ("我是在校生,以前注册过", {"student_status": "current", "registration": "before"}),
         ("还没毕业,本科", {"student_status": "current", "education_level": "bachelor"}),
         ("提示证件号码重复待审核,不能再次注册此证件号码", {"id_error": "pending_review"}),
-        ("它说证件号码已被注册,我从来没注册过", {"id_error": "already_registered",
-                                              "registration": "never"}),
+        (
+            "它说证件号码已被注册,我从来没注册过",
+            {"id_error": "already_registered", "registration": "never"},
+        ),
         ("我在征兵网做过兵役登记", {"conscription": "yes"}),
         ("硕士已经毕业三年", {"education_level": "master", "student_status": "graduate"}),
         ("忘记密码了", {}),
@@ -64,15 +67,24 @@ def test_process_adds_entities_with_offsets_and_keeps_existing_ones(extractor) -
     assert entities[0] == {"entity": "x", "value": "y"}
     status = entities[1]
     assert (status["entity"], status["value"], status["start"], status["end"]) == (
-        "student_status", "graduate", 1, 4)
+        "student_status",
+        "graduate",
+        1,
+        4,
+    )
     assert status["extractor"] == "SpacyPatternEntityExtractor"
 
 
 def test_every_pattern_is_well_formed_and_unique() -> None:
     patterns = read_patterns(PATTERNS)
     assert len({p["pattern"] for p in patterns}) == len(patterns)
-    assert {p["label"] for p in patterns} == {"student_status", "registration", "id_error",
-                                              "education_level", "conscription"}
+    assert {p["label"] for p in patterns} == {
+        "student_status",
+        "registration",
+        "id_error",
+        "education_level",
+        "conscription",
+    }
 
 
 def test_malformed_pattern_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -96,4 +108,6 @@ def test_trained_pipeline_normalises_and_extracts(model_path) -> None:
     assert traditional["intent"]["confidence"] == pytest.approx(simplified["intent"]["confidence"])
     both = asyncio.run(parse("我畢業了，也沒註冊過"))
     assert {e["entity"]: e["value"] for e in both["entities"]} == {
-        "student_status": "graduate", "registration": "never"}
+        "student_status": "graduate",
+        "registration": "never",
+    }

@@ -1,4 +1,6 @@
-"""The project's tables through actions.db.queries, on SQLite and on PostgreSQL, migrated by Alembic."""
+"""The project's tables through core.db.queries, on SQLite and on PostgreSQL, migrated by
+Alembic."""
+
 import subprocess
 import time
 from datetime import datetime, timedelta
@@ -6,9 +8,10 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from actions.db import queries
-from actions.db.engine import engine
-from tests.conftest import BIN, QUIET_ENV, ROOT
+from core.db import queries
+from core.db.engine import engine
+from harness.databases import alembic
+from tests.helpers import BIN, QUIET_ENV, ROOT
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -19,20 +22,22 @@ def database(request, monkeypatch) -> str:
 
 
 def staff(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "python"), "-m", "staff", *args], cwd=ROOT,
-                          env={**QUIET_ENV, "DATABASE_URL": url}, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [str(BIN / "python"), "-m", "staff", *args],
+        cwd=ROOT,
+        env={**QUIET_ENV, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_migrations_create_the_tables_and_run_again_without_change(database: str) -> None:
     tables = set(sa.inspect(engine()).get_table_names())
     assert {"tickets", "unanswered_questions", "answer_feedback", "alembic_version"} <= tables
-    result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT,
-                            env={**QUIET_ENV, "DATABASE_URL": database}, capture_output=True,
-                            text=True, timeout=60)
+    result = alembic(database, "upgrade", "head")
     assert result.returncode == 0, result.stderr
-    current = subprocess.run([str(BIN / "alembic"), "current"], cwd=ROOT, capture_output=True,
-                             env={**QUIET_ENV, "DATABASE_URL": database}, text=True, timeout=60)
+    current = alembic(database, "current")
     assert "0001 (head)" in current.stdout
 
 
@@ -67,15 +72,19 @@ def test_unanswered_questions_are_counted_by_text(database: str) -> None:
     queries.record_unanswered("asdfgh")
     queries.record_unanswered("   ")
     top = queries.top_unanswered(10)
-    assert [(text, count) for text, count, _ in top] == [("学信网 能查四六级成绩吗", 2), ("asdfgh", 1)]
+    assert [(text, count) for text, count, _ in top] == [
+        ("学信网 能查四六级成绩吗", 2),
+        ("asdfgh", 1),
+    ]
 
 
 def test_feedback_is_summed_per_answer(database: str) -> None:
     for helpful in (True, True, False):
         queries.record_feedback("conv-d", "utter_forgot_password", helpful)
     queries.record_feedback("conv-e", "utter_forgot_username", False)
-    counts = {c.answer: (c.helpful, c.not_helpful, round(c.rate, 2))
-              for c in queries.feedback_by_answer()}
+    counts = {
+        c.answer: (c.helpful, c.not_helpful, round(c.rate, 2)) for c in queries.feedback_by_answer()
+    }
     assert counts == {"utter_forgot_password": (2, 1, 0.67), "utter_forgot_username": (0, 1, 0.0)}
 
 
@@ -87,8 +96,11 @@ def test_purge_deletes_old_conversations_and_keeps_unresolved_tickets(database: 
     now = time.time()
     with engine().begin() as connection:
         for sender, age_days in (("old", 120), ("old", 100), ("recent", 100), ("recent", 1)):
-            connection.execute(events.insert().values(
-                sender_id=sender, type_name="user", timestamp=now - age_days * 86400, data="{}"))
+            connection.execute(
+                events.insert().values(
+                    sender_id=sender, type_name="user", timestamp=now - age_days * 86400, data="{}"
+                )
+            )
     kept = queries.open_ticket("old", "rest", "", "", "")
     done = queries.purge_older_than(90)
     assert (done.conversations, done.events) == (1, 2)
@@ -102,8 +114,13 @@ def test_purge_deletes_old_conversations_and_keeps_unresolved_tickets(database: 
 
 
 def test_staff_command_line(database: str) -> None:
-    number = queries.open_ticket("wx:abc", "wechat", "duplicate_id", "注册时身份证号重复",
-                                 "问题：注册时身份证号重复\n身份：毕业生")
+    number = queries.open_ticket(
+        "wx:abc",
+        "wechat",
+        "duplicate_id",
+        "注册时身份证号重复",
+        "问题：注册时身份证号重复\n身份：毕业生",
+    )
     listed = staff(database, "tickets", "list")
     assert listed.returncode == 0 and f"{number}  open" in listed.stdout
     shown = staff(database, "tickets", "show", str(number))
@@ -131,9 +148,16 @@ def test_purge_refuses_a_period_that_would_delete_everything(database: str) -> N
 
 def test_the_staff_terminal_never_receives_control_characters(database: str) -> None:
     queries.record_unanswered("清屏\x1b[2J\x1b]0;owned\x07\r伪造")
-    number = queries.open_ticket("old\nsender\x1b[31m", "rest", "duplicate_id", "注册时身份证号重复",
-                                 "问题：注册时身份证号重复")
-    for output in (staff(database, "report").stdout,
-                   staff(database, "tickets", "show", str(number)).stdout):
+    number = queries.open_ticket(
+        "old\nsender\x1b[31m",
+        "rest",
+        "duplicate_id",
+        "注册时身份证号重复",
+        "问题：注册时身份证号重复",
+    )
+    for output in (
+        staff(database, "report").stdout,
+        staff(database, "tickets", "show", str(number)).stdout,
+    ):
         assert "\x1b" not in output and "\x07" not in output and "\r" not in output
     assert "\\x1b[2J" in staff(database, "report").stdout  # shown, not obeyed

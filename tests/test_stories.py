@@ -1,13 +1,24 @@
 """Dialogue: every test story in tests/stories is predicted exactly, action by action."""
+
 import re
 from pathlib import Path
 
-from tests.conftest import rasa
+from tests.helpers import rasa
 
 
 def test_stories_have_no_prediction_errors(model_path: Path, tmp_path: Path) -> None:
-    result = rasa("test", "core", "--model", str(model_path), "--stories", "tests/stories",
-                  "--fail-on-prediction-errors", "--out", str(tmp_path), timeout=900)
+    result = rasa(
+        "test",
+        "core",
+        "--model",
+        str(model_path),
+        "--stories",
+        "tests/stories",
+        "--fail-on-prediction-errors",
+        "--out",
+        str(tmp_path),
+        timeout=900,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     # Two "Correct: N / N" lines: conversations, then actions. Both must be complete and non-empty.

@@ -1,6 +1,6 @@
 """UnknownWordsFallback on its own: trained vocabulary, persistence, and what it overrides."""
+
 from pathlib import Path
-from typing import List
 
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
@@ -12,10 +12,10 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from addons.unknown_words import UnknownWordsFallback
+from understanding.unknown_words import UnknownWordsFallback
 
 
-def message(tokens: List[str], intent: str = "") -> Message:
+def message(tokens: list[str], intent: str = "") -> Message:
     msg = Message(data={TEXT: "".join(tokens)})
     offset, built = 0, []
     for text in tokens:
@@ -27,7 +27,7 @@ def message(tokens: List[str], intent: str = "") -> Message:
     return msg
 
 
-def predicted(tokens: List[str], intent: str = "forgot_password") -> Message:
+def predicted(tokens: list[str], intent: str = "forgot_password") -> Message:
     msg = message(tokens)
     msg.set(INTENT, {"name": intent, "confidence": 0.93}, add_to_output=True)
     msg.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": 0.93}], add_to_output=True)
@@ -41,8 +41,9 @@ def trained(tmp_path: Path) -> UnknownWordsFallback:
     resource = Resource("unknown_words")
     context = ExecutionContext(GraphSchema({}), "test")
     component = UnknownWordsFallback.create({}, storage, resource, context)
-    data = TrainingData([message(["忘记", "密码", "了"], "forgot_password"),
-                         message(["Hello", " ", "！"], "greet")])
+    data = TrainingData(
+        [message(["忘记", "密码", "了"], "forgot_password"), message(["Hello", " ", "！"], "greet")]
+    )
     component.train(data)
     return UnknownWordsFallback.load({}, storage, resource, context)
 
@@ -51,8 +52,9 @@ def test_vocabulary_survives_persistence_without_whitespace_or_punctuation(train
     assert trained.vocabulary == {"忘记", "密码", "了", "hello", "忘", "记", "密", "码"}
 
 
-@pytest.mark.parametrize("tokens", [["asdkjh"], ["1234567"], ["😀😀"], [], [" ", "！", "?"],
-                                    ["<", "script", ">"]])
+@pytest.mark.parametrize(
+    "tokens", [["asdkjh"], ["1234567"], ["😀😀"], [], [" ", "！", "?"], ["<", "script", ">"]]
+)
 def test_message_without_known_word_becomes_nlu_fallback(trained, tokens) -> None:
     msg = trained.process([predicted(tokens)])[0]
     assert msg.get(INTENT) == {"name": "nlu_fallback", "confidence": 1.0}
@@ -60,8 +62,9 @@ def test_message_without_known_word_becomes_nlu_fallback(trained, tokens) -> Non
     assert ranking[0]["name"] == "nlu_fallback" and ranking[1]["name"] == "forgot_password"
 
 
-@pytest.mark.parametrize("tokens", [["密码", "忘", "啦"], ["HELLO"], ["ｈｅｌｌｏ"], ["asd", "了"],
-                                    ["密马"]])  # a typo keeps a known character
+@pytest.mark.parametrize(
+    "tokens", [["密码", "忘", "啦"], ["HELLO"], ["ｈｅｌｌｏ"], ["asd", "了"], ["密马"]]
+)  # a typo keeps a known character
 def test_message_with_a_known_word_keeps_its_prediction(trained, tokens) -> None:
     msg = trained.process([predicted(tokens)])[0]
     assert msg.get(INTENT)["name"] == "forgot_password"

@@ -1,33 +1,28 @@
 """The WeChat Official Account channel, against a simulated WeChat server: real signatures, real
 AES (wechatpy's own WeChatCrypto plays WeChat's side), a customer-service API stub on loopback."""
+
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, Optional
 
 import pytest
 import requests
 
-from addons.channels import wechat_protocol as protocol
-from addons.channels.replies import replies
-from tests.conftest import PASSWORD_PAGE, migrate
+from channels import wechat_protocol as protocol
+from channels.replies import replies
+from harness.databases import migrate
+from tests.helpers import PASSWORD_PAGE
 from tests.servers import running
-from tests.tencent_sim import SECRET, ApiStub, inbound
+from tests.tencent_sim import BOMB, EXTERNAL, SECRET, ApiStub, inbound
 
 TOKEN, APP_ID = "chsi-test-token", "wx0123456789abcdef"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
 
-BOMB = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
-<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
-<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><MsgType>text</MsgType>
-<Content>&lol3;</Content><MsgId>1</MsgId></xml>"""
-EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
-<xml><MsgType>text</MsgType><Content>&e;</Content></xml>"""
-
 
 # ---- the protocol on its own ---------------------------------------------------------------
+
 
 def test_signature_is_sha1_of_the_sorted_parameters() -> None:
     import hashlib
@@ -38,8 +33,16 @@ def test_signature_is_sha1_of_the_sorted_parameters() -> None:
     assert not protocol.signature_matches(None, TOKEN, "1700000000", "n0nce")
 
 
-@pytest.mark.parametrize("body", [BOMB, EXTERNAL, b"<xml><a>1</a>", b"<html/>",
-                                  b"<xml>" + b"x" * (protocol.MAX_BODY_BYTES + 1) + b"</xml>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        BOMB,
+        EXTERNAL,
+        b"<xml><a>1</a>",
+        b"<html/>",
+        b"<xml>" + b"x" * (protocol.MAX_BODY_BYTES + 1) + b"</xml>",
+    ],
+)
 def test_unsafe_or_malformed_xml_is_refused(body: bytes) -> None:
     with pytest.raises(protocol.ProtocolError):
         protocol.parse_xml(body)
@@ -52,10 +55,18 @@ def test_reply_text_cannot_break_out_of_cdata() -> None:
 
 
 def test_buttons_become_a_numbered_list_and_links_plain_text() -> None:
-    text, payloads = protocol.as_plain_text([
-        {"text": "看 [官方说明](https://account.chsi.com.cn/account/help/sfzhcf.jsp)"},
-        {"text": "你看到的是哪一条？", "buttons": [{"title": "待审核", "payload": "/a"},
-                                                  {"title": "已被注册", "payload": "/b"}]}])
+    text, payloads = protocol.as_plain_text(
+        [
+            {"text": "看 [官方说明](https://account.chsi.com.cn/account/help/sfzhcf.jsp)"},
+            {
+                "text": "你看到的是哪一条？",
+                "buttons": [
+                    {"title": "待审核", "payload": "/a"},
+                    {"title": "已被注册", "payload": "/b"},
+                ],
+            },
+        ]
+    )
     assert "官方说明：https://account.chsi.com.cn/account/help/sfzhcf.jsp" in text
     assert "1. 待审核" in text and "2. 已被注册" in text and payloads == ["/a", "/b"]
 
@@ -80,6 +91,7 @@ def test_long_replies_are_split_within_the_limit() -> None:
 
 # ---- a simulated WeChat: the customer-service API on loopback ----------------------------
 
+
 @pytest.fixture(scope="module")
 def stub() -> Iterator[ApiStub]:
     api = ApiStub()
@@ -87,20 +99,29 @@ def stub() -> Iterator[ApiStub]:
     api.server.shutdown()
 
 
-def wechat_env(stub: ApiStub, database: str, **extra: str) -> Dict[str, str]:
-    return {"DATABASE_URL": database, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APP_ID,
-            "WECHAT_APPSECRET": SECRET, "WECHAT_API_BASE": stub.url, **extra}
+def wechat_env(stub: ApiStub, database: str, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database,
+        "WECHAT_TOKEN": TOKEN,
+        "WECHAT_APPID": APP_ID,
+        "WECHAT_APPSECRET": SECRET,
+        "WECHAT_API_BASE": stub.url,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
-def safe_mode(model_path: Path, tmp_path_factory, stub) -> Iterator[Dict[str, str]]:
+def safe_mode(model_path: Path, tmp_path_factory, stub) -> Iterator[dict[str, str]]:
     """A Rasa server with the channel in safe (AES) mode."""
     tmp = tmp_path_factory.mktemp("wechat-safe")
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
     with running(model_path, tmp, wechat_env(stub, database, WECHAT_AES_KEY=AES_KEY)) as servers:
-        yield {"url": f"{servers.rasa[0]}/webhooks/wechat/webhook", "db": database,
-               "log": servers.logs["rasa0"]}
+        yield {
+            "url": f"{servers.rasa[0]}/webhooks/wechat/webhook",
+            "db": database,
+            "log": servers.logs["rasa0"],
+        }
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +134,14 @@ def slow_plain_mode(model_path: Path, tmp_path_factory, stub) -> Iterator[str]:
         yield f"{servers.rasa[0]}/webhooks/wechat/webhook"
 
 
-def signed(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def signed(extra: dict[str, str] | None = None) -> dict[str, str]:
     timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
-    return {"signature": protocol.signature(TOKEN, timestamp, nonce), "timestamp": timestamp,
-            "nonce": nonce, **(extra or {})}
+    return {
+        "signature": protocol.signature(TOKEN, timestamp, nonce),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        **(extra or {}),
+    }
 
 
 class Follower:
@@ -128,26 +153,34 @@ class Follower:
         self.url, self.open_id = url, f"o{uuid.uuid4().hex[:20]}"
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
 
-    def deliver(self, xml: str, timestamp: Optional[str] = None,
-                nonce: Optional[str] = None) -> requests.Response:
+    def deliver(
+        self, xml: str, timestamp: str | None = None, nonce: str | None = None
+    ) -> requests.Response:
         nonce, timestamp = nonce or uuid.uuid4().hex[:10], timestamp or str(int(time.time()))
         sealed = protocol.parse_xml(self.crypto.encrypt_message(xml, nonce, timestamp).encode())
-        body = f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
+        body = (
+            "<xml><ToUserName><![CDATA[gh_test]]></ToUserName>"
+            f"<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
+        )
         params = signed({"encrypt_type": "aes", "msg_signature": sealed["MsgSignature"]})
-        params.update(timestamp=sealed["TimeStamp"], nonce=sealed["Nonce"],
-                      signature=protocol.signature(TOKEN, sealed["TimeStamp"], sealed["Nonce"]))
+        params.update(
+            timestamp=sealed["TimeStamp"],
+            nonce=sealed["Nonce"],
+            signature=protocol.signature(TOKEN, sealed["TimeStamp"], sealed["Nonce"]),
+        )
         return requests.post(self.url, params=params, data=body.encode(), timeout=30)
 
     def reply_text(self, response: requests.Response) -> str:
         assert response.status_code == 200, response.text
         outer = protocol.parse_xml(response.content)
-        inner = self.crypto.decrypt_message(response.text, outer["MsgSignature"],
-                                            outer["TimeStamp"], outer["Nonce"])
+        inner = self.crypto.decrypt_message(
+            response.text, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"]
+        )
         fields = protocol.parse_xml(inner.encode() if isinstance(inner, str) else inner)
         assert fields["ToUserName"] == self.open_id and fields["MsgType"] == "text"
         return fields["Content"]
 
-    def say(self, text: str, msg_id: Optional[str] = None) -> str:
+    def say(self, text: str, msg_id: str | None = None) -> str:
         msg_id = msg_id or str(uuid.uuid4().int % 10**18)
         return self.reply_text(self.deliver(inbound(self.open_id, "text", msg_id, Content=text)))
 
@@ -155,12 +188,15 @@ class Follower:
 def user_turns(database: str, open_id: str) -> int:
     import sqlite3
 
-    with sqlite3.connect(database[len("sqlite:///"):]) as db:
-        return db.execute("SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
-                          (f"wx:{open_id}",)).fetchone()[0]
+    with sqlite3.connect(database[len("sqlite:///") :]) as db:
+        return db.execute(
+            "SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
+            (f"wx:{open_id}",),
+        ).fetchone()[0]
 
 
 # ---- the channel in the real Rasa server ---------------------------------------------------
+
 
 def test_url_verification_echoes_only_with_a_valid_signature(safe_mode) -> None:
     good = requests.get(safe_mode["url"], params=signed({"echostr": "e-123"}), timeout=10)
@@ -175,8 +211,12 @@ def test_a_post_with_a_bad_signature_is_refused_and_not_processed(safe_mode) -> 
     user = Follower(safe_mode["url"])
     params = signed()
     params["signature"] = "f" * 40
-    response = requests.post(user.url, params=params, timeout=10,
-                             data=inbound(user.open_id, "text", "1", Content="忘记密码").encode())
+    response = requests.post(
+        user.url,
+        params=params,
+        timeout=10,
+        data=inbound(user.open_id, "text", "1", Content="忘记密码").encode(),
+    )
     assert response.status_code == 403
     assert user_turns(safe_mode["db"], user.open_id) == 0
 
@@ -217,8 +257,9 @@ def test_subscribing_gets_the_welcome(safe_mode) -> None:
 
 def test_a_picture_gets_a_polite_text_answer(safe_mode) -> None:
     user = Follower(safe_mode["url"])
-    reply = user.reply_text(user.deliver(inbound(user.open_id, "image", "42",
-                                                 PicUrl="http://example.invalid/p.jpg")))
+    reply = user.reply_text(
+        user.deliver(inbound(user.open_id, "image", "42", PicUrl="http://example.invalid/p.jpg"))
+    )
     assert reply == replies()["wechat_unsupported"]
 
 
@@ -228,15 +269,22 @@ def test_an_xml_bomb_is_refused(safe_mode) -> None:
 
 
 def test_a_slow_answer_is_acknowledged_then_sent_by_the_customer_service_api(
-        slow_plain_mode, stub) -> None:
+    slow_plain_mode, stub
+) -> None:
     open_id = f"o{uuid.uuid4().hex[:20]}"
     for number, text in enumerate(["忘记密码了", "用户名也忘了"]):
-        response = requests.post(slow_plain_mode, params=signed(), timeout=10,
-                                 data=inbound(open_id, "text", f"9{number}", Content=text).encode())
+        response = requests.post(
+            slow_plain_mode,
+            params=signed(),
+            timeout=10,
+            data=inbound(open_id, "text", f"9{number}", Content=text).encode(),
+        )
         assert response.status_code == 200 and response.text == "success"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(
-                [m for m in stub.sent if m["touser"] == open_id]) <= number:
+        while (
+            time.monotonic() < deadline
+            and len([m for m in stub.sent if m["touser"] == open_id]) <= number
+        ):
             time.sleep(0.1)
     sent = [m for m in stub.sent if m["touser"] == open_id]
     assert len(sent) == 2 and PASSWORD_PAGE in sent[0]["text"]["content"]
@@ -244,7 +292,8 @@ def test_a_slow_answer_is_acknowledged_then_sent_by_the_customer_service_api(
     assert stub.token_requests == 1  # fetched once, then cached
 
 
-# ---- hostile and careless input (issue 12) ---------------------------------------------------
+# ---- hostile and careless input ----------------------------------------------------------------
+
 
 def test_only_recent_timestamps_are_fresh() -> None:
     now = time.time()
@@ -265,8 +314,12 @@ def test_a_request_signed_30_days_ago_is_refused(safe_mode) -> None:
     old = str(int(time.time()) - 30 * 86400)
     response = user.deliver(inbound(user.open_id, "text", "31", Content="忘记密码"), timestamp=old)
     assert response.status_code == 403
-    stale = {"signature": protocol.signature(TOKEN, old, "n"), "timestamp": old, "nonce": "n",
-             "echostr": "e-1"}
+    stale = {
+        "signature": protocol.signature(TOKEN, old, "n"),
+        "timestamp": old,
+        "nonce": "n",
+        "echostr": "e-1",
+    }
     assert requests.get(safe_mode["url"], params=stale, timeout=10).status_code == 403
     assert user_turns(safe_mode["db"], user.open_id) == 0
 
@@ -286,9 +339,13 @@ def test_an_identical_retry_is_answered_again_and_processed_once(safe_mode) -> N
     xml = inbound(user.open_id, "text", "51", Content="用户名忘了")
     sealed = protocol.parse_xml(user.crypto.encrypt_message(xml, params["n"], params["t"]).encode())
     body = f"<xml><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>".encode()
-    query = {"timestamp": sealed["TimeStamp"], "nonce": sealed["Nonce"], "encrypt_type": "aes",
-             "msg_signature": sealed["MsgSignature"],
-             "signature": protocol.signature(TOKEN, sealed["TimeStamp"], sealed["Nonce"])}
+    query = {
+        "timestamp": sealed["TimeStamp"],
+        "nonce": sealed["Nonce"],
+        "encrypt_type": "aes",
+        "msg_signature": sealed["MsgSignature"],
+        "signature": protocol.signature(TOKEN, sealed["TimeStamp"], sealed["Nonce"]),
+    }
     replies_ = [requests.post(user.url, params=query, data=body, timeout=30) for _ in range(2)]
     assert [r.status_code for r in replies_] == [200, 200]
     assert user.reply_text(replies_[0]) == user.reply_text(replies_[1])
@@ -311,7 +368,7 @@ def test_a_non_ascii_signature_gets_403_and_no_url_is_logged(safe_mode) -> None:
 
 
 def test_a_malformed_aes_key_turns_the_channel_off_not_the_server(caplog) -> None:
-    from addons.channels.wechat import WeChatInput
+    from channels.wechat import WeChatInput
 
     channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, aes_key="too-short")
     assert channel.problem == "misconfigured" and channel.envelope is None
@@ -319,7 +376,7 @@ def test_a_malformed_aes_key_turns_the_channel_off_not_the_server(caplog) -> Non
 
 
 def test_plain_mode_is_announced_with_a_warning(caplog) -> None:
-    from addons.channels.wechat import WeChatInput
+    from channels.wechat import WeChatInput
 
     WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, aes_key="")
     assert "plain mode" in caplog.text
@@ -328,19 +385,22 @@ def test_plain_mode_is_announced_with_a_warning(caplog) -> None:
 def test_a_sender_that_is_not_an_openid_is_refused() -> None:
     import asyncio
 
-    from addons.channels.wechat import WeChatInput
+    from channels.wechat import WeChatInput
 
     channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET)
     for user in ("o\nfake log line", "o\x1b[31mred", "x" * 65, ""):
         with pytest.raises(protocol.ProtocolError):
-            asyncio.run(channel.answer(None, {"FromUserName": user, "MsgType": "text",
-                                              "Content": "hi", "MsgId": "1"}))
+            asyncio.run(
+                channel.answer(
+                    None, {"FromUserName": user, "MsgType": "text", "Content": "hi", "MsgId": "1"}
+                )
+            )
 
 
 def test_busy_answers_from_tencent_are_retried(stub) -> None:
     import asyncio
 
-    from addons.channels.wechat import WeChatInput
+    from channels.wechat import WeChatInput
 
     channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, api_base=stub.url)
     stub.busy = 2
@@ -352,16 +412,20 @@ def test_an_api_that_does_not_answer_is_logged_by_name(caplog, monkeypatch) -> N
     import asyncio
     import socket
 
-    from addons.channels import tencent
-    from addons.channels.wechat import WeChatInput
+    from channels import wechat_api
+    from channels.wechat import WeChatInput
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)
-    monkeypatch.setattr(tencent, "API_TIMEOUT_SECONDS", 0.3)
-    monkeypatch.setattr(tencent, "RETRY_DELAYS", (0.01,))
-    channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET,
-                          api_base=f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setattr(wechat_api, "API_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(wechat_api, "RETRY_DELAYS", (0.01,))
+    channel = WeChatInput(
+        token=TOKEN,
+        app_id=APP_ID,
+        secret=SECRET,
+        api_base=f"http://127.0.0.1:{silent.getsockname()[1]}",
+    )
     asyncio.run(channel._send("o-silent", ["你好"]))
     silent.close()
     assert "TimeoutError" in caplog.text

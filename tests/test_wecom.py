@@ -1,19 +1,21 @@
 """The WeCom (企业微信) app channel against a simulated WeCom: always encrypted (wechatpy's
 enterprise WeChatCrypto plays WeCom's side), acknowledged at once, answered by the send API."""
+
 import base64
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List
 
 import pytest
 import requests
 
-from addons.channels import wechat_protocol as protocol
-from addons.channels.replies import replies
-from tests.conftest import PASSWORD_PAGE, migrate
+from channels import wechat_protocol as protocol
+from channels.replies import replies
+from harness.databases import migrate
+from tests.helpers import PASSWORD_PAGE
 from tests.servers import running
-from tests.tencent_sim import SECRET, ApiStub, inbound
+from tests.tencent_sim import BOMB, SECRET, ApiStub, inbound
 
 TOKEN, CORP_ID, AGENT_ID = "wecom-test-token", "ww0123456789abcdef", "1000002"
 AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
@@ -27,13 +29,19 @@ def stub() -> Iterator[ApiStub]:
 
 
 @pytest.fixture(scope="module")
-def wecom(model_path: Path, tmp_path_factory, stub) -> Iterator[Dict[str, str]]:
+def wecom(model_path: Path, tmp_path_factory, stub) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("wecom")
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
-    env = {"DATABASE_URL": database, "WECOM_TOKEN": TOKEN, "WECOM_AES_KEY": AES_KEY,
-           "WECOM_CORP_ID": CORP_ID, "WECOM_SECRET": SECRET, "WECOM_AGENT_ID": AGENT_ID,
-           "WECOM_API_BASE": stub.url}
+    env = {
+        "DATABASE_URL": database,
+        "WECOM_TOKEN": TOKEN,
+        "WECOM_AES_KEY": AES_KEY,
+        "WECOM_CORP_ID": CORP_ID,
+        "WECOM_SECRET": SECRET,
+        "WECOM_AGENT_ID": AGENT_ID,
+        "WECOM_API_BASE": stub.url,
+    }
     with running(model_path, tmp, env) as servers:
         yield {"url": f"{servers.rasa[0]}/webhooks/wecom/webhook", "db": database}
 
@@ -45,23 +53,35 @@ class Employee:
         self.url, self.stub, self.user = url, stub, f"u{uuid.uuid4().hex[:12]}"
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, CORP_ID)
 
-    def deliver(self, xml: str, forge: bool = False, timestamp: str = "",
-                nonce: str = "") -> requests.Response:
+    def deliver(
+        self, xml: str, forge: bool = False, timestamp: str = "", nonce: str = ""
+    ) -> requests.Response:
         nonce, timestamp = nonce or uuid.uuid4().hex[:10], timestamp or str(int(time.time()))
         sealed = protocol.parse_xml(self.crypto.encrypt_message(xml, nonce, timestamp).encode())
-        body = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID>{AGENT_ID}</AgentID>"
-                f"<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>")
+        body = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID>{AGENT_ID}</AgentID>"
+            f"<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
+        )
         signature = "0" * 40 if forge else sealed["MsgSignature"]
-        return requests.post(self.url, data=body.encode(), timeout=30, params={
-            "msg_signature": signature, "timestamp": sealed["TimeStamp"], "nonce": sealed["Nonce"]})
+        return requests.post(
+            self.url,
+            data=body.encode(),
+            timeout=30,
+            params={
+                "msg_signature": signature,
+                "timestamp": sealed["TimeStamp"],
+                "nonce": sealed["Nonce"],
+            },
+        )
 
-    def sent(self) -> List[str]:
+    def sent(self) -> list[str]:
         return [m["text"]["content"] for m in self.stub.sent if m["touser"] == self.user]
 
     def say(self, text: str, msg_id: str = "") -> str:
         before = len(self.sent())
-        response = self.deliver(inbound(self.user, "text", msg_id or str(uuid.uuid4().int % 10**18),
-                                        Content=text))
+        response = self.deliver(
+            inbound(self.user, "text", msg_id or str(uuid.uuid4().int % 10**18), Content=text)
+        )
         assert response.status_code == 200 and response.text == ""  # acknowledged at once
         deadline = time.monotonic() + 30
         while len(self.sent()) <= before and time.monotonic() < deadline:
@@ -72,9 +92,11 @@ class Employee:
 def user_turns(database: str, user: str) -> int:
     import sqlite3
 
-    with sqlite3.connect(database[len("sqlite:///"):]) as db:
-        return db.execute("SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
-                          (f"wecom:{user}",)).fetchone()[0]
+    with sqlite3.connect(database[len("sqlite:///") :]) as db:
+        return db.execute(
+            "SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
+            (f"wecom:{user}",),
+        ).fetchone()[0]
 
 
 def test_url_verification_returns_the_decrypted_echostr(wecom) -> None:
@@ -84,8 +106,12 @@ def test_url_verification_returns_the_decrypted_echostr(wecom) -> None:
     echostr = PrpCrypto(key).encrypt("echo-4711", CORP_ID)
     echostr = echostr.decode() if isinstance(echostr, bytes) else echostr
     timestamp, nonce = str(int(time.time())), "n1"
-    params = {"msg_signature": protocol.signature(TOKEN, timestamp, nonce, echostr),
-              "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+    params = {
+        "msg_signature": protocol.signature(TOKEN, timestamp, nonce, echostr),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": echostr,
+    }
     good = requests.get(wecom["url"], params=params, timeout=10)
     assert good.status_code == 200 and good.text == "echo-4711"
     bad = requests.get(wecom["url"], params={**params, "msg_signature": "1" * 40}, timeout=10)
@@ -94,7 +120,9 @@ def test_url_verification_returns_the_decrypted_echostr(wecom) -> None:
 
 def test_a_forged_signature_is_refused_and_not_processed(wecom, stub) -> None:
     employee = Employee(wecom["url"], stub)
-    response = employee.deliver(inbound(employee.user, "text", "77", Content="忘记密码"), forge=True)
+    response = employee.deliver(
+        inbound(employee.user, "text", "77", Content="忘记密码"), forge=True
+    )
     assert response.status_code == 403
     time.sleep(0.5)
     assert user_turns(wecom["db"], employee.user) == 0 and employee.sent() == []
@@ -120,28 +148,40 @@ def test_a_numbered_choice_and_a_repeated_delivery(wecom, stub) -> None:
 
 
 def test_a_picture_gets_a_polite_text_answer_and_a_bomb_a_400(wecom, stub) -> None:
-    from tests.test_wechat import BOMB
-
     employee = Employee(wecom["url"], stub)
     employee.deliver(inbound(employee.user, "image", "88", PicUrl="http://example.invalid/x.png"))
     deadline = time.monotonic() + 10
     while not employee.sent() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert employee.sent() == [replies()["wechat_unsupported"]]
-    assert requests.post(wecom["url"], data=BOMB, timeout=10, params={
-        "msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "n"}).status_code == 400
+    assert (
+        requests.post(
+            wecom["url"],
+            data=BOMB,
+            timeout=10,
+            params={"msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "n"},
+        ).status_code
+        == 400
+    )
 
 
 def test_old_signed_requests_and_reused_nonces_are_refused(wecom, stub) -> None:
     employee = Employee(wecom["url"], stub)
     old = str(int(time.time()) - 30 * 86400)
-    stale = employee.deliver(inbound(employee.user, "text", "61", Content="忘记密码"), timestamp=old)
+    stale = employee.deliver(
+        inbound(employee.user, "text", "61", Content="忘记密码"), timestamp=old
+    )
     assert stale.status_code == 403
     now = str(int(time.time()))
-    assert employee.deliver(inbound(employee.user, "text", "62", Content="用户名忘了"),
-                            timestamp=now, nonce="n-62").status_code == 200
-    replayed = employee.deliver(inbound(employee.user, "text", "63", Content="密码忘了"),
-                                timestamp=now, nonce="n-62")
+    assert (
+        employee.deliver(
+            inbound(employee.user, "text", "62", Content="用户名忘了"), timestamp=now, nonce="n-62"
+        ).status_code
+        == 200
+    )
+    replayed = employee.deliver(
+        inbound(employee.user, "text", "63", Content="密码忘了"), timestamp=now, nonce="n-62"
+    )
     assert replayed.status_code == 403
     time.sleep(1)
     assert user_turns(wecom["db"], employee.user) == 1

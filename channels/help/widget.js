@@ -1,0 +1,170 @@
+/* 学信网账号问题助手: chat widget for the help page (no dependencies, nothing fetched elsewhere).
+ *
+ * Embed:  <div id="chsi-chat"></div>
+ *         <script src="https://<assistant>/webhooks/help/widget.js" data-server="https://<assistant>"></script>
+ * Talks to the REST channel (/webhooks/rest/webhook). Enter sends, except while an input method is
+ * still composing (isComposing / keyCode 229); Shift+Enter is a new line. Buttons are clickable,
+ * links too. The conversation (sender id and messages) is kept in sessionStorage, so it survives a
+ * reload but not the closing of the tab, and is dropped after KEEP_MS without use: on a shared
+ * lab PC the next student does not see the last one's questions. "新对话" clears it at once. The
+ * sender id is 128 random bits (crypto.getRandomValues). A typing indicator shows while the assistant answers; when the server cannot be reached
+ * the widget says so, with the contacts (data-unreachable, from the server's replies.yml).
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var root = document.getElementById((script && script.getAttribute("data-target")) || "chsi-chat");
+  if (!root) { return; }
+  var server = ((script && script.getAttribute("data-server")) || window.location.origin).replace(/\/$/, "");
+  var unreachable = root.getAttribute("data-unreachable") ||
+    "暂时连不上助手，请稍后再试。";
+  var KEY = "chsi-chat:" + server;
+  var MAX_KEPT = 200;
+  var KEEP_MS = 2 * 60 * 60 * 1000;  // two hours without a message: a new conversation
+  var MAX_CHARS = 2000;  // what the server reads of one message (channels/limits.py)
+
+  function randomId(prefix) {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return prefix + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+  function load() {
+    try {
+      var kept = JSON.parse(window.sessionStorage.getItem(KEY)) || {};
+      return kept.savedAt && Date.now() - kept.savedAt < KEEP_MS ? kept : {};
+    } catch (e) { return {}; }
+  }
+  var state = load();
+  function fresh() {
+    state = { sender: randomId("web-"), history: [] };
+  }
+  if (!state.sender) { fresh(); }
+  state.history = state.history || [];
+  function save() {
+    state.history = state.history.slice(-MAX_KEPT);
+    state.savedAt = Date.now();
+    try { window.sessionStorage.setItem(KEY, JSON.stringify(state)); } catch (e) { /* private mode */ }
+  }
+
+  root.classList.add("chsi-chat");
+  root.innerHTML =
+    '<div class="chsi-log" role="log" aria-live="polite"></div>' +
+    '<div class="chsi-typing" hidden><span></span><span></span><span></span></div>' +
+    '<form class="chsi-form"><textarea class="chsi-input" rows="1" placeholder="输入你的问题，回车发送" ' +
+    'aria-label="输入你的问题" maxlength="' + MAX_CHARS + '"></textarea>' +
+    '<button type="submit" class="chsi-send">发送</button></form>' +
+    '<button type="button" class="chsi-clear" title="清除这段对话，重新开始">新对话</button>';
+  var log = root.querySelector(".chsi-log");
+  var typing = root.querySelector(".chsi-typing");
+  var form = root.querySelector(".chsi-form");
+  var input = root.querySelector(".chsi-input");
+  var clear = root.querySelector(".chsi-clear");
+
+  function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function safeHref(url) {
+    return /^(https?:\/\/|mailto:)/i.test(url) ? url : null;
+  }
+  function anchor(href, label) {
+    var external = /^https?:/i.test(href) ? ' target="_blank" rel="noopener noreferrer"' : "";
+    return '<a href="' + escapeHtml(href) + '"' + external + ">" + escapeHtml(label) + "</a>";
+  }
+  // Markdown links [label](url) and bare URLs become links; everything else is text.
+  function format(text) {
+    var out = "", last = 0, match;
+    var pattern = /\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s，。；）)”<]+)/g;
+    while ((match = pattern.exec(text)) !== null) {
+      out += escapeHtml(text.slice(last, match.index));
+      var href = safeHref(match[2] || match[3]);
+      out += href ? anchor(href, match[1] || match[3]) : escapeHtml(match[0]);
+      last = pattern.lastIndex;
+    }
+    return (out + escapeHtml(text.slice(last))).replace(/\n/g, "<br>");
+  }
+
+  function show(entry) {
+    var bubble = document.createElement("div");
+    bubble.className = "chsi-msg chsi-" + entry.from;
+    bubble.innerHTML = format(entry.text || "");
+    log.appendChild(bubble);
+    if (entry.buttons && entry.buttons.length) {
+      var row = document.createElement("div");
+      row.className = "chsi-buttons";
+      entry.buttons.forEach(function (b) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "chsi-button";
+        button.textContent = b.title;
+        button.addEventListener("click", function () { send(b.payload, b.title); });
+        row.appendChild(button);
+      });
+      log.appendChild(row);
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+  function add(entry, keep) {
+    if (keep !== false) { state.history.push(entry); save(); }
+    show(entry);
+  }
+
+  var busy = false;
+  function send(message, shown) {
+    if (busy || !message.trim()) { return; }
+    busy = true;
+    if (shown !== null) { add({ from: "user", text: shown || message }); }
+    typing.hidden = false;
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, 30000);
+    var id = randomId("m-");
+    fetch(server + "/webhooks/rest/webhook", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sender: state.sender, message: message, message_id: id }),
+      signal: controller ? controller.signal : undefined
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    }).then(function (messages) {
+      if (!messages.length) { throw new Error("empty reply"); }
+      messages.forEach(function (m) {
+        add({ from: "bot", text: m.text || "", buttons: m.buttons || [] });
+      });
+    }).catch(function () {
+      add({ from: "system", text: unreachable }, false);
+    }).then(function () {
+      clearTimeout(timer);
+      typing.hidden = true;
+      busy = false;
+    });
+  }
+
+  input.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || event.shiftKey) { return; }
+    if (event.isComposing || event.keyCode === 229) { return; }  // the IME is still composing
+    event.preventDefault();
+    form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value;
+    if (!text.trim() || busy) { return; }
+    input.value = "";
+    send(text);
+  });
+
+  clear.addEventListener("click", function () {
+    if (busy) { return; }
+    try { window.sessionStorage.removeItem(KEY); } catch (e) { /* private mode */ }
+    fresh();
+    log.innerHTML = "";
+    send("/greet", null);
+  });
+
+  state.history.forEach(show);
+  if (!state.history.length) { send("/greet", null); }
+})();

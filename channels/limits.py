@@ -1,0 +1,65 @@
+"""What every channel accepts from the internet, checked before any work is done.
+
+- A message is cut at MAX_MESSAGE_CHARS: the FAQ's questions are a sentence or two, and a student
+  who pastes a whole page gets an answer to its beginning with a note asking to keep it short
+  (`too_long_note`). The cut text is what the conversation keeps (masked). The NLU pipeline reads
+  a shorter prefix still (understanding/message_prefix.py, NLU_MAX_CHARS).
+- Request bodies are capped at MAX_REQUEST_BYTES for the whole Rasa server (Sanic's default is
+  100 MB), metadata at MAX_METADATA_BYTES of JSON.
+- Sender ids have a charset and a length, so that they cannot carry newlines or terminal escapes
+  into logs, and cannot contain ":", which the WeChat, WeCom and socket.io channels use to keep
+  their users in namespaces of their own (wx:, wecom:, sio:): a REST client cannot call itself a
+  WeChat follower.
+"""
+
+import json
+import re
+from typing import Any, TypeGuard
+
+from sanic import Blueprint
+
+from channels.replies import replies
+
+# About ten times the longest question in the training data; 10,000 characters of ordinary
+# words took 6.1 s and +1.8 GB of memory to read with no limit (2-core machine).
+MAX_MESSAGE_CHARS = 2000
+# A whole pasted page (100,000 characters, 300 KB in UTF-8) is still read, cut and answered with
+# the note; a body Sanic would otherwise buffer up to 100 MB of is refused with 413.
+MAX_REQUEST_BYTES = 1024 * 1024
+MAX_METADATA_BYTES = 4096
+SENDER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+def clip(text: str) -> tuple[str, bool]:
+    """The part of `text` the assistant reads, and whether anything was cut off."""
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text, False
+    return text[:MAX_MESSAGE_CHARS], True
+
+
+def too_long_note() -> str:
+    return replies()["too_long"]
+
+
+def valid_sender(sender: Any) -> TypeGuard[str]:
+    return isinstance(sender, str) and SENDER_ID.fullmatch(sender) is not None
+
+
+def bounded_metadata(metadata: Any) -> dict[str, Any] | None:
+    """`metadata` when it is a JSON object of at most MAX_METADATA_BYTES, else None."""
+    if not isinstance(metadata, dict):
+        return None
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        return None
+    return metadata if size <= MAX_METADATA_BYTES else None
+
+
+def cap_request_size(blueprint: Blueprint) -> None:
+    """Caps every request body of the server this blueprint is part of (Sanic reads the limit
+    for each new connection, so setting it before the server starts covers all of them)."""
+
+    @blueprint.listener("before_server_start")
+    async def cap(app: Any, _: Any) -> None:
+        app.config.REQUEST_MAX_SIZE = min(app.config.REQUEST_MAX_SIZE, MAX_REQUEST_BYTES)

@@ -1,0 +1,150 @@
+"""The REST channel (/webhooks/rest/webhook), made safe to expose to students.
+
+Rasa's RestInput answers `200 []` when something fails, and logs the user's raw text when it does.
+This one, under the same name and URL:
+- answers a malformed request with 400 and a JSON error, never a 500;
+- answers with an apology and the contacts (replies.yml) when the assistant raised or said
+  nothing, so a student is never left without a reply, and logs no user text when it does;
+- accepts an optional "message_id": the same id delivered again, to this server or another one,
+  is processed once and gets the first delivery's reply (core.deliveries);
+- takes JSON only, bounded: body size, message length, metadata and sender id
+  (channels/limits.py).
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels import limits
+from channels.replies import unavailable
+from core.deliveries import Deliveries
+
+logger = logging.getLogger(__name__)
+
+MAX_FIELD_CHARS = 255
+# How long a re-delivery waits for the first delivery's reply before it gets the apology.
+DUPLICATE_WAIT_SECONDS = 30
+
+
+def bad_request(reason: str, status: int = 400) -> HTTPResponse:
+    return response.json({"error": reason}, status=status)
+
+
+class ResilientRestInput(RestInput):
+    """REST input with validation, duplicate suppression and an answer whatever happens."""
+
+    def __init__(self, deliveries: Deliveries | None = None) -> None:
+        self._deliveries = deliveries
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    @property
+    def deliveries(self) -> Deliveries:
+        if self._deliveries is None:  # made on first use: no connection at import or start-up
+            self._deliveries = Deliveries()
+        return self._deliveries
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("custom_webhook_ResilientRestInput", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        limits.cap_request_size(webhook)
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            # JSON only: a cross-site HTML form can post text/plain without a CORS preflight.
+            content_type = (request.content_type or "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                return bad_request("the body must be JSON (Content-Type: application/json)", 415)
+            try:
+                body = request.json
+            except Exception:
+                return bad_request("the body is not valid JSON")
+            if not isinstance(body, dict):
+                return bad_request("the body must be a JSON object")
+            sender, text, message_id = (
+                body.get("sender"),
+                body.get("message"),
+                body.get("message_id"),
+            )
+            if not limits.valid_sender(sender):
+                return bad_request(
+                    '"sender" must be 1-128 characters: letters, digits, "_", "-" or "."'
+                )
+            if not isinstance(text, str):
+                return bad_request('"message" must be a string')
+            if message_id is not None and (
+                not isinstance(message_id, str)
+                or not message_id
+                or len(message_id) > MAX_FIELD_CHARS
+            ):
+                return bad_request('"message_id", when given, must be a string of 1-255 characters')
+            metadata = body.get("metadata")
+            if metadata is not None and limits.bounded_metadata(metadata) is None:
+                return bad_request(
+                    f'"metadata", when given, must be a JSON object of at most '
+                    f"{limits.MAX_METADATA_BYTES} bytes"
+                )
+            return response.json(
+                await self.answer(on_new_message, sender, text, message_id, metadata)
+            )
+
+        return webhook
+
+    async def answer(
+        self,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        sender: str,
+        text: str,
+        message_id: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> list[dict[str, Any]]:
+        key = None
+        if message_id is not None:
+            key = Deliveries.key(sender, message_id)
+            if not await self.deliveries.claim(key):
+                return (
+                    await self.deliveries.wait_for_reply(key, DUPLICATE_WAIT_SECONDS)
+                    or unavailable()
+                )
+
+        text, cut = limits.clip(text)
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(
+                UserMessage(
+                    text,
+                    collector,
+                    sender,
+                    input_channel=self.name(),
+                    message_id=message_id,
+                    metadata=metadata,
+                )
+            )
+            messages = collector.messages or unavailable()
+            if not collector.messages:
+                logger.error("No reply to a message in conversation %s", sender)
+        except Exception as error:  # the student still gets an answer; the log gets no user text
+            logger.error(
+                "Could not handle a message in conversation %s: %s",
+                sender,
+                type(error).__name__,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            messages = unavailable()
+        if cut:
+            messages = [{"recipient_id": sender, "text": limits.too_long_note()}, *messages]
+        if key is not None:  # never raises: shared state falls back to this server's memory
+            await self.deliveries.finish(key, messages)
+        return messages

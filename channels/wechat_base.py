@@ -1,0 +1,240 @@
+"""What the WeChat Official Account and WeCom channels share: their two routes (health and
+webhook, never a 500), reading credentials.yml, answering one user message with a deadline,
+numbered choices, duplicate deliveries and replay checks. The channels themselves
+(channels/wechat.py, wecom.py) add their protocol; channels/wechat_api.py sends by API.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels import limits
+from channels import wechat_protocol as protocol
+from channels.replies import replies
+from channels.wechat_api import MessageApi
+from core.deliveries import Deliveries
+from core.shared_state import SharedState
+
+logger = logging.getLogger(__name__)
+
+CHOICES_SECONDS = 24 * 3600
+WELCOME = "/greet"
+# Openids are 28 characters of base64url; WeCom user ids letters, digits and _ - @ .
+USER_ID = re.compile(r"[A-Za-z0-9_.@\-]{1,64}")
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class TencentChannel(InputChannel):
+    """Base of the two channels: `answer` turns one parsed message into a reply or an API send."""
+
+    sender_prefix = "tencent"
+    label = "Tencent"  # the channel's name in refusals and logs
+    failure_reply = ""  # the 200 body that acknowledges a request that failed here
+    # credentials.yml key -> constructor argument, and the settings of the API's address
+    credential_names: dict[str, str] = {}
+    api_base_setting, default_api_base = "", ""
+
+    @classmethod
+    def settings(cls) -> dict[str, Any]:
+        """Constructor arguments from the environment rather than credentials.yml."""
+        return {"api_base": os.environ.get(cls.api_base_setting) or cls.default_api_base}
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> "TencentChannel":
+        credentials = credentials or {}
+        arguments: dict[str, Any] = {
+            argument: str(credentials.get(key) or "")
+            for key, argument in cls.credential_names.items()
+        }
+        return cls(**arguments, **cls.settings())
+
+    def handle(self, request: Request, on_new_message: OnNewMessage) -> Awaitable[HTTPResponse]:
+        raise NotImplementedError
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": self.problem or "ok"})
+
+        @hook.route("/webhook", methods=["GET", "POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            if self.problem:
+                return response.text(f"{self.label} channel {self.problem}", status=503)
+            try:
+                return await self.handle(request, on_new_message)
+            except protocol.ProtocolError as error:
+                return response.text(f"bad request: {error}", status=400)
+            except Exception as error:  # no 500 (WeChat shows "no service"), no URL in the log
+                logger.error("A %s request failed: %s", self.label, type(error).__name__)
+                return response.text(self.failure_reply)
+
+        return hook
+
+    def __init__(self, reply_seconds: float) -> None:
+        self.reply_seconds = reply_seconds
+        self.problem = ""  # why the channel is off ("not configured", "misconfigured"), or ""
+        self._state: SharedState | None = None
+        self._api: MessageApi | None = None
+        self._background: set[asyncio.Future] = set()
+
+    @property
+    def state(self) -> SharedState:  # made on first use: nothing connects at start-up
+        if self._state is None:
+            self._state = SharedState()
+        return self._state
+
+    @property
+    def api(self) -> MessageApi:
+        if self._api is None:
+            self._api = self.make_api()
+        return self._api
+
+    def make_api(self) -> MessageApi:
+        raise NotImplementedError
+
+    def open_envelope(
+        self, token: str, aes_key: str, owner_id: str, setting: str
+    ) -> protocol.Envelope | None:
+        """The AES envelope, or None with `problem` saying why: an unusable key turns this channel
+        off (503, the reason in the log) instead of stopping the whole server at start."""
+        try:
+            return protocol.Envelope(token, aes_key, owner_id)
+        except Exception as error:
+            self.problem = "misconfigured"
+            logger.error(
+                "%s channel disabled: %s is unusable (%s). It must be the "
+                "43-character EncodingAESKey.",
+                self.name(),
+                setting,
+                error,
+            )
+            return None
+
+    def in_background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def answer(self, on_new_message: OnNewMessage, message: dict[str, str]) -> str | None:
+        """The passive reply's text, or None (nothing to say now; an answer may follow by API)."""
+        user = message.get("FromUserName", "")
+        if not USER_ID.fullmatch(user):
+            raise protocol.ProtocolError("FromUserName is not a user id")
+        kind = message.get("MsgType", "").lower()
+        if kind == "event":
+            if message.get("Event", "").lower() not in ("subscribe", "enter_agent"):
+                return None
+            text = WELCOME
+        elif kind == "text":
+            text = await self.chosen(user, message.get("Content", ""))
+        else:
+            return replies()["wechat_unsupported"]
+        sender = f"{self.sender_prefix}:{user}"
+        deliveries = Deliveries(state=self.state)
+        delivery = message.get("MsgId") or f"{message.get('CreateTime')}:{message.get('Event')}"
+        key = Deliveries.key(sender, delivery[:64])
+        if not await deliveries.claim(key):  # a re-delivery: the first one answers, here or by API
+            done = await deliveries.first_reply(key)
+            return done[0]["text"] if done else None
+        text, cut = limits.clip(text)
+        collector = CollectingOutputChannel()
+        if cut:
+            await collector.send_text_message(sender, limits.too_long_note())
+        turn = asyncio.ensure_future(
+            on_new_message(
+                UserMessage(
+                    text, collector, sender, input_channel=self.name(), message_id=delivery[:64]
+                )
+            )
+        )
+        finished: set = set()  # reply_seconds 0: always answer through the API
+        if self.reply_seconds > 0:
+            finished, _ = await asyncio.wait({turn}, timeout=self.reply_seconds)
+        if not finished:
+            self.in_background(self._send_when_done(turn, collector, user, key, deliveries))
+            return None
+        pieces = await self._pieces(turn, collector, user)
+        await deliveries.finish(key, [{"text": pieces[0]}])
+        if len(pieces) > 1:
+            self.in_background(self._send(user, pieces[1:]))
+        return pieces[0]
+
+    async def chosen(self, user: str, text: str) -> str:
+        """The payload of choice 2 when `text` is "2" ("２", "②") after a numbered list; else
+        `text` itself."""
+        number = unicodedata.normalize("NFKC", text.strip()[:4])
+        if re.fullmatch(r"[0-9]{1,2}", number):
+            offered = json.loads(
+                await self.state.get(f"choices:{self.sender_prefix}:{user}") or "[]"
+            )
+            if 1 <= int(number) <= len(offered):
+                return offered[int(number) - 1]
+        return text
+
+    async def first_use(self, timestamp: str, nonce: str, body: bytes) -> bool:
+        """False when this request's nonce was used within the freshness window for another body:
+        a signed URL taken from a log and reused. WeChat's own retry of the same request, or an
+        exact replay, has the same body; the message id then makes it one turn."""
+        key = "nonce:" + hashlib.sha256(f"{self.name()}|{timestamp}|{nonce}".encode()).hexdigest()
+        digest = hashlib.sha256(body).hexdigest()
+        if await self.state.set(key, digest, 2 * protocol.FRESH_SECONDS, only_if_new=True):
+            return True
+        return await self.state.get(key) == digest
+
+    @staticmethod
+    def fresh(timestamp: str) -> bool:
+        return protocol.fresh(timestamp, time.time())
+
+    async def _pieces(
+        self, turn: "asyncio.Future", collector: CollectingOutputChannel, user: str
+    ) -> list[str]:
+        if turn.exception() is not None:
+            logger.error(
+                "Could not handle a %s message: %s", self.name(), type(turn.exception()).__name__
+            )
+            return [replies()["unavailable"]]
+        text, payloads = protocol.as_plain_text(collector.messages)
+        if payloads:
+            await self.state.set(
+                f"choices:{self.sender_prefix}:{user}", json.dumps(payloads), CHOICES_SECONDS
+            )
+        return protocol.split_text(text) if text else [replies()["unavailable"]]
+
+    async def _send_when_done(
+        self,
+        turn: "asyncio.Future",
+        collector: CollectingOutputChannel,
+        user: str,
+        key: str,
+        deliveries: Deliveries,
+    ) -> None:
+        await asyncio.wait({turn})
+        pieces = await self._pieces(turn, collector, user)
+        await deliveries.finish(key, [{"text": pieces[0]}])
+        await self._send(user, pieces)
+
+    async def _send(self, user: str, pieces: list[str]) -> None:
+        try:
+            await self.api.send_text(user, pieces)
+        except Exception as error:
+            logger.error(
+                "Could not send a %s message through the API: %s: %s",
+                self.name(),
+                type(error).__name__,
+                error,
+            )

@@ -1,0 +1,67 @@
+"""Tables owned by the project. Rasa's own `events` table belongs to the tracker store."""
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlalchemy.orm.decl_api import DeclarativeMeta
+
+mapper_registry = registry()
+
+
+class Base(metaclass=DeclarativeMeta):
+    """The declarative base, spelled out so that type checkers see a class (SQLAlchemy 1.4)."""
+
+    __abstract__ = True
+    registry = mapper_registry
+    metadata = mapper_registry.metadata
+    __init__ = mapper_registry.constructor
+
+
+TICKET_STATUSES = ("open", "claimed", "resolved")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Ticket(Base):
+    """A handoff to human support: what the student asked and tried, never who they are."""
+
+    __tablename__ = "tickets"
+
+    id = sa.Column(sa.Integer, primary_key=True)  # the ticket number the student is told
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    channel = sa.Column(sa.String(64), nullable=False, default="")
+    topic = sa.Column(sa.String(64), nullable=False, default="")
+    path = sa.Column(sa.Text, nullable=False, default="")
+    summary = sa.Column(sa.Text, nullable=False, default="")
+    status = sa.Column(sa.String(16), nullable=False, default="open", index=True)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    updated_at = sa.Column(sa.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    claimed_by = sa.Column(sa.String(64))
+
+
+class UnansweredQuestion(Base):
+    """A message the assistant could not understand, masked, counted over repeats."""
+
+    __tablename__ = "unanswered_questions"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    text = sa.Column(sa.Text, nullable=False)
+    text_hash = sa.Column(sa.String(64), nullable=False, unique=True)
+    count = sa.Column(sa.Integer, nullable=False, default=1)
+    first_seen = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    last_seen = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
+
+
+class AnswerFeedback(Base):
+    """Whether an answer helped, as the student said right after it."""
+
+    __tablename__ = "answer_feedback"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    answer = sa.Column(sa.String(64), nullable=False, index=True)
+    helpful = sa.Column(sa.Boolean, nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)

@@ -1,0 +1,193 @@
+"""Everything the actions, the tracker store and the staff command line ask of the database."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from core.db.engine import engine, session_scope
+from core.db.models import AnswerFeedback, Ticket, UnansweredQuestion, utcnow
+
+MAX_QUESTION_CHARS = 500
+
+
+# ---- tickets -------------------------------------------------------------------------------
+
+
+def open_ticket(conversation_id: str, channel: str, topic: str, path: str, summary: str) -> int:
+    """The number of the conversation's ticket: its unresolved one brought up to date, or a new
+    one."""
+    with session_scope() as session:
+        ticket = session.execute(
+            sa.select(Ticket)
+            .where(Ticket.conversation_id == conversation_id, Ticket.status != "resolved")
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if ticket is None:
+            ticket = Ticket(conversation_id=conversation_id, status="open")
+            session.add(ticket)
+        ticket.channel, ticket.topic, ticket.path, ticket.summary = channel, topic, path, summary
+        ticket.updated_at = utcnow()
+        session.flush()
+        return ticket.id
+
+
+def list_tickets(status: str | None = None, limit: int = 50) -> list[Ticket]:
+    query = sa.select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+    if status:
+        query = query.where(Ticket.status == status)
+    with session_scope() as session:
+        tickets = list(session.execute(query).scalars())
+        session.expunge_all()
+        return tickets
+
+
+def get_ticket(number: int) -> Ticket | None:
+    with session_scope() as session:
+        ticket = session.get(Ticket, number)
+        if ticket is not None:
+            session.expunge(ticket)
+        return ticket
+
+
+# What each status change is allowed from.
+TRANSITIONS = {"claimed": ("open",), "resolved": ("open", "claimed"), "open": ("claimed",)}
+
+
+def change_status(number: int, status: str, staff: str | None = None) -> Ticket:
+    """Claim, resolve or release a ticket; ValueError when it does not exist or cannot move."""
+    with session_scope() as session:
+        ticket = session.get(Ticket, number, with_for_update=True)
+        if ticket is None:
+            raise ValueError(f"no ticket {number}")
+        if ticket.status not in TRANSITIONS[status]:
+            raise ValueError(f"ticket {number} is {ticket.status}; it cannot become {status}")
+        ticket.status = status
+        if status == "claimed":
+            ticket.claimed_by = staff
+        ticket.updated_at = utcnow()
+        session.flush()
+        session.expunge(ticket)
+        return ticket
+
+
+# ---- what the assistant could not answer, and whether its answers helped -------------------
+
+
+def record_unanswered(masked_text: str, url: str | None = None) -> None:
+    """Count one more occurrence of an (already masked) message the assistant did not understand."""
+    text = " ".join(masked_text.split())[:MAX_QUESTION_CHARS]
+    if not text:
+        return
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    bump = (
+        sa.update(UnansweredQuestion)
+        .where(UnansweredQuestion.text_hash == digest)
+        .values(count=UnansweredQuestion.count + 1, last_seen=utcnow())
+    )
+    for _ in range(2):  # a second server may insert the same text between our update and insert
+        with session_scope(url) as session:
+            if session.execute(bump).rowcount:
+                return
+        try:
+            with session_scope(url) as session:
+                session.add(UnansweredQuestion(text=text, text_hash=digest))
+            return
+        except IntegrityError:
+            continue
+
+
+def top_unanswered(limit: int = 20) -> list[tuple[str, int, datetime]]:
+    query = (
+        sa.select(UnansweredQuestion.text, UnansweredQuestion.count, UnansweredQuestion.last_seen)
+        .order_by(UnansweredQuestion.count.desc(), UnansweredQuestion.last_seen.desc())
+        .limit(limit)
+    )
+    with session_scope() as session:
+        return [tuple(row) for row in session.execute(query)]
+
+
+def record_feedback(conversation_id: str, answer: str, helpful: bool) -> None:
+    with session_scope() as session:
+        session.add(AnswerFeedback(conversation_id=conversation_id, answer=answer, helpful=helpful))
+
+
+@dataclass
+class FeedbackCount:
+    """How often one answer was marked helpful and not helpful."""
+
+    answer: str
+    helpful: int
+    not_helpful: int
+
+    @property
+    def rate(self) -> float:
+        return self.helpful / (self.helpful + self.not_helpful)
+
+
+def feedback_by_answer() -> list[FeedbackCount]:
+    helpful = sa.func.sum(sa.case((AnswerFeedback.helpful, 1), else_=0))
+    query = (
+        sa.select(AnswerFeedback.answer, helpful, sa.func.count())
+        .group_by(AnswerFeedback.answer)
+        .order_by(AnswerFeedback.answer)
+    )
+    with session_scope() as session:
+        return [
+            FeedbackCount(answer, int(yes), int(total) - int(yes))
+            for answer, yes, total in session.execute(query)
+        ]
+
+
+# ---- retention -----------------------------------------------------------------------------
+
+# Rasa's tracker store table, described just enough to delete from it.
+EVENTS = sa.table("events", sa.column("sender_id"), sa.column("timestamp"))
+
+
+@dataclass
+class Purged:
+    """What a purge deleted."""
+
+    conversations: int
+    events: int
+    feedback: int
+    tickets: int
+    unanswered: int
+
+
+def purge_older_than(days: int, now: datetime | None = None) -> Purged:
+    """Delete conversations whose last event is older than `days`, with what refers to them.
+
+    Unresolved tickets are kept whatever their age: someone still has to answer them.
+    """
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    cutoff_epoch = (cutoff - datetime(1970, 1, 1)).total_seconds()
+    with session_scope() as session:
+        conversations, events = 0, 0
+        if sa.inspect(engine()).has_table("events"):
+            stale = (
+                sa.select(EVENTS.c.sender_id)
+                .group_by(EVENTS.c.sender_id)
+                .having(sa.func.max(EVENTS.c.timestamp) < cutoff_epoch)
+            )
+            senders = list(session.execute(stale).scalars())
+            conversations = len(senders)
+            for start in range(0, len(senders), 500):
+                batch = senders[start : start + 500]
+                events += session.execute(
+                    sa.delete(EVENTS).where(EVENTS.c.sender_id.in_(batch))
+                ).rowcount
+        feedback = session.execute(
+            sa.delete(AnswerFeedback).where(AnswerFeedback.created_at < cutoff)
+        ).rowcount
+        tickets = session.execute(
+            sa.delete(Ticket).where(Ticket.status == "resolved", Ticket.updated_at < cutoff)
+        ).rowcount
+        unanswered = session.execute(
+            sa.delete(UnansweredQuestion).where(UnansweredQuestion.last_seen < cutoff)
+        ).rowcount
+    return Purged(conversations, events, feedback, tickets, unanswered)

@@ -1,0 +1,50 @@
+"""Settings from the environment, read when they are used (never at import time).
+
+The same names drive the Rasa server's tracker store and lock store (stores/), the
+action server, Alembic and the staff command line, so one `DATABASE_URL` points all of them at
+one database.
+"""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_FILE = ROOT / "var" / "assistant.db"
+DEFAULT_RETENTION_DAYS = 90
+
+
+def database_url() -> str:
+    """`DATABASE_URL`, or the embedded SQLite file var/assistant.db of this checkout."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    DEFAULT_DATABASE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_DATABASE_FILE}"
+
+
+def redis_url() -> str | None:
+    """`REDIS_URL` (for the lock store shared by several Rasa servers), or None for one server."""
+    return os.environ.get("REDIS_URL", "").strip() or None
+
+
+def retention_days() -> int:
+    """How long conversations are kept: `RETENTION_DAYS`, 90 by default."""
+    raw = os.environ.get("RETENTION_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    days = int(raw)
+    if days < 1:
+        raise ValueError(f"RETENTION_DAYS must be at least 1, not {days}")
+    return days
+
+
+DEFAULT_NLU_MAX_CHARS = 300
+
+
+def nlu_max_chars() -> int:
+    """How much of a message the NLU pipeline reads: `NLU_MAX_CHARS`, 300 by default."""
+    raw = os.environ.get("NLU_MAX_CHARS", "").strip()
+    chars = int(raw) if raw else DEFAULT_NLU_MAX_CHARS
+    if chars < 20:
+        raise ValueError(f"NLU_MAX_CHARS must be at least 20, not {chars}")
+    return chars

@@ -1,0 +1,92 @@
+"""Small values with an expiry, shared by every Rasa server through Redis when REDIS_URL is set,
+or kept in this process otherwise: delivered message ids, the choices last offered to a WeChat
+user, the WeChat access token, the nonces of recent WeChat requests.
+
+Redis is called through core/redis_connection.py (redis.asyncio, one-second timeouts), so a Redis
+that stops answering delays only the messages in flight by at most that long, instead of freezing
+the event loop (a synchronous client with 5 s timeouts would). When Redis fails, the value is read
+or written in this process instead (a warning is logged): across servers the check is then weaker
+for a while, but every student still gets an answer. The in-process table holds at most
+MAX_LOCAL_ENTRIES values; past that the oldest go first, so a flood of message ids cannot grow the
+server's memory.
+"""
+
+import logging
+import time
+
+from core import redis_connection, settings
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60
+# About 100 bytes of key and a few hundred of reply each: tens of MB at most.
+MAX_LOCAL_ENTRIES = 50_000
+
+
+class SharedState:
+    """Keyed values with an expiry, in Redis or in this process."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or settings.redis_url()
+        self._local: dict[str, tuple[float, str]] = {}
+        self._next_sweep = 0.0
+
+    def _live(self, key: str) -> tuple[float, str] | None:
+        """The key's entry if it has not expired. Expired entries are swept out at most once a
+        minute, so that a lookup (several per message) never walks the whole table."""
+        now = time.time()
+        if now >= self._next_sweep:
+            self._local = {k: v for k, v in self._local.items() if v[0] > now}
+            self._next_sweep = now + SWEEP_SECONDS
+        entry = self._local.get(key)
+        return entry if entry is not None and entry[0] > now else None
+
+    async def get(self, key: str) -> str | None:
+        if self.url:
+            try:
+                raw = await redis_connection.client(self.url).get(redis_connection.key(key))
+                return raw.decode() if raw is not None else None
+            except Exception as error:
+                logger.warning(
+                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
+                )
+        entry = self._live(key)
+        return entry[1] if entry else None
+
+    async def set(
+        self,
+        key: str,
+        value: str,
+        seconds: float,
+        only_if_new: bool = False,
+        only_if_present: bool = False,
+    ) -> bool:
+        """Stores `value` for `seconds`; False when the condition stopped it."""
+        if self.url:
+            try:
+                return bool(
+                    await redis_connection.client(self.url).set(
+                        redis_connection.key(key),
+                        value,
+                        ex=max(1, int(seconds)),
+                        nx=only_if_new,
+                        xx=only_if_present,
+                    )
+                )
+            except Exception as error:
+                logger.warning(
+                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
+                )
+        return self._set_local(key, value, seconds, only_if_new, only_if_present)
+
+    def _set_local(
+        self, key: str, value: str, seconds: float, only_if_new: bool, only_if_present: bool
+    ) -> bool:
+        present = self._live(key) is not None
+        if (only_if_new and present) or (only_if_present and not present):
+            return False
+        self._local.pop(key, None)
+        self._local[key] = (time.time() + seconds, value)
+        while len(self._local) > MAX_LOCAL_ENTRIES:
+            self._local.pop(next(iter(self._local)))
+        return True

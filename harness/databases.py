@@ -1,0 +1,62 @@
+"""Throw-away databases for the benchmark and the tests: a migrated SQLite file or PostgreSQL
+database, and a check that Redis answers."""
+
+import contextlib
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+from harness.servers import BIN, QUIET_ENV, ROOT
+
+
+def alembic(url: str, *args: str) -> subprocess.CompletedProcess:
+    """The project's `alembic *args` on `url`, output captured."""
+    return subprocess.run(
+        [str(BIN / "alembic"), *args],
+        cwd=ROOT,
+        env={**QUIET_ENV, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def migrate(url: str) -> None:
+    """`alembic upgrade head` on `url`, as `make run` does."""
+    result = alembic(url, "upgrade", "head")
+    if result.returncode != 0:
+        raise RuntimeError(f"alembic upgrade head failed on {url}:\n{result.stderr[-2000:]}")
+
+
+@contextlib.contextmanager
+def new_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, migrated database on `admin_url`'s server, dropped afterwards. Raises when the
+    server cannot be reached (sqlalchemy.exc.OperationalError)."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(
+        admin_url, future=True, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    name = f"assistant_tmp_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = str(sa.engine.make_url(admin_url).set(database=name))
+        try:
+            migrate(url)
+            yield url
+        finally:
+            from core.db.engine import dispose_all
+
+            dispose_all()  # close pooled connections before dropping the database
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def redis_answers(url: str) -> None:
+    """Raises when Redis at `url` does not answer a PING."""
+    import redis
+
+    redis.Redis.from_url(url, socket_connect_timeout=3).ping()

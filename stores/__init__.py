@@ -1,0 +1,1 @@
+"""The tracker store and the lock store that endpoints.yml loads by module path."""

@@ -1,0 +1,183 @@
+"""A conversation lock that holds across several Rasa servers: FIFO, atomic, token-owned.
+
+Rasa serialises the turns of one conversation with a lock store. Its open-source RedisLockStore
+reads the lock, changes it in Python and writes it back (rasa#9213): two servers can both take the
+lock, and a holder whose ticket expired can release a newcomer's ticket. Here each turn gets a
+random token queued under an increasing number in Redis, and every change is one Lua script:
+- take a place: INCR a counter, queue the token under it, note when it expires;
+- whose turn: drop expired tokens at the head of the queue, return the head;
+- release: remove one's own token only; the keys go when the queue is empty.
+A turn proceeds when its token is at the head, so turns run one at a time in arrival order.
+
+REDIS_URL selects Redis; without it the same queue lives in this process (one server).
+Registered by module path in endpoints.yml.
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
+
+from core import redis_connection, settings
+
+logger = logging.getLogger(__name__)
+
+# How often a waiting turn looks again; short, since a turn takes tens of milliseconds.
+POLL_SECONDS = (0.005, 0.01, 0.02, 0.05)
+
+TAKE_PLACE = """
+local number = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], number, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return number
+"""
+
+WHOSE_TURN = """
+while true do
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if not head then return false end
+  local expires = tonumber(redis.call('HGET', KEYS[3], head) or '0')
+  if expires > tonumber(ARGV[1]) then return head end
+  redis.call('ZREM', KEYS[2], head)
+  redis.call('HDEL', KEYS[3], head)
+end
+"""
+
+RELEASE = """
+local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+return removed
+"""
+
+
+class ConversationLockStore(LockStore):
+    """FIFO lock per conversation, in Redis when REDIS_URL is set, else in this process."""
+
+    def __init__(self, endpoint_config: Any = None, url: str | None = None) -> None:
+        url = url or getattr(endpoint_config, "url", None) or settings.redis_url()
+        if not url and int(os.environ.get("SANIC_WORKERS", "1") or 1) > 1:
+            # Rasa allows several workers with any lock store but its in-memory one; this one's
+            # in-process queue would let two workers run turns of one conversation at once.
+            raise ValueError("SANIC_WORKERS > 1 needs REDIS_URL for the conversation lock store")
+        self.url = url
+        self._queues: dict[str, OrderedDict[str, float]] = {}
+        self._scripts: dict[int, dict[str, Any]] = {}  # per client (one per event loop)
+        super().__init__()
+
+    def _script(self, name: str) -> Any:
+        """The Lua script `name`, registered on an asyncio Redis client (one-second timeouts:
+        a Redis that stops answering delays a turn by that much, it never blocks the loop)."""
+        assert self.url, "the Redis scripts are used only when REDIS_URL is set"
+        client = redis_connection.client(self.url)
+        if id(client) not in self._scripts:
+            self._scripts = {
+                id(client): {
+                    "take_place": client.register_script(TAKE_PLACE),
+                    "whose_turn": client.register_script(WHOSE_TURN),
+                    "release": client.register_script(RELEASE),
+                }
+            }
+        return self._scripts[id(client)][name]
+
+    @staticmethod
+    def _keys(conversation_id: str) -> list:
+        return [
+            redis_connection.key("lock", conversation_id, part)
+            for part in ("next", "queue", "expires")
+        ]
+
+    # The three operations, each atomic: one Lua script, or plain Python between two awaits.
+
+    async def take_place(self, conversation_id: str, token: str, lifetime: float) -> None:
+        expires = time.time() + lifetime
+        if self.url:
+            keep_ms = int((lifetime + 60) * 1000)
+            await self._script("take_place")(
+                keys=self._keys(conversation_id), args=[token, expires, keep_ms]
+            )
+        else:
+            self._queues.setdefault(conversation_id, OrderedDict())[token] = expires
+
+    async def whose_turn(self, conversation_id: str) -> str | None:
+        now = time.time()
+        if self.url:
+            head = await self._script("whose_turn")(keys=self._keys(conversation_id), args=[now])
+            return head.decode() if head else None
+        queue = self._queues.get(conversation_id) or OrderedDict()
+        while queue:
+            head, expires = next(iter(queue.items()))
+            if expires > now:
+                return head
+            queue.popitem(last=False)
+        return None
+
+    async def release(self, conversation_id: str, token: str) -> bool:
+        if self.url:
+            return bool(
+                await self._script("release")(keys=self._keys(conversation_id), args=[token])
+            )
+        queue = self._queues.get(conversation_id)
+        if queue is None or queue.pop(token, None) is None:
+            return False
+        if not queue:
+            del self._queues[conversation_id]
+        return True
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = 1,
+    ) -> AsyncGenerator[TicketLock, None]:
+        """Wait for this turn's place at the head of the conversation's queue, then run it.
+
+        The turn may wait at most `lock_lifetime` seconds; after that its place has expired and
+        LockError is raised (the channel answers with an apology and the contacts).
+        """
+        token = secrets.token_hex(16)
+        try:
+            await self.take_place(conversation_id, token, lock_lifetime)
+        except Exception as error:
+            raise LockError(f"Could not queue a turn: {type(error).__name__}") from error
+        try:
+            attempt, deadline = 0, time.monotonic() + lock_lifetime
+            while True:
+                try:
+                    head = await self.whose_turn(conversation_id)
+                except Exception as error:
+                    raise LockError(f"Could not check a turn: {type(error).__name__}") from error
+                if head == token:
+                    break
+                if head is None or time.monotonic() > deadline:  # our own place has expired
+                    raise LockError(f"Waited too long for conversation '{conversation_id}'.")
+                await asyncio.sleep(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)])
+                attempt += 1
+            yield TicketLock(conversation_id)
+        finally:
+            try:
+                await self.release(conversation_id, token)
+            except Exception as error:  # the place expires by itself
+                logger.warning("Could not release a conversation lock: %s", type(error).__name__)
+
+    # Rasa's LockStore interface around TicketLock objects; not used by `lock` above.
+
+    def get_lock(self, conversation_id: str) -> TicketLock | None:
+        return None
+
+    def delete_lock(self, conversation_id: str) -> None:
+        # In Redis the keys expire by themselves a minute after the last place's lifetime.
+        self._queues.pop(conversation_id, None)
+
+    def save_lock(self, lock: TicketLock) -> None:
+        return None

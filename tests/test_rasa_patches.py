@@ -1,0 +1,74 @@
+"""runtime/rasa_patches.py: applied where the Rasa server starts; the patched action-response
+check accepts and rejects exactly as Rasa's; a Rasa upgrade that changes the patched code fails
+here."""
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+
+from runtime import rasa_patches
+
+ORIGINAL = RemoteAction.__dict__["_validate_action_result"]
+VALID = [
+    {},
+    {"events": [], "responses": []},
+    {
+        "events": [{"event": "slot", "name": "ticket_number", "value": "3"}],
+        "responses": [{"response": "utter_ticket_created"}],
+    },
+]
+INVALID = [{"events": "nope"}, {"responses": [1]}, {"events": [{"event": "slot"}]}, []]
+
+
+@pytest.fixture(autouse=True)
+def patched(monkeypatch) -> None:
+    """Rasa patched as runtime.rasa_server patches it, and restored after each test."""
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
+    assert rasa_patches.apply() is True
+
+
+def test_the_patched_code_is_the_code_that_was_measured() -> None:
+    """Fails after a Rasa upgrade that changes the patched method: measure and check it again."""
+    assert rasa_patches.source_sha256(ORIGINAL) == rasa_patches.VALIDATE_ACTION_RESULT_SHA256
+    # the hot spot the patch removes: the schema validated again on every call
+    assert "validate(result, self.action_response_format_spec())" in rasa_patches.inspect.getsource(
+        ORIGINAL
+    )
+
+
+def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
+    from runtime import rasa_server
+
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
+    monkeypatch.setattr("rasa.__main__.main", lambda: None)
+    rasa_server.main()
+    assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
+
+
+def test_changed_rasa_code_is_left_unpatched(monkeypatch, caplog) -> None:
+    def changed(self, result):  # what an upgrade might bring
+        return True
+
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", changed)
+    assert rasa_patches.apply() is False
+    assert RemoteAction._validate_action_result is changed
+    assert "left unpatched" in caplog.text
+
+
+@pytest.mark.parametrize("result", VALID)
+def test_valid_responses_pass(result) -> None:
+    assert RemoteAction._validate_action_result(None, result) is True
+
+
+@pytest.mark.parametrize("result", INVALID)
+def test_invalid_responses_raise_what_rasa_raises(result) -> None:
+    try:
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+        expected = None
+    except jsonschema.ValidationError as error:
+        expected = error.message
+    assert expected is not None, "the example should be invalid for Rasa too"
+    with pytest.raises(jsonschema.ValidationError) as raised:
+        RemoteAction._validate_action_result(None, result)
+    assert raised.value.message.startswith(expected)
+    assert "Failed to validate Action server response" in raised.value.message
