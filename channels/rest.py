@@ -146,5 +146,5 @@ class ResilientRestInput(RestInput):
         if cut:
             messages = [{"recipient_id": sender, "text": limits.too_long_note()}, *messages]
         if key is not None:  # never raises: shared state falls back to this server's memory
-            await self.deliveries.finish(key, messages)
+            await self.deliveries.keep_reply(key, messages)
         return messages

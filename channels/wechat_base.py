@@ -162,14 +162,14 @@ class TencentChannel(InputChannel):
                 )
             )
         )
-        finished: set = set()  # reply_seconds 0: always answer through the API
+        answered_in_time: set = set()  # reply_seconds 0: always answer through the API
         if self.reply_seconds > 0:
-            finished, _ = await asyncio.wait({turn}, timeout=self.reply_seconds)
-        if not finished:
+            answered_in_time, _ = await asyncio.wait({turn}, timeout=self.reply_seconds)
+        if not answered_in_time:
             self.in_background(self._send_when_done(turn, collector, user, key, deliveries))
             return None
         pieces = await self._pieces(turn, collector, user)
-        await deliveries.finish(key, [{"text": pieces[0]}])
+        await deliveries.keep_reply(key, [{"text": pieces[0]}])
         if len(pieces) > 1:
             self.in_background(self._send(user, pieces[1:]))
         return pieces[0]
@@ -225,7 +225,7 @@ class TencentChannel(InputChannel):
     ) -> None:
         await asyncio.wait({turn})
         pieces = await self._pieces(turn, collector, user)
-        await deliveries.finish(key, [{"text": pieces[0]}])
+        await deliveries.keep_reply(key, [{"text": pieces[0]}])
         await self._send(user, pieces)
 
     async def _send(self, user: str, pieces: list[str]) -> None:

@@ -39,7 +39,8 @@ class Deliveries:
         """True for the first delivery of this key, False for a re-delivery."""
         return await self.state.set(key, PENDING, KEEP_SECONDS, only_if_new=True)
 
-    async def finish(self, key: str, reply: Reply) -> None:
+    async def keep_reply(self, key: str, reply: Reply) -> None:
+        """Keeps the first delivery's reply for the re-deliveries that wait for it."""
         await self.state.set(
             key, json.dumps(reply, ensure_ascii=False), KEEP_SECONDS, only_if_present=True
         )

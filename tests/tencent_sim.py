@@ -76,3 +76,13 @@ BOMB = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
 <Content>&lol3;</Content><MsgId>1</MsgId></xml>"""
 EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
 <xml><MsgType>text</MsgType><Content>&e;</Content></xml>"""
+
+
+def stored_user_turns(database: str, sender_id: str) -> int:
+    """How many user messages of `sender_id` the SQLite database at `database` (a URL) holds."""
+    import sqlite3
+
+    with sqlite3.connect(database[len("sqlite:///") :]) as db:
+        return db.execute(
+            "SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'", (sender_id,)
+        ).fetchone()[0]

@@ -15,7 +15,7 @@ from channels.replies import replies
 from harness.databases import migrate
 from tests.helpers import PASSWORD_PAGE
 from tests.servers import running
-from tests.tencent_sim import BOMB, EXTERNAL, SECRET, ApiStub, inbound
+from tests.tencent_sim import BOMB, EXTERNAL, SECRET, ApiStub, inbound, stored_user_turns
 
 TOKEN, APP_ID = "chsi-test-token", "wx0123456789abcdef"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
@@ -186,13 +186,7 @@ class Follower:
 
 
 def user_turns(database: str, open_id: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(database[len("sqlite:///") :]) as db:
-        return db.execute(
-            "SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
-            (f"wx:{open_id}",),
-        ).fetchone()[0]
+    return stored_user_turns(database, f"wx:{open_id}")
 
 
 # ---- the channel in the real Rasa server ---------------------------------------------------

@@ -15,7 +15,7 @@ from channels.replies import replies
 from harness.databases import migrate
 from tests.helpers import PASSWORD_PAGE
 from tests.servers import running
-from tests.tencent_sim import BOMB, SECRET, ApiStub, inbound
+from tests.tencent_sim import BOMB, SECRET, ApiStub, inbound, stored_user_turns
 
 TOKEN, CORP_ID, AGENT_ID = "wecom-test-token", "ww0123456789abcdef", "1000002"
 AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
@@ -90,13 +90,7 @@ class Employee:
 
 
 def user_turns(database: str, user: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(database[len("sqlite:///") :]) as db:
-        return db.execute(
-            "SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'",
-            (f"wecom:{user}",),
-        ).fetchone()[0]
+    return stored_user_turns(database, f"wecom:{user}")
 
 
 def test_url_verification_returns_the_decrypted_echostr(wecom) -> None:
