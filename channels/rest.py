@@ -8,9 +8,13 @@ This one, under the same name and URL:
 - accepts an optional "message_id": the same id delivered again, to this server or another one,
   is processed once and gets the first delivery's reply (core.deliveries);
 - takes JSON only, bounded: body size, message length, metadata and sender id
-  (channels/limits.py).
+  (channels/limits.py);
+- reads a screenshot posted to /webhooks/rest/screenshot ({"sender", "image": base64}) as the
+  message its page shows (channels/screenshots.py), and says first what it read.
 """
 
+import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,8 +25,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits
-from channels.replies import unavailable
+from channels import limits, screenshots
+from channels.replies import replies, unavailable
 from core.deliveries import Deliveries
 
 logger = logging.getLogger(__name__)
@@ -34,6 +38,46 @@ DUPLICATE_WAIT_SECONDS = 30
 
 def bad_request(reason: str, status: int = 400) -> HTTPResponse:
     return response.json({"error": reason}, status=status)
+
+
+def checked_fields(request: Request) -> dict[str, Any] | HTTPResponse:
+    """The JSON body's checked sender, message_id and metadata (and the body), or the 4xx."""
+    # JSON only: a cross-site HTML form can post text/plain without a CORS preflight.
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return bad_request("the body must be JSON (Content-Type: application/json)", 415)
+    try:
+        body = request.json
+    except Exception:
+        return bad_request("the body is not valid JSON")
+    if not isinstance(body, dict):
+        return bad_request("the body must be a JSON object")
+    sender, message_id = body.get("sender"), body.get("message_id")
+    if not limits.valid_sender(sender):
+        return bad_request('"sender" must be 1-128 characters: letters, digits, "_", "-" or "."')
+    if message_id is not None and (
+        not isinstance(message_id, str) or not message_id or len(message_id) > MAX_FIELD_CHARS
+    ):
+        return bad_request('"message_id", when given, must be a string of 1-255 characters')
+    metadata = body.get("metadata")
+    if metadata is not None and limits.bounded_metadata(metadata) is None:
+        return bad_request(
+            f'"metadata", when given, must be a JSON object of at most '
+            f"{limits.MAX_METADATA_BYTES} bytes"
+        )
+    return {"body": body, "sender": sender, "message_id": message_id, "metadata": metadata}
+
+
+def decoded_image(image: Any) -> bytes | None:
+    """The bytes of a base64 image (or data: URL), or None when it is not one."""
+    if not isinstance(image, str) or not image:
+        return None
+    if image.startswith("data:"):
+        image = image.partition(",")[2]
+    try:
+        return base64.b64decode(image, validate=True)
+    except (ValueError, binascii.Error):
+        return None
 
 
 class ResilientRestInput(RestInput):
@@ -63,42 +107,35 @@ class ResilientRestInput(RestInput):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            # JSON only: a cross-site HTML form can post text/plain without a CORS preflight.
-            content_type = (request.content_type or "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                return bad_request("the body must be JSON (Content-Type: application/json)", 415)
-            try:
-                body = request.json
-            except Exception:
-                return bad_request("the body is not valid JSON")
-            if not isinstance(body, dict):
-                return bad_request("the body must be a JSON object")
-            sender, text, message_id = (
-                body.get("sender"),
-                body.get("message"),
-                body.get("message_id"),
-            )
-            if not limits.valid_sender(sender):
-                return bad_request(
-                    '"sender" must be 1-128 characters: letters, digits, "_", "-" or "."'
-                )
+            fields = checked_fields(request)
+            if isinstance(fields, HTTPResponse):
+                return fields
+            text = fields["body"].get("message")
             if not isinstance(text, str):
                 return bad_request('"message" must be a string')
-            if message_id is not None and (
-                not isinstance(message_id, str)
-                or not message_id
-                or len(message_id) > MAX_FIELD_CHARS
-            ):
-                return bad_request('"message_id", when given, must be a string of 1-255 characters')
-            metadata = body.get("metadata")
-            if metadata is not None and limits.bounded_metadata(metadata) is None:
-                return bad_request(
-                    f'"metadata", when given, must be a JSON object of at most '
-                    f"{limits.MAX_METADATA_BYTES} bytes"
-                )
             return response.json(
-                await self.answer(on_new_message, sender, text, message_id, metadata)
+                await self.answer(
+                    on_new_message, fields["sender"], text, fields["message_id"], fields["metadata"]
+                )
             )
+
+        @webhook.route("/screenshot", methods=["POST"])
+        async def screenshot(request: Request) -> HTTPResponse:
+            fields = checked_fields(request)
+            if isinstance(fields, HTTPResponse):
+                return fields
+            data = decoded_image(fields["body"].get("image"))
+            if data is None:
+                return bad_request('"image" must be a base64 string (a data: URL is accepted)')
+            sender = fields["sender"]
+            reading = await screenshots.reader().read(data)
+            if not reading.text:
+                return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])
+            read = replies()["screenshot_read"].format(text=reading.text)
+            messages = await self.answer(
+                on_new_message, sender, reading.text, fields["message_id"], fields["metadata"]
+            )
+            return response.json([{"recipient_id": sender, "text": read}, *messages])
 
         return webhook
 

@@ -89,6 +89,7 @@ class WeChatInput(TencentChannel):
             {"grant_type": "client_credential", "appid": self.app_id, "secret": self.secret},
             f"{self.api_base}/cgi-bin/message/custom/send",
             lambda to, text: {"touser": to, "msgtype": "text", "text": {"content": text}},
+            media_url=f"{self.api_base}/cgi-bin/media/get",
         )
 
     async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:

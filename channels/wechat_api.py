@@ -1,5 +1,6 @@
-"""Tencent's message-sending API (WeChat Official Account and WeCom), with one access token
-shared by every server (core/shared_state.py) and fetched by one request at a time per process."""
+"""Tencent's message-sending and media APIs (WeChat Official Account and WeCom), with one access
+token shared by every server (core/shared_state.py) and fetched by one request at a time per
+process."""
 
 import asyncio
 import json
@@ -14,10 +15,15 @@ API_TIMEOUT_SECONDS = 5
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid or expired access token
 BUSY_ERRORS = {-1, 45009}  # "system busy" and "too many calls": worth another try
 RETRY_DELAYS = (0.5, 1.0)
+MEDIA_TIMEOUT_SECONDS = 10
+
+
+class MediaTooLarge(ValueError):
+    """The media file is larger than the caller reads."""
 
 
 class MessageApi:
-    """Sends text messages to one user, a piece at a time."""
+    """Sends text messages to one user, a piece at a time, and fetches the media users send."""
 
     def __init__(
         self,
@@ -27,10 +33,12 @@ class MessageApi:
         token_params: dict[str, str],
         send_url: str,
         message_for: Callable[[str, str], dict[str, Any]],
+        media_url: str = "",
     ) -> None:
         self.state, self.cache_key = state, cache_key
         self.token_url, self.token_params = token_url, token_params
         self.send_url, self.message_for = send_url, message_for
+        self.media_url = media_url
         self._refreshing = asyncio.Lock()
 
     async def token(self, session: aiohttp.ClientSession, stale: str | None = None) -> str:
@@ -82,3 +90,23 @@ class MessageApi:
                 attempt += 1
                 continue
             raise RuntimeError(f"message not sent: {failure}")
+
+    async def download(self, media_id: str, max_bytes: int) -> bytes:
+        """A file a user sent (media/get), at most `max_bytes` of it, or MediaTooLarge."""
+        timeout = aiohttp.ClientTimeout(total=MEDIA_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            token = await self.token(session)
+            for attempt in range(2):
+                params = {"access_token": token, "media_id": media_id}
+                async with session.get(self.media_url, params=params) as reply:
+                    if reply.content_type not in ("application/json", "text/plain"):
+                        data = await reply.content.read(max_bytes + 1)
+                        if len(data) > max_bytes:
+                            raise MediaTooLarge(f"over {max_bytes} bytes")
+                        return data
+                    errcode = (await reply.json(content_type=None)).get("errcode")
+                if errcode in TOKEN_ERRORS and attempt == 0:
+                    token = await self.token(session, stale=token)
+                    continue
+                break
+            raise RuntimeError(f"media not fetched: errcode {errcode}")

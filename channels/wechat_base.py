@@ -20,10 +20,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits
+from channels import limits, screenshots
 from channels import wechat_protocol as protocol
 from channels.replies import replies
-from channels.wechat_api import MessageApi
+from channels.wechat_api import MediaTooLarge, MessageApi
 from core.deliveries import Deliveries
 from core.shared_state import SharedState
 
@@ -33,6 +33,7 @@ CHOICES_SECONDS = 24 * 3600
 WELCOME = "/greet"
 # Openids are 28 characters of base64url; WeCom user ids letters, digits and _ - @ .
 USER_ID = re.compile(r"[A-Za-z0-9_.@\-]{1,64}")
+MEDIA_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -135,13 +136,19 @@ class TencentChannel(InputChannel):
         user = message.get("FromUserName", "")
         if not USER_ID.fullmatch(user):
             raise protocol.ProtocolError("FromUserName is not a user id")
-        kind = message.get("MsgType", "").lower()
+        kind, media_id = message.get("MsgType", "").lower(), ""
         if kind == "event":
             if message.get("Event", "").lower() not in ("subscribe", "enter_agent"):
                 return None
             text = WELCOME
         elif kind == "text":
             text = await self.chosen(user, message.get("Content", ""))
+        elif kind == "voice":  # with 语音识别 on, WeChat sends what it heard; no audio fetched
+            text = message.get("Recognition", "").strip()
+            if not text:
+                return replies()["voice_unsupported"]
+        elif kind == "image" and MEDIA_ID.fullmatch(message.get("MediaId", "")):
+            text, media_id = "", message["MediaId"]
         else:
             return replies()["wechat_unsupported"]
         sender = f"{self.sender_prefix}:{user}"
@@ -155,13 +162,10 @@ class TencentChannel(InputChannel):
         collector = CollectingOutputChannel()
         if cut:
             await collector.send_text_message(sender, limits.too_long_note())
-        turn = asyncio.ensure_future(
-            on_new_message(
-                UserMessage(
-                    text, collector, sender, input_channel=self.name(), message_id=delivery[:64]
-                )
-            )
+        message_in = UserMessage(
+            text, collector, sender, input_channel=self.name(), message_id=delivery[:64]
         )
+        turn = asyncio.ensure_future(self._turn(on_new_message, message_in, media_id))
         answered_in_time: set = set()  # reply_seconds 0: always answer through the API
         if self.reply_seconds > 0:
             answered_in_time, _ = await asyncio.wait({turn}, timeout=self.reply_seconds)
@@ -173,6 +177,32 @@ class TencentChannel(InputChannel):
         if len(pieces) > 1:
             self.in_background(self._send(user, pieces[1:]))
         return pieces[0]
+
+    async def _turn(
+        self, on_new_message: OnNewMessage, message: UserMessage, media_id: str
+    ) -> None:
+        """One turn; a picture's text is read first and said back (channels/screenshots.py)."""
+        if media_id:
+            reading = await self._read_screenshot(media_id)
+            if not reading.text:
+                await message.output_channel.send_text_message(
+                    message.sender_id, replies()[reading.problem]
+                )
+                return
+            said = replies()["screenshot_read"].format(text=reading.text)
+            await message.output_channel.send_text_message(message.sender_id, said)
+            message.text = reading.text
+        await on_new_message(message)
+
+    async def _read_screenshot(self, media_id: str) -> screenshots.Reading:
+        try:
+            data = await self.api.download(media_id, screenshots.MAX_IMAGE_BYTES)
+        except MediaTooLarge:
+            return screenshots.Reading(problem="screenshot_too_large")
+        except Exception as error:
+            logger.error("Could not fetch a %s picture: %s", self.name(), type(error).__name__)
+            return screenshots.Reading(problem="screenshot_busy")
+        return await screenshots.reader().read(data)
 
     async def chosen(self, user: str, text: str) -> str:
         """The payload of choice 2 when `text` is "2" ("２", "②") after a numbered list; else

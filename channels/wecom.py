@@ -70,6 +70,7 @@ class WeComInput(TencentChannel):
                 "agentid": agent,
                 "text": {"content": text},
             },
+            media_url=f"{self.api_base}/cgi-bin/media/get",
         )
 
     async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:

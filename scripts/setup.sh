@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds .venv with a Python that Rasa 3.6 supports (3.8-3.10) and installs the pinned
-# requirements. Idempotent: when requirements.txt and requirements.lock have not changed since
+# requirements. Idempotent: when requirements*.txt and requirements.lock have not changed since
 # the last successful install (their hash is stamped in .venv), it returns in well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"  # overridable for tests of this script
 STAMP="$VENV/.requirements.sha256"
-want_hash=$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)
+want_hash=$(cat requirements.txt requirements-nodeps.txt requirements.lock | sha256sum | cut -d' ' -f1)
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_hash" ]; then
   exit 0
@@ -62,5 +62,6 @@ pip_install() {
 }
 pip_install "pip==26.3"  # the same pip everywhere; it then installs the locked versions
 pip_install -r requirements.txt -c requirements.lock
+pip_install --no-deps -r requirements-nodeps.txt -c requirements.lock
 echo "$want_hash" > "$STAMP"
 echo "setup: done"

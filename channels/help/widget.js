@@ -7,8 +7,12 @@
  * links too. The conversation (sender id and messages) is kept in sessionStorage, so it survives a
  * reload but not the closing of the tab, and is dropped after KEEP_MS without use: on a shared
  * lab PC the next student does not see the last one's questions. "新对话" clears it at once. The
- * sender id is 128 random bits (crypto.getRandomValues). A typing indicator shows while the assistant answers; when the server cannot be reached
- * the widget says so, with the contacts (data-unreachable, from the server's replies.yml).
+ * sender id is 128 random bits (crypto.getRandomValues). A typing indicator shows while the
+ * assistant answers; when the server cannot be reached the widget says so, with the contacts
+ * (data-unreachable, from the server's replies.yml).
+ * Screenshots: the picture button, or pasting an image, sends a screenshot of the error page. It
+ * is scaled in a canvas to at most MAX_SIDE pixels and sent as JPEG to /webhooks/rest/screenshot,
+ * which reads its text; the picture itself is neither kept here nor stored by the server.
  */
 (function () {
   "use strict";
@@ -22,6 +26,7 @@
   var MAX_KEPT = 200;
   var KEEP_MS = 2 * 60 * 60 * 1000;  // two hours without a message: a new conversation
   var MAX_CHARS = 2000;  // what the server reads of one message (channels/limits.py)
+  var MAX_SIDE = 2000;  // what the server reads of a screenshot (channels/screenshots.py)
 
   function randomId(prefix) {
     var bytes = new Uint8Array(16);
@@ -54,6 +59,8 @@
     '<div class="chsi-typing" hidden><span></span><span></span><span></span></div>' +
     '<form class="chsi-form"><textarea class="chsi-input" rows="1" placeholder="输入你的问题，回车发送" ' +
     'aria-label="输入你的问题" maxlength="' + MAX_CHARS + '"></textarea>' +
+    '<button type="button" class="chsi-picture" title="发送页面截图" aria-label="发送页面截图">截图</button>' +
+    '<input type="file" class="chsi-file" accept="image/*" hidden>' +
     '<button type="submit" class="chsi-send">发送</button></form>' +
     '<button type="button" class="chsi-clear" title="清除这段对话，重新开始">新对话</button>';
   var log = root.querySelector(".chsi-log");
@@ -61,6 +68,8 @@
   var form = root.querySelector(".chsi-form");
   var input = root.querySelector(".chsi-input");
   var clear = root.querySelector(".chsi-clear");
+  var picture = root.querySelector(".chsi-picture");
+  var file = root.querySelector(".chsi-file");
 
   function escapeHtml(text) {
     return text.replace(/[&<>"']/g, function (c) {
@@ -115,16 +124,20 @@
   var busy = false;
   function send(message, shown) {
     if (busy || !message.trim()) { return; }
-    busy = true;
     if (shown !== null) { add({ from: "user", text: shown || message }); }
+    post("/webhooks/rest/webhook", { message: message });
+  }
+  function post(path, fields) {
+    busy = true;
     typing.hidden = false;
     var controller = window.AbortController ? new AbortController() : null;
-    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, 30000);
-    var id = randomId("m-");
-    fetch(server + "/webhooks/rest/webhook", {
+    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, 45000);
+    var body = { sender: state.sender, message_id: randomId("m-") };
+    Object.keys(fields).forEach(function (k) { body[k] = fields[k]; });
+    fetch(server + path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: state.sender, message: message, message_id: id }),
+      body: JSON.stringify(body),
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
       if (!response.ok) { throw new Error("HTTP " + response.status); }
@@ -142,6 +155,48 @@
       busy = false;
     });
   }
+
+  // A screenshot: drawn into a canvas no larger than MAX_SIDE, sent as a JPEG data URL.
+  function sendPicture(blob) {
+    if (busy || !blob || !/^image\//.test(blob.type)) { return; }
+    busy = true;
+    var url = URL.createObjectURL(blob);
+    var image = new Image();
+    image.onload = function () {
+      var scale = Math.min(1, MAX_SIDE / Math.max(image.naturalWidth, image.naturalHeight));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, Math.round(image.naturalWidth * scale));
+      canvas.height = Math.max(1, Math.round(image.naturalHeight * scale));
+      var context = canvas.getContext("2d");
+      context.fillStyle = "#fff";
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      context.drawImage(image, 0, 0, canvas.width, canvas.height);
+      URL.revokeObjectURL(url);
+      add({ from: "user", text: "［截图］" });
+      post("/webhooks/rest/screenshot", { image: canvas.toDataURL("image/jpeg", 0.85) });
+    };
+    image.onerror = function () {
+      URL.revokeObjectURL(url);
+      busy = false;
+      add({ from: "system", text: "这张图片打不开，请换一张截图，或者把提示文字打出来。" }, false);
+    };
+    image.src = url;
+  }
+  picture.addEventListener("click", function () { if (!busy) { file.click(); } });
+  file.addEventListener("change", function () {
+    if (file.files && file.files[0]) { sendPicture(file.files[0]); }
+    file.value = "";
+  });
+  input.addEventListener("paste", function (event) {
+    var items = (event.clipboardData && event.clipboardData.items) || [];
+    for (var i = 0; i < items.length; i++) {
+      if (items[i].kind === "file" && /^image\//.test(items[i].type)) {
+        event.preventDefault();
+        sendPicture(items[i].getAsFile());
+        return;
+      }
+    }
+  });
 
   input.addEventListener("keydown", function (event) {
     if (event.key !== "Enter" || event.shiftKey) { return; }

@@ -1,0 +1,169 @@
+"""Reading a screenshot a student sends: offline Chinese OCR, bounded, off the event loop.
+
+RapidOCR (rapidocr-onnxruntime) reads with the PP-OCRv4 detection and recognition models that ship
+inside its wheel: nothing is downloaded, and the image never leaves this process. It is neither
+stored nor logged; only the text read from it goes on, masked (core/privacy.py) like typed text.
+
+Limits, checked before any pixel is decoded:
+- MAX_IMAGE_BYTES of PNG, JPEG, WebP, BMP or GIF (the first frame);
+- MAX_PIXELS from the header (a 100-byte PNG can claim 60,000 × 60,000 pixels: a decompression
+  bomb), then the picture is scaled to at most MAX_SIDE pixels on its longer side;
+- one OCR at a time in a worker thread (onnxruntime releases the GIL: the event loop keeps
+  answering), at most MAX_WAITING more waiting, and TIME_BUDGET_SECONDS for each.
+
+What is read: the lines that hold one of the page messages the FAQ answers
+(screenshot_messages.yml), or else every line, top to bottom, at most MAX_TEXT_CHARS.
+"""
+
+import asyncio
+import concurrent.futures
+import difflib
+import io
+import logging
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from core.privacy import mask
+from core.yaml_files import read_yaml
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+MAX_PIXELS = 24_000_000  # a 4000 × 6000 photo; phone screenshots are 2-4 million
+MAX_SIDE = 2000
+FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF", "MPO"}
+MAX_WAITING = 4
+TIME_BUDGET_SECONDS = 20.0
+MAX_TEXT_CHARS = 300
+MIN_SCORE = 0.5  # recognition confidence below which a line is noise
+# How closely a line must contain one of the page messages (difflib ratio over a window).
+MESSAGE_SIMILARITY = 0.8
+MESSAGES_FILE = Path(__file__).with_name("screenshot_messages.yml")
+_PUNCTUATION = re.compile(r"[\s\W_]+")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a screenshot said: the masked text, or why there is none (`problem`, a reply name)."""
+
+    text: str = ""
+    problem: str = ""
+
+
+class ImageRefused(ValueError):
+    """The bytes are not an image this reader takes; the message names the reply to give."""
+
+
+def page_messages() -> list[str]:
+    return list(read_yaml(MESSAGES_FILE)["messages"])
+
+
+def _plain(text: str) -> str:
+    return _PUNCTUATION.sub("", unicodedata.normalize("NFKC", text))
+
+
+def holds_message(line: str, message: str) -> bool:
+    """True when `line` contains `message`, allowing OCR's occasional wrong or missing character."""
+    line, message = _plain(line), _plain(message)
+    if message in line:
+        return True
+    width = len(message)
+    if len(line) < width - 2:
+        return False
+    windows = range(max(1, len(line) - width + 1))
+    return any(
+        difflib.SequenceMatcher(None, line[i : i + width], message).ratio() >= MESSAGE_SIMILARITY
+        for i in windows
+    )
+
+
+def chosen_text(lines: list[str]) -> str:
+    """The page message's lines when the screenshot shows one, else all lines; masked."""
+    messages = page_messages()
+    wanted = [line for line in lines if any(holds_message(line, m) for m in messages)]
+    text = "\n".join(wanted or lines)
+    return mask(text)[:MAX_TEXT_CHARS].strip()
+
+
+def decoded(data: bytes) -> Any:
+    """The picture as an RGB array no larger than MAX_SIDE, or ImageRefused."""
+    import numpy
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageRefused("screenshot_too_large")
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            if image.format not in FORMATS:
+                raise ImageRefused("screenshot_unsupported")
+            width, height = image.size
+            if width * height > MAX_PIXELS or width < 8 or height < 8:
+                raise ImageRefused(
+                    "screenshot_too_large" if width * height else "screenshot_unsupported"
+                )
+            image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size already
+            picture = image.convert("RGB")
+    except Image.DecompressionBombError as error:  # Pillow's own, far larger limit
+        raise ImageRefused("screenshot_too_large") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageRefused("screenshot_unsupported") from error
+    picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    return numpy.asarray(picture)[:, :, ::-1].copy()  # RGB → BGR, as OpenCV-based readers expect
+
+
+class ScreenshotReader:
+    """One OCR engine, made on first use, fed by one worker thread."""
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._loading = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ocr")
+        self._waiting = 0
+
+    def _ocr(self) -> Any:
+        with self._loading:
+            if self._engine is None:
+                from rapidocr_onnxruntime import RapidOCR
+
+                self._engine = RapidOCR(intra_op_num_threads=2, inter_op_num_threads=1)
+        return self._engine
+
+    def lines(self, data: bytes) -> list[str]:
+        """The lines of text in the image, top to bottom (blocking: run it in the pool)."""
+        picture = decoded(data)
+        found, _ = self._ocr()(picture)
+        boxes = [(box, text) for box, text, score in found or [] if float(score) >= MIN_SCORE]
+        boxes.sort(key=lambda item: (min(p[1] for p in item[0]), min(p[0] for p in item[0])))
+        return [text.strip() for _, text in boxes if text.strip()]
+
+    async def read(self, data: bytes) -> Reading:
+        """The masked text of the screenshot, or the reason there is none."""
+        if self._waiting > MAX_WAITING:
+            return Reading(problem="screenshot_busy")
+        self._waiting += 1
+        try:
+            work = asyncio.get_running_loop().run_in_executor(self._pool, self.lines, data)
+            lines = await asyncio.wait_for(work, TIME_BUDGET_SECONDS)
+        except ImageRefused as refused:
+            return Reading(problem=str(refused))
+        except asyncio.TimeoutError:
+            logger.warning("A screenshot took longer than %.0f s to read.", TIME_BUDGET_SECONDS)
+            return Reading(problem="screenshot_busy")
+        except Exception as error:  # a broken image or engine: the student is asked to type
+            logger.error("Could not read a screenshot: %s", type(error).__name__)
+            return Reading(problem="screenshot_unreadable")
+        finally:
+            self._waiting -= 1
+        text = chosen_text(lines)
+        return Reading(text=text) if text else Reading(problem="screenshot_unreadable")
+
+
+@lru_cache(maxsize=1)
+def reader() -> ScreenshotReader:
+    """The process's reader (the engine holds about 100 MB once loaded)."""
+    return ScreenshotReader()
