@@ -22,6 +22,16 @@ class MediaTooLarge(ValueError):
     """The media file is larger than the caller reads."""
 
 
+async def bounded_body(reply: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, read in chunks, or MediaTooLarge as soon as it passes `max_bytes`."""
+    data = bytearray()
+    async for chunk in reply.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > max_bytes:
+            raise MediaTooLarge(f"over {max_bytes} bytes")
+    return bytes(data)
+
+
 class MessageApi:
     """Sends text messages to one user, a piece at a time, and fetches the media users send."""
 
@@ -100,10 +110,7 @@ class MessageApi:
                 params = {"access_token": token, "media_id": media_id}
                 async with session.get(self.media_url, params=params) as reply:
                     if reply.content_type not in ("application/json", "text/plain"):
-                        data = await reply.content.read(max_bytes + 1)
-                        if len(data) > max_bytes:
-                            raise MediaTooLarge(f"over {max_bytes} bytes")
-                        return data
+                        return await bounded_body(reply, max_bytes)
                     errcode = (await reply.json(content_type=None)).get("errcode")
                 if errcode in TOKEN_ERRORS and attempt == 0:
                     token = await self.token(session, stale=token)

@@ -6,6 +6,7 @@ Chromium at a phone's size (390 × 844 CSS pixels, 3× density: 1170 × 2532 pix
 takes them). Each also comes "photographed": scaled down, turned a few degrees, JPEG-compressed.
 """
 
+import concurrent.futures
 import html
 import io
 import shutil
@@ -115,8 +116,16 @@ def photographed(png: bytes, scale: float = 0.7, angle: float = 3.0, quality: in
     return out.getvalue()
 
 
-def render(browser: object | None = None) -> list[Screenshot]:
-    """Every page as a phone screenshot (PNG) and photographed (JPEG), rendered in Chromium."""
+def render() -> list[Screenshot]:
+    """Every page as a phone screenshot (PNG) and photographed (JPEG), rendered in Chromium.
+
+    In a thread of its own: Playwright's sync API refuses to run where another sync session (a
+    test's browser) already runs its event loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(_render).result()
+
+
+def _render() -> list[Screenshot]:
     from playwright.sync_api import sync_playwright
 
     shots: list[Screenshot] = []

@@ -1,12 +1,15 @@
 """The tests' fixtures. `make test` trains the model before pytest runs."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import screenshots as made_screenshots
 from harness.databases import migrate
+from harness.screenshots import Screenshot
 from tests.helpers import FAQ, MODEL, ROOT, load_yaml, new_postgres_database, require_redis
 
 
@@ -45,3 +48,13 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def redis_url() -> str:
     return require_redis()
+
+
+@pytest.fixture(scope="session")
+def screenshot_set() -> list[Screenshot]:
+    """Phone screenshots of CHSI's pages, made for the tests (harness/screenshots.py)."""
+    if not os.path.exists(made_screenshots.CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; scripts/browser.sh installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return made_screenshots.render()

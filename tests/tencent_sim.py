@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 from harness.servers import free_port
 
@@ -11,12 +12,13 @@ SECRET = "test-app-secret"
 
 
 class ApiStub:
-    """Tencent's token and message-send endpoints on loopback, recording what they get."""
+    """Tencent's token, message-send and media endpoints on loopback, recording what they get."""
 
     def __init__(self) -> None:
         self.token_requests = 0
         self.busy = 0  # how many sends to answer with "system busy" (errcode -1) first
         self.sent: list[dict] = []
+        self.media: dict[str, bytes] = {}  # media id -> the file media/get serves
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +34,18 @@ class ApiStub:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                if self.path.startswith("/cgi-bin/media/get"):
+                    found = stub.media.get(query.get("media_id", [""])[0])
+                    if found is None or not query.get("access_token", [""])[0].startswith("T"):
+                        self._json({"errcode": 40007, "errmsg": "invalid media_id"})
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    self.send_header("Content-Length", str(len(found)))
+                    self.end_headers()
+                    self.wfile.write(found)
+                    return
                 # WeChat: /cgi-bin/token?…secret=; WeCom: /cgi-bin/gettoken?…corpsecret=
                 if self.path.startswith(("/cgi-bin/token", "/cgi-bin/gettoken")) and (
                     f"secret={SECRET}" in self.path
@@ -86,3 +100,14 @@ def stored_user_turns(database: str, sender_id: str) -> int:
         return db.execute(
             "SELECT count(*) FROM events WHERE sender_id = ? AND type_name = 'user'", (sender_id,)
         ).fetchone()[0]
+
+
+def sent_to(stub: ApiStub, user: str, count: int, seconds: float = 60) -> list[str]:
+    """The texts the channel sent `user` through the API, once there are `count` (or time is up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        texts = [m["text"]["content"] for m in stub.sent if m.get("touser") == user]
+        if len(texts) >= count:
+            return texts
+        time.sleep(0.1)
+    return [m["text"]["content"] for m in stub.sent if m.get("touser") == user]

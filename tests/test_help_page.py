@@ -3,20 +3,26 @@ with its executable_path): ask, see the answer's link, click a button, reload an
 Enter during IME composition does not send, a typing indicator, a phone-sized screen, and a plain
 message when the server cannot be reached. `make test` installs Chromium (scripts/browser.sh)."""
 
+import base64
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from channels.replies import replies
 from harness.databases import migrate
+from harness.personal_data import readable
 from tests.helpers import HOTLINE, PASSWORD_PAGE, ROOT
 from tests.servers import running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 SCREENSHOT = ROOT / "results" / "help-page.png"
+SERVER_FILES: dict[str, Path] = {}  # the site's database and Rasa log, for the privacy checks
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +31,7 @@ def site(model_path: Path, tmp_path_factory) -> Iterator[str]:
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
     with running(model_path, tmp, {"DATABASE_URL": database}) as servers:
+        SERVER_FILES.update(database=tmp / "assistant.db", log=servers.logs["rasa0"])
         yield f"{servers.rasa[0]}/webhooks/help/"
 
 
@@ -143,3 +150,70 @@ def test_a_shared_pc_does_not_show_the_last_students_questions(site: str, browse
     page.wait_for_selector(".chsi-bot")
     assert "我的用户名忘了" not in " ".join(page.locator(".chsi-msg").all_inner_texts())
     context.close()
+
+
+# ---- screenshots of the error page ------------------------------------------------------------
+
+
+def post_screenshot(site: str, data: bytes, sender: str) -> list[dict]:
+    url = site.replace("/webhooks/help/", "/webhooks/rest/screenshot")
+    image = "data:image/png;base64," + base64.b64encode(data).decode()
+    response = requests.post(url, json={"sender": sender, "image": image}, timeout=90)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_each_screenshot_starts_the_right_flow(site: str, screenshot_set) -> None:
+    chat_url = site.replace("/webhooks/help/", "/webhooks/rest/webhook")
+    for shot in screenshot_set:
+        sender = f"shot-{uuid.uuid4().hex[:8]}"
+        messages = post_screenshot(site, shot.data, sender)
+        said = "\n".join(m.get("text", "") for m in messages)
+        assert messages[0]["text"].startswith("我看到截图里的提示是") and shot.shows in said
+        if shot.intent == "forgot_password":
+            assert PASSWORD_PAGE in said, (shot.name, said)
+            continue
+        assert "注册过" in said, (shot.name, said)  # the duplicate-ID flow asks this next
+        reply = requests.post(
+            chat_url, json={"sender": sender, "message": "注册过的"}, timeout=60
+        ).json()
+        answer = "\n".join(m.get("text", "") for m in reply)
+        if "待审核" in shot.shows:  # pending review: three working days
+            assert "三个工作日" in answer, (shot.name, answer)
+        else:  # already registered: the original account
+            assert "三个工作日" not in answer and "原账号" in answer, (shot.name, answer)
+    stored = readable(SERVER_FILES["database"].read_bytes().decode("utf-8", "replace"))
+    logged = readable(SERVER_FILES["log"].read_text(encoding="utf-8", errors="replace"))
+    for shot in screenshot_set:
+        if shot.id_number:
+            assert shot.id_number.lower() not in stored + logged, shot.name
+
+
+def test_bad_pictures_get_a_polite_answer_and_bad_requests_a_400(site: str) -> None:
+    assert (
+        post_screenshot(site, b"GIF89a not really", "shot-bad")[0]["text"]
+        == replies()["screenshot_unsupported"]
+    )
+    url = site.replace("/webhooks/help/", "/webhooks/rest/screenshot")
+    for body in ({"sender": "shot-bad"}, {"sender": "shot-bad", "image": "%%%"}, {"image": "aGk="}):
+        assert requests.post(url, json=body, timeout=10).status_code == 400
+    too_big = "A" * (2 * 1024 * 1024)
+    response = requests.post(url, json={"sender": "shot-bad", "image": too_big}, timeout=10)
+    assert response.status_code == 413
+
+
+def test_a_screenshot_sent_from_the_widget_on_a_phone(site: str, browser, screenshot_set) -> None:
+    shot = next(s for s in screenshot_set if s.name == "registered.png")
+    page = browser.new_page(viewport=PHONE)
+    page.goto(site)
+    page.wait_for_selector(".chsi-bot")
+    welcomed = len(bot_texts(page))
+    page.set_input_files(
+        ".chsi-file", files=[{"name": "shot.png", "mimeType": "image/png", "buffer": shot.data}]
+    )
+    page.locator(".chsi-bot").nth(welcomed + 1).wait_for(timeout=90_000)
+    texts = bot_texts(page)
+    assert texts[welcomed].startswith("我看到截图里的提示是") and shot.shows in texts[welcomed]
+    assert "注册过" in "\n".join(texts[welcomed:])
+    assert page.locator(".chsi-user").last.inner_text() == "［截图］"
+    page.close()

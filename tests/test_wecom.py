@@ -159,6 +159,22 @@ def test_a_picture_gets_a_polite_text_answer_and_a_bomb_a_400(wecom, stub) -> No
     )
 
 
+def test_a_screenshot_is_fetched_read_and_answered(wecom, stub, screenshot_set) -> None:
+    shot = next(s for s in screenshot_set if s.name == "pending-photo.jpg")
+    stub.media["wecom-shot-1"] = shot.data
+    employee = Employee(wecom["url"], stub)
+    response = employee.deliver(
+        inbound(employee.user, "image", "818181", PicUrl="http://x/p.jpg", MediaId="wecom-shot-1")
+    )
+    assert response.status_code == 200 and response.text == ""
+    deadline = time.monotonic() + 60
+    while not employee.sent() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    reply = "\n".join(employee.sent())
+    assert "我看到截图里的提示是" in reply and "证件号码重复待审核" in reply and "注册过" in reply
+    assert user_turns(wecom["db"], employee.user) == 1
+
+
 def test_old_signed_requests_and_reused_nonces_are_refused(wecom, stub) -> None:
     employee = Employee(wecom["url"], stub)
     old = str(int(time.time()) - 30 * 86400)

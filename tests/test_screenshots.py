@@ -1,0 +1,100 @@
+"""channels/screenshots.py: phone screenshots of CHSI's pages (made for the tests, rendered in
+Chromium, and "photographed") are read as their message, with the ID number in the picture
+masked or left out; bad pictures get a polite reason, never an exception."""
+
+import asyncio
+import io
+import struct
+import zlib
+
+from channels import screenshots
+from channels.screenshots import Reading, chosen_text, holds_message, reader
+from harness.personal_data import readable
+
+
+def read(data: bytes) -> Reading:
+    return asyncio.run(reader().read(data))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG that claims width × height pixels (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_every_screenshot_is_read_as_the_message_it_shows(screenshot_set) -> None:
+    for shot in screenshot_set:
+        reading = read(shot.data)
+        assert shot.shows in reading.text, (shot.name, reading)
+        if shot.id_number:
+            assert shot.id_number.lower() not in readable(reading.text), shot.name
+
+
+def test_a_page_without_a_known_message_is_read_whole_and_masked() -> None:
+    lines = ["学信网 · 找回密码", "姓名 王小明", "证件号码 11010519491231002X", "手机 13912345678"]
+    text = chosen_text(lines)
+    assert "找回密码" in text and "王小明" in text
+    assert "11010519491231002x" not in readable(text) and "13912345678" not in readable(text)
+
+
+def test_page_messages_are_found_despite_one_misread_character() -> None:
+    assert holds_message("证件号码*证件号码已被注朋，查看【解决方法】", "证件号码已被注册")
+    assert holds_message("证件号码重复待审核，不能再次注册此证件号码", "证件号码重复待审核")
+    assert not holds_message("证件号码*11010519491231002X", "证件号码已被注册")
+    assert not holds_message("找回密码", "证件号码已被注册")
+
+
+def test_pictures_that_cannot_be_read_get_a_reason_not_an_error() -> None:
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("RGB", (600, 400), "white").save(blank, "PNG")
+    assert read(blank.getvalue()) == Reading(problem="screenshot_unreadable")
+    assert read(b"%PDF-1.7 not a picture") == Reading(problem="screenshot_unsupported")
+    assert read(b"") == Reading(problem="screenshot_unsupported")
+    # a 100-byte file claiming 60,000 × 60,000 pixels is refused before anything is decoded
+    assert read(png_header(60_000, 60_000)) == Reading(problem="screenshot_too_large")
+    assert read(png_header(6_000, 6_000)) == Reading(problem="screenshot_too_large")
+    assert read(b"\x89PNG" + b"\0" * (screenshots.MAX_IMAGE_BYTES + 1)) == Reading(
+        problem="screenshot_too_large"
+    )
+
+
+def test_a_queue_over_its_bound_is_told_to_wait(monkeypatch) -> None:
+    busy = screenshots.ScreenshotReader()
+    busy._waiting = screenshots.MAX_WAITING + 1
+    assert asyncio.run(busy.read(b"anything")) == Reading(problem="screenshot_busy")
+
+
+def test_a_reading_over_its_time_budget_gives_up(monkeypatch) -> None:
+    import time
+
+    slow = screenshots.ScreenshotReader()
+    monkeypatch.setattr(screenshots, "TIME_BUDGET_SECONDS", 0.2)
+    monkeypatch.setattr(slow, "lines", lambda data: time.sleep(1) or ["证件号码已被注册"])
+    assert asyncio.run(slow.read(b"x")) == Reading(problem="screenshot_busy")
+    assert slow._waiting == 0
+
+
+def test_every_reason_has_a_reply() -> None:
+    from channels.replies import replies
+
+    for problem in (
+        "screenshot_unreadable",
+        "screenshot_unsupported",
+        "screenshot_too_large",
+        "screenshot_busy",
+        "voice_unsupported",
+    ):
+        assert replies()[problem].strip()
+    assert "{text}" in replies()["screenshot_read"]
