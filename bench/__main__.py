@@ -30,6 +30,7 @@ from typing import Any
 import requests
 import yaml
 
+from bench import screenshots as screenshot_bench
 from bench.flows import FLOWS
 from harness import databases
 from harness.servers import BIN, QUIET_ENV, ROOT, Servers, running
@@ -255,6 +256,10 @@ def measure(
         figures["rasa_memory"] = memory_mb(servers.pid("rasa0"))
         figures["long_messages"] = long_messages(servers.rasa[0], servers.pid("rasa0"))
         figures["actions_memory"] = memory_mb(servers.pid("actions"))
+        rasa_pid = servers.pid("rasa0")
+        figures["screenshots"] = screenshot_bench.measure(
+            servers.rasa[0], lambda: memory_mb(rasa_pid)
+        )
     return figures
 
 
@@ -460,6 +465,8 @@ def report(results: dict[str, dict], seconds: float) -> str:
         ),
         figure_row("model size (MB)", ours["model_mb"], docs["model_mb"], 1),
         figure_row("training time (s)", ours["train_s"], docs["train_s"]),
+        "",
+        *screenshot_bench.report_lines(one_ours.get("screenshots"), one_docs.get("screenshots")),
         "",
         "## Long messages (one server, SQLite)",
         "",

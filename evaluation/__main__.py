@@ -15,6 +15,7 @@ import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
 from evaluation import robustness
+from evaluation import screenshots as screenshot_eval
 from evaluation.holdout import (
     ROOT,
     Score,
@@ -162,6 +163,7 @@ def main() -> None:
         "## This project, per intent",
         "",
         *per_intent_table(truth, predictions["this project"]),
+        *screenshot_eval.report_lines(classifiers),
         "",
     ]
     for name, s in scores.items():
@@ -174,6 +176,7 @@ def main() -> None:
     (RESULTS / "report.md").write_text("\n".join(report), encoding="utf-8")
     print("\n".join(summary(scores)))
     print("\n".join(robustness.table(robust, len(variants))))
+    print("\n".join(line for line in report if line.startswith("| ") and "/ " in line))
     print(f"\nreport: {RESULTS / 'report.md'}")
 
 

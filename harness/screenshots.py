@@ -86,7 +86,7 @@ def pages() -> list[tuple[str, str, str, str, str]]:
         (
             "registered",
             registration_page(name1, id1, "证件号码已被注册，查看【解决方法】", REGISTERED_TIPS),
-            "duplicate_id",
+            "error_already_registered",
             "证件号码已被注册",
             id1,
         ),
@@ -95,7 +95,7 @@ def pages() -> list[tuple[str, str, str, str, str]]:
             registration_page(
                 name2, id2, "证件号码重复待审核,不能再次注册此证件号码", PENDING_TIPS
             ),
-            "duplicate_id",
+            "error_pending_review",
             "证件号码重复待审核",
             id2,
         ),
