@@ -266,58 +266,6 @@ def test_a_picture_gets_a_polite_text_answer(safe_mode) -> None:
     assert reply == replies()["wechat_unsupported"]
 
 
-def answer(user: "Follower", response: requests.Response, stub: ApiStub, count: int) -> str:
-    """The passive reply, or (past WeChat's deadline) the `count` messages sent by API."""
-    if response.text == "success":
-        return "\n".join(sent_to(stub, user.open_id, count))
-    return user.reply_text(response)
-
-
-def test_a_screenshot_of_the_error_page_is_read_and_answered(
-    safe_mode, stub, screenshot_set
-) -> None:
-    for shot in [s for s in screenshot_set if s.intent.startswith("error_")]:
-        media_id = f"m{uuid.uuid4().hex[:16]}"
-        stub.media[media_id] = shot.data
-        user = Follower(safe_mode["url"])
-        picture = inbound(
-            user.open_id,
-            "image",
-            str(uuid.uuid4().int % 10**18),
-            PicUrl="http://mmbiz.qpic.cn/x.jpg",
-            MediaId=media_id,
-        )
-        reply = answer(user, user.deliver(picture), stub, 1)
-        assert "我看到截图里的提示是" in reply and shot.shows in reply, (shot.name, reply)
-        assert "注册过" in reply, shot.name  # the duplicate-ID flow's question
-    stored = readable(
-        Path(safe_mode["db"][len("sqlite:///") :]).read_bytes().decode("utf-8", "replace")
-    )
-    logged = readable(safe_mode["log"].read_text(encoding="utf-8", errors="replace"))
-    for shot in screenshot_set:
-        if shot.id_number:
-            assert shot.id_number.lower() not in stored and shot.id_number.lower() not in logged
-
-
-def test_a_picture_that_cannot_be_fetched_gets_a_polite_answer(safe_mode, stub) -> None:
-    user = Follower(safe_mode["url"])
-    picture = inbound(user.open_id, "image", "4242", PicUrl="http://x/y.jpg", MediaId="missing1")
-    assert answer(user, user.deliver(picture), stub, 1) == replies()["screenshot_busy"]
-    stub.media["huge1"] = b"\xff\xd8" + b"\0" * (4 * 1024 * 1024)  # over MAX_IMAGE_BYTES
-    picture = inbound(user.open_id, "image", "4243", PicUrl="http://x/z.jpg", MediaId="huge1")
-    assert answer(user, user.deliver(picture), stub, 2).endswith(replies()["screenshot_too_large"])
-
-
-def test_a_voice_message_is_answered_from_wechats_recognition(safe_mode, stub) -> None:
-    user = Follower(safe_mode["url"])
-    voice = inbound(
-        user.open_id, "voice", "5151", MediaId="v1", Format="amr", Recognition="我学信网密码忘了。"
-    )
-    assert PASSWORD_PAGE in answer(user, user.deliver(voice), stub, 1)
-    unheard = inbound(user.open_id, "voice", "5152", MediaId="v2", Format="amr")
-    assert answer(user, user.deliver(unheard), stub, 1) == replies()["voice_unsupported"]
-
-
 def test_an_xml_bomb_is_refused(safe_mode) -> None:
     response = requests.post(safe_mode["url"], params=signed(), data=BOMB, timeout=10)
     assert response.status_code == 400
@@ -484,3 +432,58 @@ def test_an_api_that_does_not_answer_is_logged_by_name(caplog, monkeypatch) -> N
     asyncio.run(channel._send("o-silent", ["你好"]))
     silent.close()
     assert "TimeoutError" in caplog.text
+
+
+# ---- pictures and voice (after the token-counting test above: they fetch tokens too) ----------
+
+
+def answer(user: "Follower", response: requests.Response, stub: ApiStub, count: int) -> str:
+    """The passive reply, or (past WeChat's deadline) the `count` messages sent by API."""
+    if response.text == "success":
+        return "\n".join(sent_to(stub, user.open_id, count))
+    return user.reply_text(response)
+
+
+def test_a_screenshot_of_the_error_page_is_read_and_answered(
+    safe_mode, stub, screenshot_set
+) -> None:
+    for shot in [s for s in screenshot_set if s.intent.startswith("error_")]:
+        media_id = f"m{uuid.uuid4().hex[:16]}"
+        stub.media[media_id] = shot.data
+        user = Follower(safe_mode["url"])
+        picture = inbound(
+            user.open_id,
+            "image",
+            str(uuid.uuid4().int % 10**18),
+            PicUrl="http://mmbiz.qpic.cn/x.jpg",
+            MediaId=media_id,
+        )
+        reply = answer(user, user.deliver(picture), stub, 1)
+        assert "我看到截图里的提示是" in reply and shot.shows in reply, (shot.name, reply)
+        assert "注册过" in reply, shot.name  # the duplicate-ID flow's question
+    stored = readable(
+        Path(safe_mode["db"][len("sqlite:///") :]).read_bytes().decode("utf-8", "replace")
+    )
+    logged = readable(safe_mode["log"].read_text(encoding="utf-8", errors="replace"))
+    for shot in screenshot_set:
+        if shot.id_number:
+            assert shot.id_number.lower() not in stored and shot.id_number.lower() not in logged
+
+
+def test_a_picture_that_cannot_be_fetched_gets_a_polite_answer(safe_mode, stub) -> None:
+    user = Follower(safe_mode["url"])
+    picture = inbound(user.open_id, "image", "4242", PicUrl="http://x/y.jpg", MediaId="missing1")
+    assert answer(user, user.deliver(picture), stub, 1) == replies()["screenshot_busy"]
+    stub.media["huge1"] = b"\xff\xd8" + b"\0" * (4 * 1024 * 1024)  # over MAX_IMAGE_BYTES
+    picture = inbound(user.open_id, "image", "4243", PicUrl="http://x/z.jpg", MediaId="huge1")
+    assert answer(user, user.deliver(picture), stub, 2).endswith(replies()["screenshot_too_large"])
+
+
+def test_a_voice_message_is_answered_from_wechats_recognition(safe_mode, stub) -> None:
+    user = Follower(safe_mode["url"])
+    voice = inbound(
+        user.open_id, "voice", "5151", MediaId="v1", Format="amr", Recognition="我学信网密码忘了。"
+    )
+    assert PASSWORD_PAGE in answer(user, user.deliver(voice), stub, 1)
+    unheard = inbound(user.open_id, "voice", "5152", MediaId="v2", Format="amr")
+    assert answer(user, user.deliver(unheard), stub, 1) == replies()["voice_unsupported"]
