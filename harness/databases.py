@@ -6,19 +6,12 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 
-from harness.servers import BIN, QUIET_ENV, ROOT
+from harness.servers import project_command
 
 
 def alembic(url: str, *args: str) -> subprocess.CompletedProcess:
     """The project's `alembic *args` on `url`, output captured."""
-    return subprocess.run(
-        [str(BIN / "alembic"), *args],
-        cwd=ROOT,
-        env={**QUIET_ENV, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return project_command("alembic", *args, env={"DATABASE_URL": url})
 
 
 def migrate(url: str) -> None:

@@ -45,6 +45,21 @@ QUIET_ENV = {
 }
 
 
+def project_command(
+    program: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """One of the project's .venv programs (python, rasa, alembic) run from the project's root,
+    quietly, with its output captured."""
+    return subprocess.run(
+        [str(BIN / program), *args],
+        cwd=ROOT,
+        env={**QUIET_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class ServerError(RuntimeError):
     """A server exited or did not answer in time; the message ends with its log."""
 

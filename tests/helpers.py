@@ -12,7 +12,7 @@ import yaml
 
 from evaluation.holdout import HOLDOUT_DIR, read_examples
 from harness import databases
-from harness.servers import BIN, QUIET_ENV, ROOT
+from harness.servers import ROOT, project_command
 
 MODEL = ROOT / "models" / "assistant.tar.gz"
 FAQ = ROOT / "docs" / "source" / "faq-attachment-2.md"
@@ -30,14 +30,7 @@ EMAIL = "kefu@chsi.com.cn"
 
 def rasa(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Runs the project's rasa CLI and returns its result, output captured."""
-    return subprocess.run(
-        [str(BIN / "rasa"), *args],
-        cwd=ROOT,
-        env=QUIET_ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return project_command("rasa", *args, timeout=timeout)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from core.db import queries
 from core.db.engine import engine
 from harness.databases import alembic
-from tests.helpers import BIN, QUIET_ENV, ROOT
+from harness.servers import project_command
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -22,14 +22,7 @@ def database(request, monkeypatch) -> str:
 
 
 def staff(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "python"), "-m", "staff", *args],
-        cwd=ROOT,
-        env={**QUIET_ENV, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return project_command("python", "-m", "staff", *args, env={"DATABASE_URL": url}, timeout=60)
 
 
 def test_migrations_create_the_tables_and_run_again_without_change(database: str) -> None:
