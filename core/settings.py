@@ -48,3 +48,8 @@ def nlu_max_chars() -> int:
     if chars < 20:
         raise ValueError(f"NLU_MAX_CHARS must be at least 20, not {chars}")
     return chars
+
+
+def staff_secure_cookies() -> bool:
+    """STAFF_SECURE_COOKIES=1: the console is served over HTTPS, so its cookies say Secure."""
+    return os.environ.get("STAFF_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the action server and the Rasa server (REST + socket.io channels), waits until both
-# answer, prints where to chat, and stops both on Ctrl-C or when either of them exits.
+# Starts the action server, the staff console and the Rasa server (REST, socket.io, WeChat, WeCom,
+# the help page), waits until the Rasa server answers, prints where to chat, and stops them all on
+# Ctrl-C or when any of them exits, saying which one and where its log is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ ACTION_PORT=5055  # endpoints.yml points the Rasa server here
 # Both servers listen on loopback unless told otherwise: WeChat and browsers reach the Rasa server
 # through a reverse proxy with TLS (README), and only the Rasa server calls the action server.
 RASA_HOST="${RASA_HOST:-127.0.0.1}"
+# The staff console is for the support team only: its own port, on loopback unless told otherwise.
+STAFF_PORT="${STAFF_PORT:-5006}" STAFF_HOST="${STAFF_HOST:-127.0.0.1}"
 export ACTION_SERVER_HOST="${ACTION_SERVER_HOST:-127.0.0.1}" ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-}"
 mkdir -p var logs
 
@@ -38,23 +41,26 @@ interrupted=0
 trap 'interrupted=1' INT TERM
 trap stop EXIT
 
+declare -A names  # pid -> "the action server (logs/actions.log)", …
 .venv/bin/python -m runtime.action_server --port "$ACTION_PORT" >logs/actions.log 2>&1 &
-pids+=($!)
+pids+=($!); names[$!]="the action server (logs/actions.log)"
+.venv/bin/python -m staff console --host "$STAFF_HOST" --port "$STAFF_PORT" >logs/staff.log 2>&1 &
+pids+=($!); names[$!]="the staff console (logs/staff.log)"
 .venv/bin/python -m runtime.rasa_server run --model models/assistant.tar.gz --interface "$RASA_HOST" --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml \
   --cors "${cors_origins[@]}" >logs/rasa.log 2>&1 &
-pids+=($!)
+pids+=($!); names[$!]="the Rasa server (logs/rasa.log)"
 
-echo "run: starting the action server (port $ACTION_PORT) and the Rasa server (port $RASA_PORT);"
-echo "run: logs in logs/actions.log and logs/rasa.log"
+echo "run: starting the action server (port $ACTION_PORT), the staff console (port $STAFF_PORT)"
+echo "run: and the Rasa server (port $RASA_PORT); logs in logs/actions.log, staff.log, rasa.log"
 deadline=$(( $(date +%s) + 180 ))
 probe="http://${RASA_HOST}:${RASA_PORT}"
 case "$RASA_HOST" in 0.0.0.0|::) probe="http://127.0.0.1:${RASA_PORT}" ;; esac
 until curl -fsS "${probe}/status" >/dev/null 2>&1 || curl -fsS "${probe}/" >/dev/null 2>&1; do
   for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      echo "run: a server stopped while starting; the end of its log:" >&2
-      tail -n 20 logs/rasa.log logs/actions.log >&2
+      echo "run: ${names[$pid]} stopped while starting; the end of the logs:" >&2
+      tail -n 20 logs/rasa.log logs/actions.log logs/staff.log >&2
       exit 1
     fi
   done
@@ -71,12 +77,17 @@ cat <<MSG
                  -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
     socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered)
     terminal:  make shell   (in another terminal)
-  Ctrl-C stops both servers.
+    staff console: http://localhost:${STAFF_PORT}/   (support team; create an account first:
+                 .venv/bin/python -m staff users add NAME --role admin)
+  Ctrl-C stops all three servers.
 
 MSG
-# Return as soon as either server exits, so that a crash does not leave the other one running.
+# Return as soon as any server exits, so that a crash does not leave the others running.
 wait -n "${pids[@]}" || true
-if [ "$interrupted" = 1 ]; then echo "run: stopped both servers"; exit 0; fi
-echo "run: a server exited; stopping. The end of the logs:" >&2
-tail -n 20 logs/rasa.log logs/actions.log >&2
+if [ "$interrupted" = 1 ]; then echo "run: stopped the servers"; exit 0; fi
+for pid in "${pids[@]}"; do
+  kill -0 "$pid" 2>/dev/null || echo "run: ${names[$pid]} stopped; stopping the others." >&2
+done
+echo "run: the end of the logs:" >&2
+tail -n 20 logs/rasa.log logs/actions.log logs/staff.log >&2
 exit 1

@@ -6,6 +6,8 @@
     python -m staff tickets resolve N
     python -m staff report [--limit N]
     python -m staff purge [--days N]
+    python -m staff users add NAME [--role agent|admin] [--password-stdin]
+    python -m staff console [--host 127.0.0.1] [--port 5006]   (the web console; make run starts it)
 
 It works on DATABASE_URL's database (default: var/assistant.db), like the assistant.
 """

@@ -1,12 +1,14 @@
 """Entry point of `python -m staff`; see staff/__init__.py."""
 
 import argparse
+import getpass
+import os
 import re
 import sys
 
 from core import settings
 from core.db import queries
-from core.db.models import TICKET_STATUSES, Ticket
+from core.db.models import STAFF_ROLES, TICKET_STATUSES, Ticket
 
 # C0 and C1 control characters (escape sequences, carriage returns…), which could rewrite the staff
 # terminal when a student's text or an old conversation id carries them.
@@ -97,6 +99,45 @@ def purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def users(args: argparse.Namespace) -> int:
+    """Adds a console account; the password is asked for (or read from standard input)."""
+    from core.db import staff
+    from staff import passwords
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    weak = passwords.too_weak(password)
+    if weak:
+        print(f"password refused: it needs {weak}", file=sys.stderr)
+        return 1
+    try:
+        staff.add_user(args.name, args.role, passwords.hashed(password))
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"added {args.role} {args.name}")
+    return 0
+
+
+def console(args: argparse.Namespace) -> int:
+    """Serves the staff console (staff/web.py) until stopped."""
+    from staff.web import create_app
+
+    create_app().run(host=args.host, port=args.port, access_log=False)
+    return 0
+
+
+def user_name(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{2,64}", raw):
+        raise argparse.ArgumentTypeError("2-64 letters, digits, '_', '.' or '-'")
+    return raw
+
+
 def at_least_one_day(raw: str) -> int:
     """--days below 1 would delete every conversation, the one going on included."""
     days = int(raw)
@@ -121,6 +162,16 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("purge", help="delete conversations older than the retention period")
     p.add_argument("--days", type=at_least_one_day, help="default: RETENTION_DAYS, or 90")
     p.set_defaults(run=purge)
+    u = sub.add_parser("users", help="add a staff console account")
+    u.add_argument("action", choices=["add"])
+    u.add_argument("name", type=user_name)
+    u.add_argument("--role", choices=STAFF_ROLES, default="agent")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    u.set_defaults(run=users)
+    c = sub.add_parser("console", help="serve the staff console (make run starts it)")
+    c.add_argument("--host", default=os.environ.get("STAFF_HOST") or "127.0.0.1")
+    c.add_argument("--port", type=int, default=int(os.environ.get("STAFF_PORT") or 5006))
+    c.set_defaults(run=console)
     return top
 
 

@@ -31,7 +31,7 @@ def test_migrations_create_the_tables_and_run_again_without_change(database: str
     result = alembic(database, "upgrade", "head")
     assert result.returncode == 0, result.stderr
     current = alembic(database, "current")
-    assert "0001 (head)" in current.stdout
+    assert "0002 (head)" in current.stdout
 
 
 def test_a_conversation_keeps_one_ticket_until_it_is_resolved(database: str) -> None:
@@ -104,6 +104,20 @@ def test_purge_deletes_old_conversations_and_keeps_unresolved_tickets(database: 
     # a resolved ticket past the retention period goes
     queries.change_status(kept, "resolved")
     assert queries.purge_older_than(90, now=datetime.utcnow() + timedelta(days=91)).tickets == 1
+
+
+def test_a_purged_ticket_takes_its_notes_along(database: str) -> None:
+    from core.db import staff as staff_queries
+
+    number = queries.open_ticket("noted", "rest", "password", "忘记密码", "问题：忘记密码")
+    staff_queries.add_note(number, "wang", "打过电话")
+    other = queries.open_ticket("kept", "rest", "password", "忘记密码", "问题：忘记密码")
+    staff_queries.add_note(other, "wang", "还在处理")
+    queries.change_status(number, "resolved")
+    later = datetime.utcnow() + timedelta(days=91)
+    assert queries.purge_older_than(90, now=later).tickets == 1
+    assert staff_queries.notes(number) == []
+    assert [text for _, text, _ in staff_queries.notes(other)] == ["还在处理"]
 
 
 def test_staff_command_line(database: str) -> None:

@@ -65,3 +65,46 @@ class AnswerFeedback(Base):
     answer = sa.Column(sa.String(64), nullable=False, index=True)
     helpful = sa.Column(sa.Boolean, nullable=False)
     created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
+STAFF_ROLES = ("agent", "admin")
+
+
+class StaffUser(Base):
+    """A person of the support team who signs in to the staff console."""
+
+    __tablename__ = "staff_users"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    name = sa.Column(sa.String(64), nullable=False, unique=True)
+    role = sa.Column(sa.String(16), nullable=False, default="agent")
+    password_hash = sa.Column(sa.String(255), nullable=False)  # scrypt (staff/passwords.py)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in console session: the cookie holds the token, the table its SHA-256 only."""
+
+    __tablename__ = "staff_sessions"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    token_hash = sa.Column(sa.String(64), nullable=False, unique=True)
+    user_id = sa.Column(
+        sa.Integer, sa.ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False
+    )
+    csrf_token = sa.Column(sa.String(64), nullable=False)
+    expires_at = sa.Column(sa.DateTime, nullable=False, index=True)
+
+
+class TicketNote(Base):
+    """An internal note on a ticket, for the team only."""
+
+    __tablename__ = "ticket_notes"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    ticket_id = sa.Column(
+        sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    author = sa.Column(sa.String(64), nullable=False)
+    text = sa.Column(sa.Text, nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)

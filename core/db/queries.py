@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core.db.engine import engine, session_scope
-from core.db.models import AnswerFeedback, Ticket, UnansweredQuestion, utcnow
+from core.db.models import AnswerFeedback, Ticket, TicketNote, UnansweredQuestion, utcnow
 
 MAX_QUESTION_CHARS = 500
 
@@ -35,10 +35,15 @@ def open_ticket(conversation_id: str, channel: str, topic: str, path: str, summa
         return ticket.id
 
 
-def list_tickets(status: str | None = None, limit: int = 50) -> list[Ticket]:
-    query = sa.select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+def list_tickets(
+    status: str | None = None, limit: int = 50, oldest_first: bool = False, topic: str = ""
+) -> list[Ticket]:
+    order = Ticket.id.asc() if oldest_first else Ticket.id.desc()
+    query = sa.select(Ticket).order_by(order).limit(limit)
     if status:
         query = query.where(Ticket.status == status)
+    if topic:
+        query = query.where(Ticket.topic == topic)
     with session_scope() as session:
         tickets = list(session.execute(query).scalars())
         session.expunge_all()
@@ -184,6 +189,15 @@ def purge_older_than(days: int, now: datetime | None = None) -> Purged:
         feedback = session.execute(
             sa.delete(AnswerFeedback).where(AnswerFeedback.created_at < cutoff)
         ).rowcount
+        old_resolved = sa.select(Ticket.id).where(
+            Ticket.status == "resolved", Ticket.updated_at < cutoff
+        )
+        # SQLite does not enforce the notes' ON DELETE CASCADE unless asked: delete them first.
+        session.execute(
+            sa.delete(TicketNote)
+            .where(TicketNote.ticket_id.in_(old_resolved))
+            .execution_options(synchronize_session=False)
+        )
         tickets = session.execute(
             sa.delete(Ticket).where(Ticket.status == "resolved", Ticket.updated_at < cutoff)
         ).rowcount
