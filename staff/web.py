@@ -12,107 +12,35 @@ signed-in session; admin pages need the admin role.
   refused (403) without the right one.
 """
 
-import hashlib
 import hmac
-import re
 import secrets
-from collections.abc import Callable, Coroutine
-from functools import wraps
-from pathlib import Path
-from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from core import settings
 from core.db import queries, staff
 from core.db.models import TICKET_STATUSES
 from core.shared_state import SharedState
-from staff import passwords
+from staff import admin, passwords
+from staff.pages import (
+    HEADERS,
+    HERE,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    page,
+    refused,
+    set_cookie,
+    signed_in,
+    token_hash,
+)
 
-HERE = Path(__file__).parent
-SESSION_COOKIE, LOGIN_COOKIE = "staff_session", "staff_login"
 # Failed sign-ins allowed per name, and per address (higher: a team may share one address), in
 # the window; past either, 429 until the window ends.
 LOGIN_ATTEMPTS, ADDRESS_ATTEMPTS, LOGIN_WINDOW_SECONDS = 5, 20, 15 * 60
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 4000
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 ACTIONS = {"claim": "claimed", "release": "open", "resolve": "resolved"}
-Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
-
-templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
-)
-# The assistant's Markdown links as the student saw them: their text, and the address when it is
-# a page (a prepared mailto: link is hundreds of characters of percent-escapes).
-MAIL_LINK = re.compile(r"\[([^\]]{1,200})\]\(mailto:[^)]{0,4000}\)")
-PAGE_LINK = re.compile(r"\[([^\]]{1,200})\]\((https?://[^)\s]{1,500})\)")
-
-
-def shown_links(text: str) -> str:
-    return PAGE_LINK.sub(r"\1（\2）", MAIL_LINK.sub(r"\1（邮件链接）", text))
-
-
-templates.filters["shown_links"] = shown_links
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def page(template: str, http_status: int = 200, **values: Any) -> HTTPResponse:
-    html = templates.get_template(template).render(**values)
-    return response.html(html, status=http_status, headers=HEADERS)
-
-
-def refused(status: int, message: str) -> HTTPResponse:
-    return page("message.html", http_status=status, message=message, user=None)
-
-
-def set_cookie(reply: HTTPResponse, name: str, value: str, seconds: int) -> None:
-    reply.cookies[name] = value
-    cookie = reply.cookies[name]
-    cookie["httponly"] = True
-    cookie["samesite"] = "Strict"
-    cookie["path"] = "/"
-    cookie["max-age"] = seconds
-    if settings.staff_secure_cookies():
-        cookie["secure"] = True
-
-
-def signed_in(role: str | None = None) -> Callable[[Handler], Handler]:
-    """The route needs a session (and `role`); POSTs need the session's CSRF token too."""
-
-    def decorate(handler: Handler) -> Handler:
-        @wraps(handler)
-        async def checked(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-            token = request.cookies.get(SESSION_COOKIE) or ""
-            user = staff.signed_in(token_hash(token)) if token else None
-            if user is None:
-                if request.method == "GET":
-                    return response.redirect("/login", status=303, headers=HEADERS)
-                return refused(401, "请先登录。")
-            if role and user.role != role:
-                return refused(403, "这个页面只对管理员开放。")
-            if request.method == "POST":
-                sent = (request.form or {}).get("csrf", "")
-                if not hmac.compare_digest(str(sent), user.csrf_token):
-                    return refused(403, "表单已过期，请刷新页面后再试。")
-            request.ctx.user = user
-            return await handler(request, *args, **kwargs)
-
-        return checked
-
-    return decorate
 
 
 def create_app(name: str = "staff_console") -> Sanic:
@@ -222,9 +150,6 @@ def create_app(name: str = "staff_console") -> Sanic:
         staff.add_note(number, request.ctx.user.name, text)
         return response.redirect(f"/tickets/{number}", status=303, headers=HEADERS)
 
-    @app.get("/admin/unanswered")
-    @signed_in(role="admin")
-    async def unanswered(request: Request) -> HTTPResponse:
-        return page("unanswered.html", user=request.ctx.user, rows=queries.top_unanswered(200))
+    admin.add_routes(app)
 
     return app

@@ -228,3 +228,45 @@ def test_an_agent_works_a_handoff_in_the_browser(console) -> None:
         Path(ROOT / "results").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "results" / "staff-console.png"), full_page=True)
         browser.close()
+
+
+def test_not_understood_messages_are_grouped_and_exported_for_review(console, monkeypatch) -> None:
+    from core.db import queries
+
+    monkeypatch.setenv("DATABASE_URL", console["db"])
+    for text in (
+        "学信网怎么改绑手机号",
+        "学信网怎么改绑手机",
+        "学信网怎么改绑手机号呢",
+        "能开发票吗",
+    ):
+        queries.record_unanswered(text, url=console["db"])
+    queries.record_feedback("c1", "utter_forgot_password", True)
+    queries.record_feedback("c2", "utter_forgot_password", False)
+    admin, csrf = signed_in(console["url"], "admin1")
+    page = admin.get(f"{console['url']}/admin/unanswered", timeout=10).text
+    first = page.index("学信网怎么改绑手机")
+    assert page.count("<tr>") >= 2 and "能开发票吗" in page[first:]
+    # the group holding the three near-identical messages is filed under one intent
+    group = page[: page.index("学信网怎么改绑手机")].count('<select id="intent-')
+    exported = admin.post(
+        f"{console['url']}/admin/unanswered/export",
+        data={"csrf": csrf, f"intent-{group}": "site_other_question"},
+        timeout=10,
+    )
+    assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
+    body = exported.text
+    assert body.startswith('version: "3.1"') and "- intent: site_other_question" in body
+    assert body.count("    - 学信网怎么改绑手机") == 3 and "能开发票吗" not in body
+    # not an intent of the domain: nothing exported
+    forged = admin.post(
+        f"{console['url']}/admin/unanswered/export",
+        data={"csrf": csrf, f"intent-{group}": "evil: [1"},
+        timeout=10,
+    )
+    assert "evil" not in forged.text
+    csv = admin.get(f"{console['url']}/admin/feedback.csv", timeout=10)
+    assert "utter_forgot_password,2,1,1,0.500" in csv.text
+    chart = admin.get(f"{console['url']}/admin/topics.svg", timeout=30)
+    assert chart.headers["Content-Type"].startswith("image/svg+xml") and "<svg" in chart.text
+    assert "<script" not in chart.text

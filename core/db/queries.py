@@ -115,6 +115,33 @@ def top_unanswered(limit: int = 20) -> list[tuple[str, int, datetime]]:
         return [tuple(row) for row in session.execute(query)]
 
 
+def unanswered_rows(limit: int = 500) -> list[tuple[str, int, datetime, datetime]]:
+    """(text, count, first seen, last seen) of the most frequent not-understood messages."""
+    query = (
+        sa.select(
+            UnansweredQuestion.text,
+            UnansweredQuestion.count,
+            UnansweredQuestion.first_seen,
+            UnansweredQuestion.last_seen,
+        )
+        .order_by(UnansweredQuestion.count.desc(), UnansweredQuestion.last_seen.desc())
+        .limit(limit)
+    )
+    with session_scope() as session:
+        return [tuple(row) for row in session.execute(query)]
+
+
+def tickets_per_topic_per_day(since: datetime) -> list[tuple[str, str, int]]:
+    """(day as YYYY-MM-DD, topic, tickets opened) since `since`."""
+    query = sa.select(Ticket.created_at, Ticket.topic).where(Ticket.created_at >= since)
+    counts: dict[tuple[str, str], int] = {}
+    with session_scope() as session:
+        for created, topic in session.execute(query):
+            key = (created.strftime("%Y-%m-%d"), topic or "other")
+            counts[key] = counts.get(key, 0) + 1
+    return sorted((day, topic, n) for (day, topic), n in counts.items())
+
+
 def record_feedback(conversation_id: str, answer: str, helpful: bool) -> None:
     with session_scope() as session:
         session.add(AnswerFeedback(conversation_id=conversation_id, answer=answer, helpful=helpful))

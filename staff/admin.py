@@ -1,0 +1,64 @@
+"""The console's admin pages: what the assistant did not understand (grouped, exportable as NLU
+YAML), whether its answers helped (table and CSV), and tickets per topic per day (SVG)."""
+
+from datetime import timedelta
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from core.db import queries
+from core.db.models import utcnow
+from staff import improve
+from staff.pages import HEADERS, page, signed_in
+
+CHART_DAYS = 14
+
+
+def add_routes(app: Sanic) -> None:
+    @app.get("/admin/unanswered")
+    @signed_in(role="admin")
+    async def unanswered(request: Request) -> HTTPResponse:
+        groups = improve.grouped(queries.unanswered_rows(improve.MAX_GROUPED))
+        return page(
+            "unanswered.html", user=request.ctx.user, groups=groups, intents=improve.intents()
+        )
+
+    @app.post("/admin/unanswered/export")
+    @signed_in(role="admin")
+    async def export(request: Request) -> HTTPResponse:
+        """The groups given an intent, as NLU YAML to review before it joins data/nlu/."""
+        form = request.form or {}
+        known = set(improve.intents())
+        groups = improve.grouped(queries.unanswered_rows(improve.MAX_GROUPED))
+        chosen: dict[str, list[str]] = {}
+        for number, group in enumerate(groups):
+            intent = str(form.get(f"intent-{number}", ""))
+            if intent in known:
+                chosen.setdefault(intent, []).extend(group.texts)
+        return response.text(
+            improve.nlu_yaml(chosen),
+            content_type="application/x-yaml; charset=utf-8",
+            headers={**HEADERS, "Content-Disposition": 'attachment; filename="unanswered-nlu.yml"'},
+        )
+
+    @app.get("/admin/feedback")
+    @signed_in(role="admin")
+    async def feedback(request: Request) -> HTTPResponse:
+        return page("feedback.html", user=request.ctx.user, counts=queries.feedback_by_answer())
+
+    @app.get("/admin/feedback.csv")
+    @signed_in(role="admin")
+    async def feedback_csv(_: Request) -> HTTPResponse:
+        return response.text(
+            improve.feedback_csv(queries.feedback_by_answer()),
+            content_type="text/csv; charset=utf-8",
+            headers={**HEADERS, "Content-Disposition": 'attachment; filename="feedback.csv"'},
+        )
+
+    @app.get("/admin/topics.svg")
+    @signed_in(role="admin")
+    async def topics_chart(_: Request) -> HTTPResponse:
+        since = utcnow() - timedelta(days=CHART_DAYS)
+        svg = improve.topics_chart(queries.tickets_per_topic_per_day(since))
+        return response.text(svg, content_type="image/svg+xml", headers=HEADERS)
