@@ -17,6 +17,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import team_notice
 from actions.intent_titles import intent_titles
 from core.db import queries
 from core.yaml_files import read_yaml
@@ -86,18 +87,22 @@ class ActionCreateHandoffTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        case = summary(tracker)
+        case, steps = summary(tracker), path_taken(tracker)
+        channel = tracker.get_latest_input_channel() or ""
         try:
-            number = queries.open_ticket(
+            number, new = queries.opened_ticket(
                 conversation_id=tracker.sender_id,
-                channel=tracker.get_latest_input_channel() or "",
+                channel=channel,
                 topic=topic(tracker),
-                path=path_taken(tracker),
+                path=steps,
                 summary=case,
             )
         except Exception as error:  # the contacts were given already; say the number is missing
             logger.error("Could not open a handoff ticket: %s", type(error).__name__)
             return [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
+        if new:
+            topic_title = ticket_texts()["topics"].get(topic(tracker), ticket_texts()["unknown"])
+            team_notice.tell_team(number, topic_title, channel, steps, TEXTS_FILE)
         return [
             SlotSet("ticket_number", str(number)),
             SlotSet("ticket_mailto", mailto(number, case)),

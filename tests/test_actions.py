@@ -286,6 +286,53 @@ def test_handoff_ticket_writes_up_the_case_without_what_the_student_typed(
     assert SlotSet("ticket_number", str(number)) in again
 
 
+def test_a_new_ticket_is_told_to_the_teams_wecom_robot_without_personal_data(
+    sqlite_url: str, monkeypatch
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from actions import team_notice
+
+    received: list[dict] = []
+
+    class Robot(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = b'{"errcode": 0, "errmsg": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    robot = ThreadingHTTPServer(("127.0.0.1", 0), Robot)
+    threading.Thread(target=robot.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("WECOM_ROBOT_WEBHOOK", f"http://127.0.0.1:{robot.server_address[1]}/send")
+    monkeypatch.setenv("STAFF_CONSOLE_URL", "https://console.example.edu/")
+
+    async def handoff_twice() -> list:
+        action, results = ActionCreateHandoffTicket(), []
+        for _ in range(2):  # the second handoff updates the same ticket: no second notice
+            results.append(await action.run(CollectingDispatcher(), handoff_tracker(), DOMAIN))
+            await asyncio.gather(*team_notice._SENDING)
+        return results
+
+    first, _ = asyncio.run(handoff_twice())
+    robot.shutdown()
+    number = {e["name"]: e["value"] for e in first}["ticket_number"]
+    assert len(received) == 1 and received[0]["msgtype"] == "markdown"
+    notice = received[0]["markdown"]["content"]
+    assert f"新工单 {number}" in notice and "注册时身份证号重复" in notice
+    assert f"https://console.example.edu/tickets/{number}" in notice
+    assert "11010519491231002X" not in notice, notice
+    assert "身份证号1101" not in notice, notice  # the student's own words stay out
+
+
 def test_handoff_without_a_database_leaves_the_number_empty(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/assistant.db")
     events, _ = run(ActionCreateHandoffTicket(), handoff_tracker())

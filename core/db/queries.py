@@ -19,6 +19,13 @@ MAX_QUESTION_CHARS = 500
 def open_ticket(conversation_id: str, channel: str, topic: str, path: str, summary: str) -> int:
     """The number of the conversation's ticket: its unresolved one brought up to date, or a new
     one."""
+    return opened_ticket(conversation_id, channel, topic, path, summary)[0]
+
+
+def opened_ticket(
+    conversation_id: str, channel: str, topic: str, path: str, summary: str
+) -> tuple[int, bool]:
+    """open_ticket's number, and whether the ticket is new (the team is told of new ones)."""
     with session_scope() as session:
         ticket = session.execute(
             sa.select(Ticket)
@@ -26,13 +33,14 @@ def open_ticket(conversation_id: str, channel: str, topic: str, path: str, summa
             .order_by(Ticket.id.desc())
             .limit(1)
         ).scalar_one_or_none()
+        new = ticket is None
         if ticket is None:
             ticket = Ticket(conversation_id=conversation_id, status="open")
             session.add(ticket)
         ticket.channel, ticket.topic, ticket.path, ticket.summary = channel, topic, path, summary
         ticket.updated_at = utcnow()
         session.flush()
-        return ticket.id
+        return ticket.id, new
 
 
 def list_tickets(
