@@ -44,6 +44,11 @@ def shown_links(text: str) -> str:
 templates.filters["shown_links"] = shown_links
 
 
+def same_token(sent: str, expected: str) -> bool:
+    """Constant-time comparison on bytes (hmac refuses non-ASCII str, which a sender controls)."""
+    return hmac.compare_digest(sent.encode("utf-8"), expected.encode("utf-8"))
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -84,7 +89,7 @@ def signed_in(role: str | None = None) -> Callable[[Handler], Handler]:
                 return refused(403, "这个页面只对管理员开放。")
             if request.method == "POST":
                 sent = (request.form or {}).get("csrf", "")
-                if not hmac.compare_digest(str(sent), user.csrf_token):
+                if not same_token(str(sent), user.csrf_token):
                     return refused(403, "表单已过期，请刷新页面后再试。")
             request.ctx.user = user
             return await handler(request, *args, **kwargs)

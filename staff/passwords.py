@@ -38,7 +38,7 @@ def matches(password: str, stored: str | None) -> bool:
         )
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(again.hex(), digest)
+    return hmac.compare_digest(again.hex().encode(), digest.encode())
 
 
 def too_weak(password: str) -> str:

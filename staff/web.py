@@ -12,7 +12,6 @@ signed-in session; admin pages need the admin role.
   refused (403) without the right one.
 """
 
-import hmac
 import secrets
 
 from sanic import Sanic, response
@@ -30,6 +29,7 @@ from staff.pages import (
     SESSION_COOKIE,
     page,
     refused,
+    same_token,
     set_cookie,
     signed_in,
     token_hash,
@@ -41,6 +41,7 @@ LOGIN_ATTEMPTS, ADDRESS_ATTEMPTS, LOGIN_WINDOW_SECONDS = 5, 20, 15 * 60
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 4000
 ACTIONS = {"claim": "claimed", "release": "open", "resolve": "resolved"}
+MAX_TICKET = 2**31 - 1  # a larger number overflows SQLite's and PostgreSQL's integer
 
 
 def create_app(name: str = "staff_console") -> Sanic:
@@ -65,7 +66,7 @@ def create_app(name: str = "staff_console") -> Sanic:
     async def login(request: Request) -> HTTPResponse:
         form = request.form or {}
         sent, expected = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE) or ""
-        if not expected or not hmac.compare_digest(sent, expected):
+        if not expected or not same_token(sent, expected):
             return refused(403, "表单已过期，请刷新页面后再试。")
         name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))[:256]
         keys = [f"staff-login:ip:{request.ip}", f"staff-login:name:{name}"]
@@ -119,6 +120,9 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.get("/tickets/<number:int>")
     @signed_in()
     async def ticket_page(request: Request, number: int) -> HTTPResponse:
+        number = int(number)  # a str when the route also has a pattern segment (sanic-routing)
+        if not 0 < number <= MAX_TICKET:
+            return refused(404, "没有这个工单。")
         ticket = queries.get_ticket(number)
         if ticket is None:
             return refused(404, f"没有 {number} 号工单。")
@@ -133,6 +137,9 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.post("/tickets/<number:int>/<action:claim|release|resolve>")
     @signed_in()
     async def ticket_action(request: Request, number: int, action: str) -> HTTPResponse:
+        number = int(number)  # a str when the route also has a pattern segment (sanic-routing)
+        if not 0 < number <= MAX_TICKET:
+            return refused(404, "没有这个工单。")
         try:
             queries.change_status(number, ACTIONS[action], staff=request.ctx.user.name)
         except ValueError:
@@ -142,6 +149,9 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.post("/tickets/<number:int>/notes")
     @signed_in()
     async def add_note(request: Request, number: int) -> HTTPResponse:
+        number = int(number)  # a str when the route also has a pattern segment (sanic-routing)
+        if not 0 < number <= MAX_TICKET:
+            return refused(404, "没有这个工单。")
         text = str((request.form or {}).get("text", "")).strip()
         if queries.get_ticket(number) is None:
             return refused(404, f"没有 {number} 号工单。")

@@ -270,3 +270,33 @@ def test_not_understood_messages_are_grouped_and_exported_for_review(console, mo
     chart = admin.get(f"{console['url']}/admin/topics.svg", timeout=30)
     assert chart.headers["Content-Type"].startswith("image/svg+xml") and "<svg" in chart.text
     assert "<script" not in chart.text
+
+
+def test_hostile_input_gets_a_refusal_never_a_500(console) -> None:
+    url = console["url"]
+    session, csrf = signed_in(url, "agent1")
+    assert (
+        session.post(f"{url}/tickets/1/claim", data={"csrf": "令牌"}, timeout=10).status_code == 403
+    )
+    reply = requests.post(
+        f"{url}/login",
+        data={"csrf": "令牌", "name": "x", "password": "y"},
+        cookies={"staff_login": "t\xe9"},
+        timeout=10,
+    )
+    assert reply.status_code == 403
+    for path in ("/tickets/99999999999999999999999", "/tickets/0"):
+        assert session.get(url + path, timeout=10).status_code == 404
+    huge = session.post(
+        f"{url}/tickets/99999999999999999999999/notes", data={"csrf": csrf, "text": "x"}, timeout=10
+    )
+    assert huge.status_code == 404
+    too_long = session.post(
+        f"{url}/tickets/1/notes", data={"csrf": csrf, "text": "长" * 5000}, timeout=10
+    )
+    assert too_long.status_code in (400, 404)
+    bomb = session.post(
+        f"{url}/tickets/1/notes", data={"csrf": csrf, "text": "x" * 200_000}, timeout=10
+    )
+    assert bomb.status_code == 413
+    assert "Traceback" not in console["log"].read_text(encoding="utf-8", errors="replace")
