@@ -19,7 +19,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core.db import queries, staff
-from core.db.models import TICKET_STATUSES
+from core.db.models import TICKET_STATUSES, Ticket
 from core.shared_state import SharedState
 from staff import admin, passwords
 from staff.pages import (
@@ -42,6 +42,13 @@ MAX_REQUEST_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 4000
 ACTIONS = {"claim": "claimed", "release": "open", "resolve": "resolved"}
 MAX_TICKET = 2**31 - 1  # a larger number overflows SQLite's and PostgreSQL's integer
+
+
+def existing_ticket(number: int | str) -> Ticket | None:
+    """The ticket, or None; `number` is a str when the route also has a pattern segment
+    (sanic-routing), and one past a 32-bit integer would overflow the database."""
+    number = int(number)
+    return queries.get_ticket(number) if 0 < number <= MAX_TICKET else None
 
 
 def create_app(name: str = "staff_console") -> Sanic:
@@ -120,12 +127,9 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.get("/tickets/<number:int>")
     @signed_in()
     async def ticket_page(request: Request, number: int) -> HTTPResponse:
-        number = int(number)  # a str when the route also has a pattern segment (sanic-routing)
-        if not 0 < number <= MAX_TICKET:
-            return refused(404, "没有这个工单。")
-        ticket = queries.get_ticket(number)
+        ticket = existing_ticket(number)
         if ticket is None:
-            return refused(404, f"没有 {number} 号工单。")
+            return refused(404, "没有这个工单。")
         return page(
             "ticket.html",
             user=request.ctx.user,
@@ -137,9 +141,9 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.post("/tickets/<number:int>/<action:claim|release|resolve>")
     @signed_in()
     async def ticket_action(request: Request, number: int, action: str) -> HTTPResponse:
-        number = int(number)  # a str when the route also has a pattern segment (sanic-routing)
-        if not 0 < number <= MAX_TICKET:
+        if existing_ticket(number) is None:
             return refused(404, "没有这个工单。")
+        number = int(number)
         try:
             queries.change_status(number, ACTIONS[action], staff=request.ctx.user.name)
         except ValueError:
@@ -149,12 +153,9 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.post("/tickets/<number:int>/notes")
     @signed_in()
     async def add_note(request: Request, number: int) -> HTTPResponse:
-        number = int(number)  # a str when the route also has a pattern segment (sanic-routing)
-        if not 0 < number <= MAX_TICKET:
+        if existing_ticket(number) is None:
             return refused(404, "没有这个工单。")
-        text = str((request.form or {}).get("text", "")).strip()
-        if queries.get_ticket(number) is None:
-            return refused(404, f"没有 {number} 号工单。")
+        number, text = int(number), str((request.form or {}).get("text", "")).strip()
         if not text or len(text) > MAX_NOTE_CHARS:
             return refused(400, f"备注不能为空，最多 {MAX_NOTE_CHARS} 个字。")
         staff.add_note(number, request.ctx.user.name, text)

@@ -79,17 +79,18 @@ def console(model_path: Path, tmp_path_factory) -> Iterator[dict]:
         process.wait(20)
 
 
+def sign_in(session: requests.Session, url: str, name: str, password: str) -> requests.Response:
+    """Posts the sign-in form as a browser would: the form's CSRF token, with its cookie."""
+    form = session.get(f"{url}/login", timeout=10).text
+    csrf = form.split('name="csrf" value="')[1].split('"')[0]
+    data = {"csrf": csrf, "name": name, "password": password}
+    return session.post(f"{url}/login", data=data, timeout=30, allow_redirects=False)
+
+
 def signed_in(url: str, name: str, password: str = PASSWORD) -> tuple[requests.Session, str]:
     """A requests session signed in as `name`, and the session's CSRF token."""
     session = requests.Session()
-    form = session.get(f"{url}/login", timeout=10).text
-    csrf = form.split('name="csrf" value="')[1].split('"')[0]
-    reply = session.post(
-        f"{url}/login",
-        data={"csrf": csrf, "name": name, "password": password},
-        timeout=30,
-        allow_redirects=False,
-    )
+    reply = sign_in(session, url, name, password)
     assert reply.status_code == 303, reply.text
     page = session.get(f"{url}/tickets", timeout=10).text
     return session, page.split('name="csrf" value="')[1].split('"')[0]
@@ -143,15 +144,7 @@ def test_roles_and_cookies(console) -> None:
     assert agent.get(f"{url}/admin/unanswered", timeout=10).status_code == 403
     admin, _ = signed_in(url, "admin1")
     assert admin.get(f"{url}/admin/unanswered", timeout=10).status_code == 200
-    fresh = requests.Session()
-    form = fresh.get(f"{url}/login", timeout=10).text
-    csrf = form.split('name="csrf" value="')[1].split('"')[0]
-    reply = fresh.post(
-        f"{url}/login",
-        data={"csrf": csrf, "name": "admin1", "password": PASSWORD},
-        timeout=30,
-        allow_redirects=False,
-    )
+    reply = sign_in(requests.Session(), url, "admin1", PASSWORD)
     cookie = reply.headers["Set-Cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert "script-src" not in reply.headers["Content-Security-Policy"]  # no script allowed
@@ -161,23 +154,9 @@ def test_sign_in_is_rate_limited_and_passwords_are_hashed(console) -> None:
     url = console["url"]
     session = requests.Session()
     for attempt in range(7):
-        form = session.get(f"{url}/login", timeout=10).text
-        csrf = form.split('name="csrf" value="')[1].split('"')[0]
-        reply = session.post(
-            f"{url}/login",
-            timeout=30,
-            allow_redirects=False,
-            data={"csrf": csrf, "name": "agent2", "password": f"guess{attempt}"},
-        )
+        reply = sign_in(session, url, "agent2", f"guess{attempt}")
         assert reply.status_code == (401 if attempt < 5 else 429)
-    form = session.get(f"{url}/login", timeout=10).text
-    csrf = form.split('name="csrf" value="')[1].split('"')[0]
-    reply = session.post(
-        f"{url}/login",
-        data={"csrf": csrf, "name": "agent2", "password": PASSWORD},
-        timeout=30,
-        allow_redirects=False,
-    )
+    reply = sign_in(session, url, "agent2", PASSWORD)
     assert reply.status_code == 429  # even the right password waits out the window
     stored = Path(console["db"][len("sqlite:///") :]).read_bytes()
     assert PASSWORD.encode() not in stored and b"scrypt$" in stored
