@@ -56,7 +56,8 @@ def topic(tracker: Tracker) -> str:
     return tracker.get_slot("topic") or ("duplicate_id" if tracker.get_slot("id_error") else "")
 
 
-def summary(tracker: Tracker) -> str:
+def summary(tracker: Tracker, path: str) -> str:
+    """The case as the ticket and the email describe it; `path` is path_taken(tracker)."""
     texts = ticket_texts()
 
     def label(table: str, value: Any) -> str:
@@ -67,7 +68,7 @@ def summary(tracker: Tracker) -> str:
         id_error=label("id_error", tracker.get_slot("id_error")),
         registered_before=label("registered_before", tracker.get_slot("registered_before")),
         student_status=label("student_status", tracker.get_slot("student_status")),
-        path=path_taken(tracker),
+        path=path,
     )
 
 
@@ -87,7 +88,8 @@ class ActionCreateHandoffTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        case, steps = summary(tracker), path_taken(tracker)
+        steps = path_taken(tracker)
+        case = summary(tracker, steps)
         channel = tracker.get_latest_input_channel() or ""
         try:
             number, new = queries.opened_ticket(
@@ -101,8 +103,9 @@ class ActionCreateHandoffTicket(Action):
             logger.error("Could not open a handoff ticket: %s", type(error).__name__)
             return [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
         if new:
-            topic_title = ticket_texts()["topics"].get(topic(tracker), ticket_texts()["unknown"])
-            team_notice.tell_team(number, topic_title, channel, steps, TEXTS_FILE)
+            texts = ticket_texts()
+            title = texts["topics"].get(topic(tracker), texts["unknown"])
+            team_notice.tell_team(number, title, channel, steps, texts)
         return [
             SlotSet("ticket_number", str(number)),
             SlotSet("ticket_mailto", mailto(number, case)),

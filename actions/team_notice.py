@@ -14,8 +14,6 @@ from typing import Any
 
 import aiohttp
 
-from core.yaml_files import read_yaml
-
 logger = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 3
@@ -46,12 +44,12 @@ async def _post(url: str, markdown: str) -> None:
         logger.warning("Could not notify the WeCom robot: %s", type(error).__name__)
 
 
-def tell_team(ticket: int, topic: str, channel: str, path: str, texts_file: Any) -> None:
+def tell_team(ticket: int, topic: str, channel: str, path: str, texts: dict[str, Any]) -> None:
     """Sends the notice in the background when WECOM_ROBOT_WEBHOOK is set."""
     url = os.environ.get("WECOM_ROBOT_WEBHOOK", "").strip()
     if not url.startswith(("https://", "http://")):
         return
-    markdown = notice(ticket, topic, channel, path, read_yaml(texts_file))
+    markdown = notice(ticket, topic, channel, path, texts)
     task = asyncio.get_running_loop().create_task(_post(url, markdown))
     _SENDING.add(task)
     task.add_done_callback(_SENDING.discard)

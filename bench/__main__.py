@@ -32,6 +32,7 @@ import yaml
 
 from bench import screenshots as screenshot_bench
 from bench.flows import FLOWS
+from bench.stats import percentile
 from harness import databases
 from harness.servers import BIN, QUIET_ENV, ROOT, Servers, running
 
@@ -55,13 +56,6 @@ TARGETS = {  # the performance targets, for this 2-core machine
     "train_s": 120,
     "cold_start_s": 30,
 }
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def docs_config(directory: Path) -> Path:

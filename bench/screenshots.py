@@ -1,11 +1,14 @@
 """Screenshots in `make bench`: how long the Rasa server takes to answer one (OCR included), and
 its memory once the OCR engine is loaded (the engine loads on the first picture)."""
 
+import base64
+import time
 from functools import lru_cache
 from typing import Any
 
 import requests
 
+from bench.stats import percentile
 from harness.screenshots import Screenshot, render
 
 ROUNDS = 3  # each picture of the set this many times
@@ -16,18 +19,10 @@ def screenshot_set() -> list[Screenshot]:
     return render()
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def measure(url: str, memory: Any) -> dict[str, Any]:
     """Latency per screenshot (p50, p95, ms) and the server's memory before and after (MB).
 
     `memory()` gives the Rasa server's {"rss_mb", "peak_mb"}."""
-    import base64
-    import time
-
     before = memory()
     latencies, answered = [], 0
     for round_number in range(ROUNDS):
@@ -46,8 +41,8 @@ def measure(url: str, memory: Any) -> dict[str, Any]:
     return {
         "count": len(latencies),
         "read_right": answered,
-        "p50_ms": percentile(latencies, 0.5),
-        "p95_ms": percentile(latencies, 0.95),
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
         "rss_before_mb": before["rss_mb"],
         "rss_after_mb": after["rss_mb"],
         "peak_mb": after["peak_mb"],

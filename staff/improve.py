@@ -28,17 +28,21 @@ class Group:
     last_seen: datetime = datetime.min
 
 
+def alike(first: str, second: str) -> bool:
+    """True when difflib's ratio is at least SIMILAR; its two cheap upper bounds are tried first
+    (same answer, about a third of the time on 500 distinct messages)."""
+    matcher = difflib.SequenceMatcher(None, first, second)
+    return (
+        matcher.real_quick_ratio() >= SIMILAR
+        and matcher.quick_ratio() >= SIMILAR
+        and matcher.ratio() >= SIMILAR
+    )
+
+
 def grouped(rows: list[tuple[str, int, datetime, datetime]]) -> list[Group]:
     groups: list[Group] = []
     for text, count, first, last in rows[:MAX_GROUPED]:
-        home = next(
-            (
-                g
-                for g in groups
-                if difflib.SequenceMatcher(None, g.texts[0], text).ratio() >= SIMILAR
-            ),
-            None,
-        )
+        home = next((g for g in groups if alike(g.texts[0], text)), None)
         if home is None:
             home = Group()
             groups.append(home)
@@ -74,14 +78,13 @@ def feedback_csv(counts: list[FeedbackCount]) -> str:
 
 def topics_chart(rows: list[tuple[str, str, int]]) -> str:
     """Tickets opened per topic per day, as an SVG bar chart (matplotlib, no script inside)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    # Figure, not pyplot: no global state, so charts can be drawn in the console's worker threads
+    from matplotlib.figure import Figure
 
     days = sorted({day for day, _, _ in rows})
     topics = sorted({topic for _, topic, _ in rows})
-    figure, axes = pyplot.subplots(figsize=(8, 3.2))
+    figure = Figure(figsize=(8, 3.2))
+    axes = figure.subplots()
     bottom = [0] * len(days)
     for topic in topics:
         heights = [sum(n for d, t, n in rows if d == day and t == topic) for day in days]
@@ -93,5 +96,4 @@ def topics_chart(rows: list[tuple[str, str, int]]) -> str:
     figure.tight_layout()
     out = io.StringIO()
     figure.savefig(out, format="svg")
-    pyplot.close(figure)
     return out.getvalue()

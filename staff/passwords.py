@@ -11,6 +11,7 @@ import secrets
 
 N, R, P = 2**15, 8, 1
 MIN_LENGTH = 10
+NO_USER = f"scrypt${N}${R}${P}${'00' * 16}${'00' * 32}"  # what an unknown name is checked against
 
 
 def hashed(password: str) -> str:
@@ -22,9 +23,12 @@ def hashed(password: str) -> str:
 
 
 def matches(password: str, stored: str | None) -> bool:
-    """True when `password` is the one `stored` was made from (constant-time comparison)."""
+    """True when `password` is the one `stored` was made from (constant-time comparison).
+
+    With no stored hash (a name nobody has) the password is hashed all the same, so that a wrong
+    name takes as long to refuse as a wrong password: the time does not tell which names exist."""
     try:
-        kind, n, r, p, salt, digest = (stored or "").split("$")
+        kind, n, r, p, salt, digest = (stored or NO_USER).split("$")
         if kind != "scrypt":
             return False
         again = hashlib.scrypt(
@@ -38,7 +42,7 @@ def matches(password: str, stored: str | None) -> bool:
         )
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(again.hex().encode(), digest.encode())
+    return stored is not None and hmac.compare_digest(again.hex().encode(), digest.encode())
 
 
 def too_weak(password: str) -> str:

@@ -40,3 +40,14 @@ def test_component_rewrites_messages_and_training_data() -> None:
     data = TrainingData([Message(data={TEXT: "用戶名", "intent": "forgot_username"})])
     component.process_training_data(data)
     assert data.training_examples[0].get(TEXT) == "用户名"
+
+
+def test_the_ideograph_check_and_the_regex_ranges_agree() -> None:
+    """understanding/cjk.py spells the ranges twice (comparisons for speed, a regex class)."""
+    import re
+
+    from understanding import cjk
+
+    ranges = re.compile(f"[{cjk.IDEOGRAPHS}]")
+    for code in range(0x10000):
+        assert cjk.is_ideograph(chr(code)) == (ranges.fullmatch(chr(code)) is not None), hex(code)
