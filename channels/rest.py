@@ -10,12 +10,19 @@ This one, under the same name and URL:
 - takes JSON only, bounded: body size, message length, metadata and sender id
   (channels/limits.py);
 - reads a screenshot posted to /webhooks/rest/screenshot ({"sender", "image": base64}) as the
-  message its page shows (channels/screenshots.py), and says first what it read.
+  message its page shows (channels/screenshots.py), and says first what it read;
+- while an agent has taken the conversation over (channels/takeover.py), answers a message with
+  `[{"custom": {"takeover": "waiting"}}]` instead of the assistant's words, and pushes the agent's
+  words on a Server-Sent Events stream, GET /webhooks/rest/stream?sender=… (the help page's
+  widget listens to it; channels/live_updates.py).
 """
 
+import asyncio
 import base64
 import binascii
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +32,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits, screenshots
+from channels import limits, screenshots, takeover
+from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooManyStreams
 from channels.replies import replies, unavailable
 from core.deliveries import Deliveries
 
@@ -119,6 +127,36 @@ class ResilientRestInput(RestInput):
                 )
             )
 
+        @webhook.route("/stream", methods=["GET"])
+        async def stream(request: Request) -> HTTPResponse | None:
+            sender = request.args.get("sender")
+            if not limits.valid_sender(sender):
+                return bad_request(
+                    '"sender" must be 1-128 characters: letters, digits, "_", "-" or "."'
+                )
+            try:
+                queue = HUB.listen(sender)
+            except TooManyStreams:
+                return bad_request("too many streams are open", 429)
+            try:
+                reply = await request.respond(
+                    content_type="text/event-stream; charset=utf-8",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+                )
+                await reply.send("retry: 5000\n\n")
+                closes_at = time.monotonic() + STREAM_SECONDS
+                while time.monotonic() < closes_at:
+                    try:
+                        message = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    except asyncio.TimeoutError:
+                        await reply.send(": still here\n\n")
+                        continue
+                    await reply.send(f"data: {json.dumps(message, ensure_ascii=False)}\n\n")
+                await reply.eof()
+            finally:
+                HUB.stop(sender, queue)
+            return None
+
         @webhook.route("/screenshot", methods=["POST"])
         async def screenshot(request: Request) -> HTTPResponse:
             fields = checked_fields(request)
@@ -169,9 +207,12 @@ class ResilientRestInput(RestInput):
                     metadata=metadata,
                 )
             )
-            messages = collector.messages or unavailable()
-            if not collector.messages:
+            messages = collector.messages
+            if not messages and await takeover.is_paused(sender):
+                messages = [{"recipient_id": sender, "custom": {"takeover": "waiting"}}]
+            elif not messages:
                 logger.error("No reply to a message in conversation %s", sender)
+                messages = unavailable()
         except Exception as error:  # the student still gets an answer; the log gets no user text
             logger.error(
                 "Could not handle a message in conversation %s: %s",

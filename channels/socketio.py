@@ -34,7 +34,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from channels import limits
+from channels import limits, takeover
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,11 @@ class WidgetSocketIOInput(SocketIOInput):
                 UserMessage(text, output, sender, input_channel=self.name(), metadata=metadata)
             )
 
+        async def push(user: str, text: str) -> None:  # an agent's words (channels/takeover.py)
+            room = SENDER_PREFIX + user
+            await sio.emit(self.bot_message_evt, {"text": text}, room=room, namespace=namespace)
+
+        takeover.register_pusher(SENDER_PREFIX, push)
         sio.on("connect", connect, namespace=namespace)
         sio.on("session_request", session_request, namespace=namespace)
         sio.on(self.user_message_evt, handle_message, namespace=namespace)

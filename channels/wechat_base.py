@@ -20,7 +20,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits, screenshots
+from channels import limits, screenshots, takeover
 from channels import wechat_protocol as protocol
 from channels.replies import replies
 from channels.wechat_api import MediaTooLarge, MessageApi
@@ -67,6 +67,8 @@ class TencentChannel(InputChannel):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        if not self.problem:
+            takeover.register_pusher(f"{self.sender_prefix}:", self.push_text)
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -126,6 +128,11 @@ class TencentChannel(InputChannel):
             )
             return None
 
+    async def push_text(self, user: str, text: str) -> None:
+        """An agent's words (channels/takeover.py), through the message API; raises when the
+        API refuses (WeChat: errcode 45015 once 48 hours have passed since the user wrote)."""
+        await self.api.send_text(user, protocol.split_text(text))
+
     def in_background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
@@ -157,7 +164,7 @@ class TencentChannel(InputChannel):
         key = Deliveries.key(sender, delivery[:64])
         if not await deliveries.claim(key):  # a re-delivery: the first one answers, here or by API
             done = await deliveries.first_reply(key)
-            return done[0]["text"] if done else None
+            return (done[0]["text"] or None) if done else None
         text, cut = limits.clip(text)
         collector = CollectingOutputChannel()
         if cut:
@@ -173,10 +180,10 @@ class TencentChannel(InputChannel):
             self.in_background(self._send_when_done(turn, collector, user, key, deliveries))
             return None
         pieces = await self._pieces(turn, collector, user)
-        await deliveries.keep_reply(key, [{"text": pieces[0]}])
+        await deliveries.keep_reply(key, [{"text": pieces[0] if pieces else ""}])
         if len(pieces) > 1:
             self.in_background(self._send(user, pieces[1:]))
-        return pieces[0]
+        return pieces[0] if pieces else None
 
     async def _turn(
         self, on_new_message: OnNewMessage, message: UserMessage, media_id: str
@@ -243,7 +250,11 @@ class TencentChannel(InputChannel):
             await self.state.set(
                 f"choices:{self.sender_prefix}:{user}", json.dumps(payloads), CHOICES_SECONDS
             )
-        return protocol.split_text(text) if text else [replies()["unavailable"]]
+        if text:
+            return protocol.split_text(text)
+        if await takeover.is_paused(f"{self.sender_prefix}:{user}"):
+            return []  # an agent holds the conversation and answers through the API
+        return [replies()["unavailable"]]
 
     async def _send_when_done(
         self,
@@ -255,8 +266,9 @@ class TencentChannel(InputChannel):
     ) -> None:
         await asyncio.wait({turn})
         pieces = await self._pieces(turn, collector, user)
-        await deliveries.keep_reply(key, [{"text": pieces[0]}])
-        await self._send(user, pieces)
+        await deliveries.keep_reply(key, [{"text": pieces[0] if pieces else ""}])
+        if pieces:
+            await self._send(user, pieces)
 
     async def _send(self, user: str, pieces: list[str]) -> None:
         try:

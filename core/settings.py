@@ -53,3 +53,29 @@ def nlu_max_chars() -> int:
 def staff_secure_cookies() -> bool:
     """STAFF_SECURE_COOKIES=1: the console is served over HTTPS, so its cookies say Secure."""
     return os.environ.get("STAFF_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes")
+
+
+def takeover_secret() -> str:
+    """`TAKEOVER_SECRET`: the key the staff console signs its live-takeover calls to the Rasa
+    server with (core/signed_calls.py); empty turns live takeover off. `make run` makes a random
+    one for each start when it is not set."""
+    return os.environ.get("TAKEOVER_SECRET", "").strip()
+
+
+def assistant_url() -> str:
+    """Where the staff console reaches the Rasa server: `ASSISTANT_URL`, by default this machine's
+    port 5005 (with several servers: any one of them, or the proxy in front of them)."""
+    return os.environ.get("ASSISTANT_URL", "").strip().rstrip("/") or "http://127.0.0.1:5005"
+
+
+DEFAULT_TAKEOVER_IDLE_MINUTES = 10
+
+
+def takeover_idle_minutes() -> int:
+    """After how many minutes without a word from the agent a taken-over conversation goes back
+    to the assistant, with a note to the student: `TAKEOVER_IDLE_MINUTES`, 10 by default."""
+    raw = os.environ.get("TAKEOVER_IDLE_MINUTES", "").strip()
+    minutes = int(raw) if raw else DEFAULT_TAKEOVER_IDLE_MINUTES
+    if minutes < 1:
+        raise ValueError(f"TAKEOVER_IDLE_MINUTES must be at least 1, not {minutes}")
+    return minutes

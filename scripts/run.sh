@@ -14,6 +14,9 @@ RASA_HOST="${RASA_HOST:-127.0.0.1}"
 STAFF_PORT="${STAFF_PORT:-5006}" STAFF_HOST="${STAFF_HOST:-127.0.0.1}"
 export ACTION_SERVER_HOST="${ACTION_SERVER_HOST:-127.0.0.1}" ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-}"
 mkdir -p var logs
+# Live takeover: the console signs its calls to the Rasa server with this (channels/takeover.py).
+# A random one for this start unless set (several servers or hosts: set the same one everywhere).
+export TAKEOVER_SECRET="${TAKEOVER_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 
 # Channels configured from the environment (credentials.yml); unset means "not configured".
 export WECHAT_TOKEN="${WECHAT_TOKEN:-}" WECHAT_APPID="${WECHAT_APPID:-}" \
@@ -44,7 +47,10 @@ trap stop EXIT
 declare -A names  # pid -> "the action server (logs/actions.log)", …
 .venv/bin/python -m runtime.action_server --port "$ACTION_PORT" >logs/actions.log 2>&1 &
 pids+=($!); names[$!]="the action server (logs/actions.log)"
-.venv/bin/python -m staff console --host "$STAFF_HOST" --port "$STAFF_PORT" >logs/staff.log 2>&1 &
+probe="http://${RASA_HOST}:${RASA_PORT}"
+case "$RASA_HOST" in 0.0.0.0|::) probe="http://127.0.0.1:${RASA_PORT}" ;; esac
+ASSISTANT_URL="${ASSISTANT_URL:-$probe}" \
+  .venv/bin/python -m staff console --host "$STAFF_HOST" --port "$STAFF_PORT" >logs/staff.log 2>&1 &
 pids+=($!); names[$!]="the staff console (logs/staff.log)"
 .venv/bin/python -m runtime.rasa_server run --model models/assistant.tar.gz --interface "$RASA_HOST" --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml \
@@ -54,8 +60,6 @@ pids+=($!); names[$!]="the Rasa server (logs/rasa.log)"
 echo "run: starting the action server (port $ACTION_PORT), the staff console (port $STAFF_PORT)"
 echo "run: and the Rasa server (port $RASA_PORT); logs in logs/actions.log, staff.log, rasa.log"
 deadline=$(( $(date +%s) + 180 ))
-probe="http://${RASA_HOST}:${RASA_PORT}"
-case "$RASA_HOST" in 0.0.0.0|::) probe="http://127.0.0.1:${RASA_PORT}" ;; esac
 until curl -fsS "${probe}/status" >/dev/null 2>&1 || curl -fsS "${probe}/" >/dev/null 2>&1; do
   for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then

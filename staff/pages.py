@@ -19,13 +19,18 @@ from core.db import staff
 
 HERE = Path(__file__).parent
 SESSION_COOKIE, LOGIN_COOKIE = "staff_session", "staff_login"
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors {}"
+)
 HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": CSP.format("'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# The live transcript (staff/web.py) is shown in a frame of the console's own ticket page.
+FRAMED_HEADERS = {"Content-Security-Policy": CSP.format("'self'")}
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
 templates = Environment(

@@ -19,11 +19,12 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from core.db import queries, staff
+from core.db import queries, staff, takeovers
 from core.db.models import TICKET_STATUSES, Ticket
 from core.shared_state import SharedState
 from staff import admin, passwords
 from staff.pages import (
+    FRAMED_HEADERS,
     HEADERS,
     HERE,
     LOGIN_COOKIE,
@@ -35,12 +36,14 @@ from staff.pages import (
     signed_in,
     token_hash,
 )
+from staff.takeover import call, hand_back, keep_handing_back
 
 # Failed sign-ins allowed per name, and per address (higher: a team may share one address), in
 # the window; past either, 429 until the window ends.
 LOGIN_ATTEMPTS, ADDRESS_ATTEMPTS, LOGIN_WINDOW_SECONDS = 5, 20, 15 * 60
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 4000
+MAX_REPLY_CHARS = 2000  # what the channels deliver of one message (channels/limits.py)
 ACTIONS = {"claim": "claimed", "release": "open", "resolve": "resolved"}
 MAX_TICKET = 2**31 - 1  # a larger number overflows SQLite's and PostgreSQL's integer
 
@@ -134,20 +137,102 @@ def create_app(name: str = "staff_console") -> Sanic:
         ticket = existing_ticket(number)
         if ticket is None:
             return refused(404, "没有这个工单。")
+        transcript = staff.transcript(ticket.conversation_id)
         return page(
             "ticket.html",
             user=request.ctx.user,
             ticket=ticket,
             notes=staff.notes(number),
-            transcript=staff.transcript(ticket.conversation_id),
+            transcript=transcript,
+            last_student=next(
+                (line.at for line in reversed(transcript) if line.sender == "student"), None
+            ),
+            held=takeovers.holder(ticket.conversation_id),
+            max_reply=MAX_REPLY_CHARS,
         )
+
+    @app.get("/tickets/<number:int>/live")
+    @signed_in()
+    async def live_transcript(request: Request, number: int) -> HTTPResponse:
+        """The transcript alone, reloading itself every few seconds (no script): the ticket page
+        shows it in a frame while the agent holds the conversation."""
+        ticket = existing_ticket(number)
+        if ticket is None:
+            return refused(404, "没有这个工单。")
+        html = page(
+            "live.html",
+            user=request.ctx.user,
+            transcript=staff.transcript(ticket.conversation_id, limit=200),
+            held=takeovers.holder(ticket.conversation_id),
+        )
+        html.headers.update(FRAMED_HEADERS)
+        return html
+
+    @app.post("/tickets/<number:int>/takeover")
+    @signed_in()
+    async def take_over(request: Request, number: int) -> HTTPResponse:
+        ticket, agent = existing_ticket(number), request.ctx.user.name
+        if ticket is None:
+            return refused(404, "没有这个工单。")
+        if ticket.status == "resolved":
+            return refused(409, "这个工单已经解决了；要继续跟进，请先在队列里重新打开。")
+        if ticket.status == "claimed" and ticket.claimed_by != agent:
+            return refused(409, f"这个工单已由 {ticket.claimed_by} 认领。")
+        held = takeovers.take(ticket.conversation_id, ticket.id, agent)
+        if held is None:
+            return refused(409, "另一位同事已经接管了这段对话。")
+        outcome = await call("pause", ticket.conversation_id, agent)
+        if not outcome.ok:
+            takeovers.release(ticket.conversation_id, agent)
+            return refused(502, outcome.message)
+        if ticket.status == "open":
+            queries.change_status(ticket.id, "claimed", staff=agent)
+        staff.add_note(ticket.id, agent, "接管了对话，助手暂停回答。")
+        return response.redirect(f"/tickets/{ticket.id}#reply", status=303, headers=HEADERS)
+
+    @app.post("/tickets/<number:int>/say")
+    @signed_in()
+    async def say(request: Request, number: int) -> HTTPResponse:
+        ticket, agent = existing_ticket(number), request.ctx.user.name
+        if ticket is None:
+            return refused(404, "没有这个工单。")
+        text = str((request.form or {}).get("text", "")).strip()
+        if not text or len(text) > MAX_REPLY_CHARS:
+            return refused(400, f"回复不能为空，最多 {MAX_REPLY_CHARS} 个字。")
+        if not takeovers.touch(ticket.conversation_id, agent):
+            return refused(409, "你没有接管这段对话（可能已超时交回助手），请先接管。")
+        outcome = await call("say", ticket.conversation_id, agent, text=text)
+        if not outcome.ok:
+            return refused(502, outcome.message)
+        return response.redirect(f"/tickets/{ticket.id}#reply", status=303, headers=HEADERS)
+
+    @app.post("/tickets/<number:int>/handback")
+    @signed_in()
+    async def give_back(request: Request, number: int) -> HTTPResponse:
+        ticket, agent = existing_ticket(number), request.ctx.user.name
+        if ticket is None:
+            return refused(404, "没有这个工单。")
+        held = takeovers.holder(ticket.conversation_id)
+        if held is None or (held.agent != agent and request.ctx.user.role != "admin"):
+            return refused(409, "你没有接管这段对话。")
+        outcome = await hand_back(held, "ended", agent)
+        if not outcome.ok:
+            return refused(502, outcome.message)
+        return response.redirect(f"/tickets/{ticket.id}", status=303, headers=HEADERS)
 
     @app.post("/tickets/<number:int>/<action:claim|release|resolve>")
     @signed_in()
     async def ticket_action(request: Request, number: int, action: str) -> HTTPResponse:
-        if existing_ticket(number) is None:
+        ticket = existing_ticket(number)
+        if ticket is None:
             return refused(404, "没有这个工单。")
         number = int(number)
+        held = takeovers.holder(ticket.conversation_id)
+        if held is not None and action in ("release", "resolve"):
+            # a released or resolved case must not leave the student with a silent assistant
+            outcome = await hand_back(held, "ended", request.ctx.user.name)
+            if not outcome.ok:
+                return refused(502, outcome.message)
         try:
             queries.change_status(number, ACTIONS[action], staff=request.ctx.user.name)
         except ValueError:
@@ -166,5 +251,9 @@ def create_app(name: str = "staff_console") -> Sanic:
         return response.redirect(f"/tickets/{number}", status=303, headers=HEADERS)
 
     admin.add_routes(app)
+
+    @app.after_server_start
+    async def start_handing_back(app: Sanic, _: object) -> None:
+        app.add_task(keep_handing_back())
 
     return app

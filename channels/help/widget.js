@@ -13,6 +13,8 @@
  * Screenshots: the picture button, or pasting an image, sends a screenshot of the error page. It
  * is scaled in a canvas to at most MAX_SIDE pixels and sent as JPEG to /webhooks/rest/screenshot,
  * which reads its text; the picture itself is neither kept here nor stored by the server.
+ * Live takeover: when a support agent takes the conversation over in the staff console, their
+ * words arrive on /webhooks/rest/stream (Server-Sent Events) and show as "客服" messages.
  */
 (function () {
   "use strict";
@@ -145,6 +147,8 @@
     }).then(function (messages) {
       if (!messages.length) { throw new Error("empty reply"); }
       messages.forEach(function (m) {
+        // a person has taken the conversation over: their answer arrives on the stream
+        if (m.custom && m.custom.takeover) { return; }
         add({ from: "bot", text: m.text || "", buttons: m.buttons || [] });
       });
     }).catch(function () {
@@ -212,14 +216,31 @@
     send(text);
   });
 
+  // Live takeover: what a support agent types (and the notices that they joined or left) is
+  // pushed on a Server-Sent Events stream; EventSource reconnects by itself.
+  var stream = null;
+  function listen() {
+    if (stream) { stream.close(); }
+    if (!window.EventSource) { return; }
+    stream = new EventSource(server + "/webhooks/rest/stream?sender=" + encodeURIComponent(state.sender));
+    stream.onmessage = function (event) {
+      try {
+        var pushed = JSON.parse(event.data);
+        add({ from: pushed.from === "agent" ? "agent" : "bot", text: String(pushed.text || "") });
+      } catch (e) { /* not a message */ }
+    };
+  }
+
   clear.addEventListener("click", function () {
     if (busy) { return; }
     try { window.sessionStorage.removeItem(KEY); } catch (e) { /* private mode */ }
     fresh();
+    listen();
     log.innerHTML = "";
     send("/greet", null);
   });
 
+  listen();
   state.history.forEach(show);
   if (!state.history.length) { send("/greet", null); }
 })();

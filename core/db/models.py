@@ -108,3 +108,20 @@ class TicketNote(Base):
     author = sa.Column(sa.String(64), nullable=False)
     text = sa.Column(sa.Text, nullable=False)
     created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
+class Takeover(Base):
+    """A conversation an agent has taken over from the assistant (staff console, live takeover).
+
+    The primary key is the lock: a second agent's row for the same conversation is refused.
+    """
+
+    __tablename__ = "takeovers"
+
+    conversation_id = sa.Column(sa.String(255), primary_key=True)
+    ticket_id = sa.Column(
+        sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False
+    )
+    agent = sa.Column(sa.String(64), nullable=False)
+    started_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    last_active_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)

@@ -8,7 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core.db.engine import engine, session_scope
-from core.db.models import AnswerFeedback, Ticket, TicketNote, UnansweredQuestion, utcnow
+from core.db.models import (
+    AnswerFeedback,
+    Takeover,
+    Ticket,
+    TicketNote,
+    UnansweredQuestion,
+    utcnow,
+)
 
 MAX_QUESTION_CHARS = 500
 
@@ -227,12 +234,13 @@ def purge_older_than(days: int, now: datetime | None = None) -> Purged:
         old_resolved = sa.select(Ticket.id).where(
             Ticket.status == "resolved", Ticket.updated_at < cutoff
         )
-        # SQLite does not enforce the notes' ON DELETE CASCADE unless asked: delete them first.
-        session.execute(
-            sa.delete(TicketNote)
-            .where(TicketNote.ticket_id.in_(old_resolved))
-            .execution_options(synchronize_session=False)
-        )
+        # SQLite does not enforce ON DELETE CASCADE unless asked: delete what refers to them first.
+        for referring in (TicketNote, Takeover):
+            session.execute(
+                sa.delete(referring)
+                .where(referring.ticket_id.in_(old_resolved))
+                .execution_options(synchronize_session=False)
+            )
         tickets = session.execute(
             sa.delete(Ticket).where(Ticket.status == "resolved", Ticket.updated_at < cutoff)
         ).rowcount

@@ -38,9 +38,10 @@ class SignedIn:
 class Line:
     """One message of a transcript."""
 
-    sender: str  # "student" or "assistant"
+    sender: str  # "student", "assistant", "agent" (live takeover) or "note" (takeover notices)
     text: str
     at: datetime
+    agent: str = ""  # who, for "agent"
 
 
 def add_user(name: str, role: str, password_hash: str) -> None:
@@ -121,8 +122,16 @@ def transcript(conversation_id: str, limit: int = 400) -> list[Line]:
         rows = list(session.execute(query))
     lines = []
     for row in reversed(rows):
-        text = (json.loads(row.data or "{}").get("text") or "").strip()
-        if text:
-            sender = "student" if row.type_name == "user" else "assistant"
-            lines.append(Line(sender, text, datetime.utcfromtimestamp(row.timestamp)))
+        event = json.loads(row.data or "{}")
+        text = (event.get("text") or "").strip()
+        if not text:
+            continue
+        at = datetime.utcfromtimestamp(row.timestamp)
+        metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+        if row.type_name == "user":
+            lines.append(Line("student", text, at))
+        elif metadata.get("takeover") in ("agent", "note"):
+            lines.append(Line(metadata["takeover"], text, at, str(metadata.get("agent", ""))))
+        else:
+            lines.append(Line("assistant", text, at))
     return lines
