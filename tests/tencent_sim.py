@@ -17,6 +17,7 @@ class ApiStub:
     def __init__(self) -> None:
         self.token_requests = 0
         self.busy = 0  # how many sends to answer with "system busy" (errcode -1) first
+        self.refusals: list[int] = []  # errcodes to answer the next sends with, in turn
         self.sent: list[dict] = []
         self.media: dict[str, bytes] = {}  # media id -> the file media/get serves
         stub = self
@@ -57,6 +58,9 @@ class ApiStub:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if stub.refusals:
+                    self._json({"errcode": stub.refusals.pop(0), "errmsg": "refused"})
+                    return
                 if stub.busy > 0:
                     stub.busy -= 1
                     self._json({"errcode": -1, "errmsg": "system error"})

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,35 +14,12 @@ import requests
 
 from harness.databases import migrate
 from harness.personal_data import readable
-from harness.servers import BIN, QUIET_ENV, ROOT, free_port
+from harness.servers import QUIET_ENV, ROOT
+from tests.console import PASSWORD, add_user, console_running, sign_in, signed_in
 from tests.helpers import EMAIL
 from tests.servers import Chat, running
 
-PASSWORD = "correct horse battery staple"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def add_user(database: str, name: str, role: str, password: str = PASSWORD) -> None:
-    result = subprocess.run(
-        [
-            str(BIN / "python"),
-            "-m",
-            "staff",
-            "users",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        cwd=ROOT,
-        env={**QUIET_ENV, "DATABASE_URL": database},
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -54,46 +30,11 @@ def console(model_path: Path, tmp_path_factory) -> Iterator[dict]:
     migrate(database)
     for name, role in (("admin1", "admin"), ("agent1", "agent"), ("agent2", "agent")):
         add_user(database, name, role)
-    port = free_port()
-    log = tmp / "console.log"
-    process = subprocess.Popen(
-        [str(BIN / "python"), "-m", "staff", "console", "--port", str(port)],
-        cwd=ROOT,
-        env={**QUIET_ENV, "DATABASE_URL": database},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        with running(model_path, tmp / "servers", {"DATABASE_URL": database}) as servers:
-            yield {"url": url, "db": database, "rasa": servers.rasa[0], "log": log}
-    finally:
-        process.terminate()
-        process.wait(20)
-
-
-def sign_in(session: requests.Session, url: str, name: str, password: str) -> requests.Response:
-    """Posts the sign-in form as a browser would: the form's CSRF token, with its cookie."""
-    form = session.get(f"{url}/login", timeout=10).text
-    csrf = form.split('name="csrf" value="')[1].split('"')[0]
-    data = {"csrf": csrf, "name": name, "password": password}
-    return session.post(f"{url}/login", data=data, timeout=30, allow_redirects=False)
-
-
-def signed_in(url: str, name: str, password: str = PASSWORD) -> tuple[requests.Session, str]:
-    """A requests session signed in as `name`, and the session's CSRF token."""
-    session = requests.Session()
-    reply = sign_in(session, url, name, password)
-    assert reply.status_code == 303, reply.text
-    page = session.get(f"{url}/tickets", timeout=10).text
-    return session, page.split('name="csrf" value="')[1].split('"')[0]
+    with (
+        running(model_path, tmp / "servers", {"DATABASE_URL": database}) as servers,
+        console_running({"DATABASE_URL": database}, tmp / "console.log") as url,
+    ):
+        yield {"url": url, "db": database, "rasa": servers.rasa[0], "log": tmp / "console.log"}
 
 
 def a_ticket(console: dict) -> int:

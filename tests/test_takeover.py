@@ -1,0 +1,334 @@
+"""Live takeover (staff/takeover.py, channels/takeover.py): an agent in the console takes a
+student's conversation over, answers on the student's channel and hands it back; against a real
+console, Rasa server and action server on one database, and a simulated WeChat server."""
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from channels import wechat_protocol as protocol
+from channels.replies import replies
+from core import signed_calls
+from harness.databases import migrate
+from harness.personal_data import readable
+from tests.console import add_user, console_running, signed_in
+from tests.helpers import PASSWORD_PAGE
+from tests.servers import Chat, running
+from tests.tencent_sim import SECRET, ApiStub, inbound, sent_to
+
+KEY = "takeover-test-secret"
+WECHAT_TOKEN, APP_ID = "takeover-wechat-token", "wx00takeover0000"
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[ApiStub]:
+    api = ApiStub()
+    yield api
+    api.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
+    """The console and the servers, with live takeover on and a hand-back check every second."""
+    tmp = tmp_path_factory.mktemp("takeover")
+    database = f"sqlite:///{tmp / 'assistant.db'}"
+    migrate(database)
+    for name, role in (("lead", "admin"), ("wang", "agent"), ("li", "agent"), ("zhao", "agent")):
+        add_user(database, name, role)
+    rasa_env = {
+        "DATABASE_URL": database,
+        "TAKEOVER_SECRET": KEY,
+        "WECHAT_TOKEN": WECHAT_TOKEN,
+        "WECHAT_APPID": APP_ID,
+        "WECHAT_APPSECRET": SECRET,
+        "WECHAT_API_BASE": stub.url,
+    }
+    with running(model_path, tmp / "servers", rasa_env) as servers:
+        console_env = {
+            "DATABASE_URL": database,
+            "TAKEOVER_SECRET": KEY,
+            "ASSISTANT_URL": servers.rasa[0],
+            "TAKEOVER_CHECK_SECONDS": "1",
+        }
+        with console_running(console_env, tmp / "console.log") as url:
+            yield {
+                "console": url,
+                "rasa": servers.rasa[0],
+                "db": database,
+                "logs": [servers.logs["rasa0"], tmp / "console.log"],
+            }
+
+
+def handoff(chat: Chat) -> int:
+    chat.say("注册的时候提示证件号码已被注册")
+    found = re.search(r"工单号：(\d+)", chat.say("转人工"))
+    assert found
+    return int(found.group(1))
+
+
+class Stream:
+    """The widget's Server-Sent Events stream for one conversation, read in a thread."""
+
+    def __init__(self, rasa: str, sender: str) -> None:
+        self.pushed: list[dict] = []
+        self.reply = requests.get(
+            f"{rasa}/webhooks/rest/stream", params={"sender": sender}, stream=True, timeout=60
+        )
+        assert self.reply.status_code == 200
+        assert self.reply.headers["Content-Type"].startswith("text/event-stream")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in self.reply.iter_lines(decode_unicode=True):
+                if line and line.startswith("data: "):
+                    self.pushed.append(json.loads(line[len("data: ") :]))
+        except (requests.RequestException, AttributeError):  # closed by the test
+            pass
+
+    def wait_for(self, count: int, seconds: float = 20) -> list[dict]:
+        deadline = time.monotonic() + seconds
+        while len(self.pushed) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.pushed)
+
+    def close(self) -> None:
+        self.reply.close()
+
+
+def post(session: requests.Session, url: str, **form: str) -> requests.Response:
+    return session.post(url, data=form, timeout=60, allow_redirects=False)
+
+
+def stored_texts(database: str, sender: str) -> list[tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(database[len("sqlite:///") :]) as db:
+        rows = db.execute(
+            "SELECT type_name, data FROM events WHERE sender_id = ? AND type_name IN "
+            "('user', 'bot') ORDER BY id",
+            (sender,),
+        ).fetchall()
+    return [(kind, json.loads(data).get("text") or "") for kind, data in rows]
+
+
+# ---- the signed calls on their own -----------------------------------------------------------
+
+
+def test_a_call_is_accepted_only_with_the_key_fresh_and_well_formed() -> None:
+    body, now = b'{"conversation_id": "x"}', time.time()
+    headers = {k.lower(): v for k, v in signed_calls.signed_headers(KEY, body, now).items()}
+    assert signed_calls.verified(KEY, headers, body, now) == headers["x-takeover-nonce"]
+    assert signed_calls.verified("another key", headers, body, now) is None
+    assert signed_calls.verified(KEY, headers, body + b" ", now) is None  # body changed
+    assert signed_calls.verified(KEY, headers, body, now + 600) is None  # stale
+    assert signed_calls.verified("", headers, body, now) is None  # takeover off
+    assert signed_calls.verified(KEY, {**headers, "x-takeover-nonce": "短"}, body, now) is None
+    forged = {**headers, "x-takeover-signature": "签名" + headers["x-takeover-signature"][2:]}
+    assert signed_calls.verified(KEY, forged, body, now) is None  # non-ASCII: refused, no raise
+
+
+# ---- the Rasa server's side faces the internet -----------------------------------------------
+
+
+def test_the_takeover_routes_refuse_unsigned_forged_stale_and_replayed_calls(live) -> None:
+    chat = Chat(live["rasa"])
+    chat.say("忘记密码了")
+    url = f"{live['rasa']}/webhooks/takeover/pause"
+    body = json.dumps({"conversation_id": chat.sender, "agent": "mallory"}).encode()
+    good = signed_calls.signed_headers(KEY, body)
+    attempts = {
+        "unsigned": {"Content-Type": "application/json"},
+        "wrong key": signed_calls.signed_headers("guessed", body),
+        "stale": signed_calls.signed_headers(KEY, body, time.time() - 3600),
+        "forged": {**good, signed_calls.SIGNATURE: "0" * 64},
+    }
+    for name, headers in attempts.items():
+        refused = requests.post(url, data=body, headers=headers, timeout=10)
+        assert refused.status_code == 403, name
+    too_large = b'{"conversation_id": "' + b"x" * 20000 + b'"}'
+    headers = signed_calls.signed_headers(KEY, too_large)
+    assert requests.post(url, data=too_large, headers=headers, timeout=10).status_code == 413
+    # none of them paused the conversation: the assistant still answers
+    assert PASSWORD_PAGE in chat.say("忘记密码了")
+
+    unknown = json.dumps({"conversation_id": "never-seen", "agent": "a"}).encode()
+    headers = signed_calls.signed_headers(KEY, unknown)
+    assert requests.post(url, data=unknown, headers=headers, timeout=10).status_code == 404
+
+    assert requests.post(url, data=body, headers=good, timeout=10).status_code == 200
+    replayed = requests.post(url, data=body, headers=good, timeout=10)
+    assert replayed.status_code == 403  # the nonce was used
+    assert chat.post("还在吗") == [{"recipient_id": chat.sender, "custom": {"takeover": "waiting"}}]
+    resume = json.dumps({"conversation_id": chat.sender, "agent": "a"}).encode()
+    headers = signed_calls.signed_headers(KEY, resume)
+    rasa_resume = f"{live['rasa']}/webhooks/takeover/resume"
+    assert requests.post(rasa_resume, data=resume, headers=headers, timeout=10).status_code == 200
+    assert PASSWORD_PAGE in chat.say("忘记密码了")
+
+
+def test_the_widget_stream_is_bounded_and_checks_the_sender(live) -> None:
+    stream = f"{live['rasa']}/webhooks/rest/stream"
+    assert requests.get(stream, params={"sender": "a:b"}, timeout=10).status_code == 400
+    assert requests.get(stream, timeout=10).status_code == 400
+    sender = f"s-{uuid.uuid4().hex[:8]}"
+    open_streams = [Stream(live["rasa"], sender) for _ in range(4)]
+    try:
+        one_more = requests.get(stream, params={"sender": sender}, timeout=10)
+        assert one_more.status_code == 429
+    finally:
+        for opened in open_streams:
+            opened.close()
+
+
+# ---- the whole takeover ------------------------------------------------------------------------
+
+
+def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -> None:
+    chat = Chat(live["rasa"])
+    number = handoff(chat)
+    stream = Stream(live["rasa"], chat.sender)
+    wang, wang_csrf = signed_in(live["console"], "wang")
+    li, li_csrf = signed_in(live["console"], "li")
+    ticket = f"{live['console']}/tickets/{number}"
+    try:
+        assert post(wang, f"{ticket}/takeover", csrf=wang_csrf).status_code == 303
+        joined = stream.wait_for(1)
+        assert joined == [{"text": replies()["takeover_joined"], "from": "note"}]
+        page = wang.get(ticket, timeout=10).text
+        assert "你正在接管这段对话" in page and f"/tickets/{number}/live" in page
+        # a second agent can neither take over nor speak in the conversation
+        assert post(li, f"{ticket}/takeover", csrf=li_csrf).status_code == 409
+        assert post(li, f"{ticket}/say", csrf=li_csrf, text="我也来").status_code == 409
+
+        # the student's message is kept for the agent, and the assistant stays quiet
+        waiting = chat.post("我没注册过，手机号是13912345678")
+        assert waiting == [{"recipient_id": chat.sender, "custom": {"takeover": "waiting"}}]
+        live_page = wang.get(f"{ticket}/live", timeout=10)
+        assert "我没注册过" in live_page.text and 'http-equiv="refresh"' in live_page.text
+        assert "frame-ancestors 'self'" in live_page.headers["Content-Security-Policy"]
+        assert "13912345678" not in readable(live_page.text)
+
+        words = "你好，我是客服小王。<b>请</b>用手机 13900001111 找回试试。"
+        assert post(wang, f"{ticket}/say", csrf=wang_csrf, text=words).status_code == 303
+        assert stream.wait_for(2)[1] == {"text": words, "from": "agent"}  # as typed, to the student
+        assert "&lt;b&gt;请&lt;/b&gt;" in wang.get(f"{ticket}/live", timeout=10).text
+        assert post(wang, f"{ticket}/say", csrf="forged", text="x").status_code == 403
+        assert post(wang, f"{ticket}/say", csrf=wang_csrf, text=" ").status_code == 400
+
+        assert post(wang, f"{ticket}/handback", csrf=wang_csrf).status_code == 303
+        assert stream.wait_for(3)[2] == {"text": replies()["takeover_ended"], "from": "note"}
+        assert PASSWORD_PAGE in chat.say("那我忘记密码了怎么办")
+    finally:
+        stream.close()
+
+    # the whole takeover is in the conversation's history, masked like the rest
+    stored = stored_texts(live["db"], chat.sender)
+    texts = [text for _, text in stored]
+    assert replies()["takeover_joined"] in texts and replies()["takeover_ended"] in texts
+    assert any("客服小王" in text for text in texts)
+    everything = readable(" ".join(texts))
+    assert "13912345678" not in everything and "13900001111" not in everything
+    notes = wang.get(ticket, timeout=10).text
+    assert "接管了对话" in notes and "接管结束" in notes
+
+
+def test_a_takeover_whose_agent_signs_out_goes_back_to_the_assistant(live) -> None:
+    chat = Chat(live["rasa"])
+    number = handoff(chat)
+    stream = Stream(live["rasa"], chat.sender)
+    zhao, csrf = signed_in(live["console"], "zhao")
+    ticket = f"{live['console']}/tickets/{number}"
+    try:
+        assert post(zhao, f"{ticket}/takeover", csrf=csrf).status_code == 303
+        assert chat.post("有人吗")[0]["custom"] == {"takeover": "waiting"}
+        assert post(zhao, f"{live['console']}/logout", csrf=csrf).status_code == 303
+        pushed = stream.wait_for(2)
+        assert pushed[-1] == {"text": replies()["takeover_timeout"], "from": "note"}
+    finally:
+        stream.close()
+    assert PASSWORD_PAGE in chat.say("忘记密码了")
+    lead, _ = signed_in(live["console"], "lead")
+    assert "已自动交回助手" in lead.get(ticket, timeout=10).text
+
+
+def test_two_agents_racing_for_one_conversation_cannot_both_hold_it(
+    postgres_url, monkeypatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.db import queries, takeovers
+    from core.db.engine import dispose_all
+
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    try:
+        number = queries.open_ticket("race", "rest", "password", "", "")
+        agents = [f"agent{i}" for i in range(8)]
+        with ThreadPoolExecutor(len(agents)) as pool:
+            held = list(pool.map(lambda agent: takeovers.take("race", number, agent), agents))
+        winners = [h for h in held if h is not None]
+        assert len(winners) == 1 and takeovers.holder("race") == winners[0]
+        assert not takeovers.touch("race", next(a for a in agents if a != winners[0].agent))
+        assert takeovers.release("race", winners[0].agent) and takeovers.holder("race") is None
+    finally:
+        dispose_all()
+
+
+# ---- WeChat: the agent's words go out through the customer-service API -------------------------
+
+
+def wechat_says(live: dict, open_id: str, text: str) -> str:
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+    params = {
+        "signature": protocol.signature(WECHAT_TOKEN, timestamp, nonce),
+        "timestamp": timestamp,
+        "nonce": nonce,
+    }
+    msg_id = str(uuid.uuid4().int % 10**18)
+    reply = requests.post(
+        f"{live['rasa']}/webhooks/wechat/webhook",
+        params=params,
+        data=inbound(open_id, "text", msg_id, Content=text).encode(),
+        timeout=30,
+    )
+    assert reply.status_code == 200
+    if reply.text == "success":
+        return ""
+    return protocol.parse_xml(reply.content)["Content"]
+
+
+def test_a_wechat_follower_is_answered_by_an_agent_through_the_customer_service_api(
+    live, stub: ApiStub
+) -> None:
+    open_id = f"o{uuid.uuid4().hex[:20]}"
+    wechat_says(live, open_id, "注册时提示证件号码已被注册")
+    found = re.search(r"工单号：(\d+)", wechat_says(live, open_id, "转人工"))
+    assert found
+    ticket = f"{live['console']}/tickets/{found.group(1)}"
+    li, csrf = signed_in(live["console"], "li")
+    assert post(li, f"{ticket}/takeover", csrf=csrf).status_code == 303
+    assert sent_to(stub, open_id, 1) == [replies()["takeover_joined"]]
+
+    assert wechat_says(live, open_id, "好的，我等你") == ""  # no passive reply: a person answers
+    assert "好的，我等你" in li.get(f"{ticket}/live", timeout=10).text
+    assert (
+        post(li, f"{ticket}/say", csrf=csrf, text="请问你的学籍状态是在读吗？").status_code == 303
+    )
+    assert sent_to(stub, open_id, 2)[1] == "请问你的学籍状态是在读吗？"
+
+    # past WeChat's 48-hour window the API refuses: the agent is told, and nothing is stored
+    stub.refusals.append(45015)
+    refused = post(li, f"{ticket}/say", csrf=csrf, text="这条发不出去")
+    assert refused.status_code == 502 and "48 小时" in refused.text
+    assert "这条发不出去" not in li.get(f"{ticket}/live", timeout=10).text
+
+    assert post(li, f"{ticket}/handback", csrf=csrf).status_code == 303
+    assert sent_to(stub, open_id, 3)[2] == replies()["takeover_ended"]
+    assert PASSWORD_PAGE in wechat_says(live, open_id, "忘记密码了")
