@@ -1,9 +1,26 @@
 #!/usr/bin/env bash
 # What the help page's browser test needs besides Python packages: Debian's chromium (Playwright
 # drives it; it never downloads a browser of its own) and a font with Chinese glyphs for the
-# screenshots. Installed with apt when missing and we are root; otherwise says what to install
-# (the browser test then skips, or fails under CI=true). Idempotent.
+# screenshots, and axe-core from npm for the accessibility checks. Installed when missing (apt as
+# root); otherwise says what to install (the browser tests then skip, or fail under CI=true).
+# Idempotent.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# axe-core, the accessibility checker the browser tests load into the pages (from npm, pinned in
+# tests/browser/package-lock.json); installed again only when the lock file changed.
+browser_deps=tests/browser
+stamp="$browser_deps/node_modules/.installed-lock"
+if ! cmp -s "$browser_deps/package-lock.json" "$stamp" 2>/dev/null; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "browser: installing axe-core (npm ci in $browser_deps)"
+    npm ci --prefix "$browser_deps" --no-audit --no-fund --loglevel=error >/dev/null
+    cp "$browser_deps/package-lock.json" "$stamp"
+  else
+    echo "browser: the accessibility test needs Node.js and npm: sudo apt-get install npm" >&2
+  fi
+fi
+
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy-microhei)

@@ -3,6 +3,7 @@ student's conversation over, answers on the student's channel and hands it back;
 console, Rasa server and action server on one database, and a simulated WeChat server."""
 
 import json
+import os
 import re
 import threading
 import time
@@ -18,12 +19,15 @@ from channels.replies import replies
 from core import signed_calls
 from harness.databases import migrate
 from harness.personal_data import readable
-from tests.console import add_user, console_running, signed_in
+from harness.servers import ROOT
+from tests.accessibility import require_axe, violations
+from tests.console import PASSWORD, add_user, console_running, signed_in
 from tests.helpers import PASSWORD_PAGE
 from tests.servers import Chat, running
 from tests.tencent_sim import SECRET, ApiStub, inbound, sent_to
 
 KEY = "takeover-test-secret"
+CHROMIUM = "/usr/bin/chromium"
 WECHAT_TOKEN, APP_ID = "takeover-wechat-token", "wx00takeover0000"
 
 
@@ -203,7 +207,7 @@ def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -
         joined = stream.wait_for(1)
         assert joined == [{"text": replies()["takeover_joined"], "from": "note"}]
         page = wang.get(ticket, timeout=10).text
-        assert "你正在接管这段对话" in page and f"/tickets/{number}/live" in page
+        assert "你正在接管这段对话" in page and f"/tickets/{number}/messages" in page
         # a second agent can neither take over nor speak in the conversation
         assert post(li, f"{ticket}/takeover", csrf=li_csrf).status_code == 409
         assert post(li, f"{ticket}/say", csrf=li_csrf, text="我也来").status_code == 409
@@ -211,15 +215,16 @@ def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -
         # the student's message is kept for the agent, and the assistant stays quiet
         waiting = chat.post("我没注册过，手机号是13912345678")
         assert waiting == [{"recipient_id": chat.sender, "custom": {"takeover": "waiting"}}]
-        live_page = wang.get(f"{ticket}/live", timeout=10)
-        assert "我没注册过" in live_page.text and 'http-equiv="refresh"' in live_page.text
-        assert "frame-ancestors 'self'" in live_page.headers["Content-Security-Policy"]
-        assert "13912345678" not in readable(live_page.text)
+        news = wang.get(f"{ticket}/messages", params={"after": 2}, timeout=10).json()
+        assert news["held"] and news["count"] > 2
+        assert [line["sender"] for line in news["lines"]][-1] == "student"
+        assert "我没注册过" in news["lines"][-1]["text"]
+        assert "13912345678" not in readable(json.dumps(news, ensure_ascii=False))
 
         words = "你好，我是客服小王。<b>请</b>用手机 13900001111 找回试试。"
         assert post(wang, f"{ticket}/say", csrf=wang_csrf, text=words).status_code == 303
         assert stream.wait_for(2)[1] == {"text": words, "from": "agent"}  # as typed, to the student
-        assert "&lt;b&gt;请&lt;/b&gt;" in wang.get(f"{ticket}/live", timeout=10).text
+        assert "&lt;b&gt;请&lt;/b&gt;" in wang.get(ticket, timeout=10).text  # shown as text
         assert post(wang, f"{ticket}/say", csrf="forged", text="x").status_code == 403
         assert post(wang, f"{ticket}/say", csrf=wang_csrf, text=" ").status_code == 400
 
@@ -317,7 +322,7 @@ def test_a_wechat_follower_is_answered_by_an_agent_through_the_customer_service_
     assert sent_to(stub, open_id, 1) == [replies()["takeover_joined"]]
 
     assert wechat_says(live, open_id, "好的，我等你") == ""  # no passive reply: a person answers
-    assert "好的，我等你" in li.get(f"{ticket}/live", timeout=10).text
+    assert "好的，我等你" in li.get(ticket, timeout=10).text
     assert (
         post(li, f"{ticket}/say", csrf=csrf, text="请问你的学籍状态是在读吗？").status_code == 303
     )
@@ -327,8 +332,85 @@ def test_a_wechat_follower_is_answered_by_an_agent_through_the_customer_service_
     stub.refusals.append(45015)
     refused = post(li, f"{ticket}/say", csrf=csrf, text="这条发不出去")
     assert refused.status_code == 502 and "48 小时" in refused.text
-    assert "这条发不出去" not in li.get(f"{ticket}/live", timeout=10).text
+    assert "这条发不出去" not in li.get(ticket, timeout=10).text
 
     assert post(li, f"{ticket}/handback", csrf=csrf).status_code == 303
     assert sent_to(stub, open_id, 3)[2] == replies()["takeover_ended"]
     assert PASSWORD_PAGE in wechat_says(live, open_id, "忘记密码了")
+
+
+# ---- in Chromium: the widget and the console, with axe-core on every page ---------------------
+
+
+def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; scripts/browser.sh installs it")
+        pytest.skip("chromium is not installed")
+    require_axe()
+    from playwright.sync_api import sync_playwright
+
+    checked: dict[str, list[str]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        phone = {"viewport": {"width": 390, "height": 844}, "bypass_csp": True}
+        student = browser.new_context(**phone).new_page()
+        agent = browser.new_context(**phone).new_page()
+
+        def student_says(text: str) -> None:
+            student.fill(".chsi-input", text)
+            student.press(".chsi-input", "Enter")
+
+        def student_sees(selector: str, text: str) -> str:
+            found = student.locator(selector, has_text=text).last
+            found.wait_for(timeout=30000)
+            return found.inner_text()
+
+        student.goto(f"{live['rasa']}/webhooks/help/")
+        student.locator(".chsi-bot").first.wait_for(timeout=30000)
+        student_says("注册提示证件号码已被注册")
+        student_sees(".chsi-bot", "注册过")
+        student_says("转人工")
+        number = re.search(r"工单号：(\d+)", student_sees(".chsi-bot", "工单号")).group(1)
+        checked["help page"] = violations(student)
+
+        agent.goto(f"{live['console']}/login")
+        checked["sign-in"] = violations(agent)
+        agent.fill("#name", "wang")
+        agent.fill("#password", PASSWORD)
+        agent.click("button[type=submit]")
+        agent.locator(f"a[href='/tickets/{number}']").wait_for(timeout=10000)
+        checked["queue"] = violations(agent)
+        agent.click(f"a[href='/tickets/{number}']")
+        checked["ticket"] = violations(agent)
+        agent.click("button:has-text('接管对话')")
+        student_sees(".chsi-bot", replies()["takeover_joined"])
+
+        agent.fill("#say", "你好，我是客服小王。请问你以前在学信网注册过账号吗？")
+        agent.click("button:has-text('发送')")
+        assert "客服小王" in student_sees(".chsi-agent", "请问你以前在学信网注册过账号吗")
+        student_says("没有注册过，一直提示已被注册")
+        agent.locator("#live li.student", has_text="一直提示已被注册").wait_for(timeout=20000)
+        assert agent.input_value("#say") == ""  # the page did not reload under the agent
+        assert student.locator(".chsi-system").count() == 0  # no "cannot reach" while waiting
+        checked["ticket, taken over"] = violations(agent)
+        agent.screenshot(path=str(ROOT / "results" / "staff-takeover.png"), full_page=True)
+
+        agent.click("button:has-text('交回助手')")
+        student_sees(".chsi-bot", replies()["takeover_ended"])
+        student_says("忘记密码了")
+        student_sees(".chsi-bot", "找回密码有三种方式")
+        assert agent.evaluate("document.documentElement.scrollWidth") <= 390
+
+        agent.context.clear_cookies()
+        agent.goto(f"{live['console']}/login")
+        agent.fill("#name", "lead")
+        agent.fill("#password", PASSWORD)
+        agent.click("button[type=submit]")
+        for path in ("/admin/unanswered", "/admin/feedback", "/tickets?status=claimed"):
+            agent.goto(f"{live['console']}{path}")
+            checked[path] = violations(agent)
+        browser.close()
+    assert {page: found for page, found in checked.items() if found} == {}

@@ -1,0 +1,56 @@
+/* Staff console: keeps a taken-over conversation's transcript current (the ticket page's #live).
+ * Every POLL_MS it asks /tickets/N/messages for the lines after those shown and appends them as
+ * text (never as markup: the student's words are the student's). The list is an aria-live region,
+ * so a screen reader reads new messages; nothing reloads, so a reply being typed is kept. When the
+ * conversation is no longer taken over (handed back, or timed out) it says so and stops. */
+(function () {
+  "use strict";
+  var list = document.getElementById("live");
+  if (!list || !window.fetch) { return; }
+  var POLL_MS = 2500;
+  var source = list.getAttribute("data-source");
+  var count = parseInt(list.getAttribute("data-count"), 10) || 0;
+  var box = list.parentNode;
+  box.scrollTop = box.scrollHeight;
+
+  function line(entry) {
+    var item = document.createElement("li");
+    item.className = entry.sender;
+    var who = document.createElement("span");
+    who.className = "who";
+    who.textContent = entry.who;
+    var at = document.createElement("span");
+    at.className = "time";
+    at.textContent = entry.at;
+    var text = document.createElement("div");
+    text.className = "text";
+    text.textContent = entry.text;
+    item.appendChild(who);
+    item.appendChild(document.createTextNode(" "));
+    item.appendChild(at);
+    item.appendChild(text);
+    return item;
+  }
+
+  function poll() {
+    fetch(source + "?after=" + count, { credentials: "same-origin", cache: "no-store" })
+      .then(function (reply) { return reply.ok ? reply.json() : null; })
+      .then(function (news) {
+        if (!news) { return setTimeout(poll, POLL_MS * 4); }
+        news.lines.forEach(function (entry) { list.appendChild(line(entry)); });
+        if (news.lines.length) { box.scrollTop = box.scrollHeight; }
+        count = news.count;
+        if (!news.held) {
+          var ended = document.createElement("p");
+          ended.className = "live-state";
+          ended.setAttribute("role", "status");
+          ended.textContent = "接管已结束，助手在回答这段对话。刷新页面查看最新状态。";
+          box.parentNode.insertBefore(ended, box);
+          return;
+        }
+        setTimeout(poll, POLL_MS);
+      })
+      .catch(function () { setTimeout(poll, POLL_MS * 4); });
+  }
+  setTimeout(poll, POLL_MS);
+})();
