@@ -25,7 +25,7 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits
+from channels import conversations, limits
 from channels.live_updates import HUB
 from channels.replies import replies
 from core import settings, signed_calls
@@ -40,7 +40,6 @@ AGENT, NOTE = "agent", "note"
 # Sender prefix -> how a text reaches that channel's user (registered by the channels).
 Pusher = Callable[[str, str], Awaitable[None]]
 PUSHERS: dict[str, Pusher] = {}
-_APP: dict[str, Sanic] = {}
 
 
 class NotDelivered(RuntimeError):
@@ -65,15 +64,7 @@ async def push(conversation_id: str, text: str, kind: str) -> None:
 
 async def is_paused(conversation_id: str) -> bool:
     """Whether an agent holds this conversation (the channels then say nothing themselves)."""
-    app = _APP.get("app")
-    agent = getattr(getattr(app, "ctx", None), "agent", None) if app else None
-    if agent is None or agent.tracker_store is None:
-        return False
-    try:
-        tracker = await agent.tracker_store.retrieve(conversation_id)
-    except Exception as error:
-        logger.warning("Could not read a conversation's state: %s", type(error).__name__)
-        return False
+    tracker = await conversations.stored(conversation_id)
     return tracker is not None and tracker.is_paused()
 
 
@@ -95,9 +86,7 @@ class TakeoverInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("custom_webhook_TakeoverInput", __name__)
 
-        @hook.listener("after_server_start")
-        async def remember(app: Sanic, _: Any) -> None:
-            _APP["app"] = app
+        conversations.remember_app(hook)
 
         @hook.route("/<step:pause|say|resume>", methods=["POST"])
         async def step(request: Request, step: str) -> HTTPResponse:

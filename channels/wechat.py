@@ -14,6 +14,9 @@ channels/wechat_protocol.py, what both Tencent channels share in wechat_base.py.
 - The same MsgId (events: sender and CreateTime) is processed once, across servers with REDIS_URL.
 - Subscribe: the welcome. Pictures, voice and other types: a polite text answer.
 - Sender ids are `wx:<openid>`.
+- WECHAT_TRANSFER_CUSTOMER_SERVICE=1: a handoff answers with WeChat's transfer_customer_service
+  message when one of the account's own customer-service agents is online, so that they take the
+  conversation in WeChat's tools; with nobody online the student gets the contacts as usual.
 """
 
 import logging
@@ -24,13 +27,18 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels import conversations
 from channels import wechat_protocol as protocol
 from channels.wechat_api import MessageApi
-from channels.wechat_base import OnNewMessage, TencentChannel
+from channels.wechat_base import TRANSFER, OnNewMessage, TencentChannel
 
 logger = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 REPLY_SECONDS = 4.0  # WeChat gives up after 5 s and retries
+# A handoff: its answer gives the FAQ's email (domain.yml, utter_handoff*), and the action that
+# opens the ticket ran in the turn.
+HANDOFF_MARK, HANDOFF_ACTION = "kefu@chsi.com.cn", "action_create_handoff_ticket"
+AGENTS_ONLINE_TIMEOUT = 1.5
 
 
 class WeChatInput(TencentChannel):
@@ -54,7 +62,12 @@ class WeChatInput(TencentChannel):
     @classmethod
     def settings(cls) -> dict[str, Any]:
         reply_seconds = float(os.environ.get("WECHAT_REPLY_SECONDS") or REPLY_SECONDS)
-        return {**super().settings(), "reply_seconds": reply_seconds}
+        transfer = os.environ.get("WECHAT_TRANSFER_CUSTOMER_SERVICE", "").strip().lower()
+        return {
+            **super().settings(),
+            "reply_seconds": reply_seconds,
+            "transfer_to_agents": transfer in ("1", "true", "yes"),
+        }
 
     def __init__(
         self,
@@ -64,8 +77,10 @@ class WeChatInput(TencentChannel):
         aes_key: str = "",
         api_base: str = DEFAULT_API_BASE,
         reply_seconds: float = REPLY_SECONDS,
+        transfer_to_agents: bool = False,
     ) -> None:
         super().__init__(reply_seconds)
+        self.transfer_to_agents = transfer_to_agents
         self.token, self.app_id, self.secret = token, app_id, secret
         self.api_base = api_base.rstrip("/")
         self.envelope = None
@@ -80,6 +95,31 @@ class WeChatInput(TencentChannel):
                 "safe mode (安全模式) in production.",
                 protocol.FRESH_SECONDS,
             )
+
+    async def transfers(self, sender: str, messages: list[dict[str, Any]]) -> bool:
+        """With WECHAT_TRANSFER_CUSTOMER_SERVICE=1, a handoff goes to the account's own human
+        agents (WeChat's transfer_customer_service) when one of them is online; otherwise the
+        student keeps the handoff's answer, with the contacts and the ticket number."""
+        if not self.transfer_to_agents or not any(
+            HANDOFF_MARK in (message.get("text") or "") for message in messages
+        ):
+            return False
+        tracker = await conversations.stored(sender)
+        if tracker is None or HANDOFF_ACTION not in conversations.last_turn_actions(tracker):
+            return False
+        return await self.agents_online()
+
+    async def agents_online(self) -> bool:
+        """Whether any of the account's customer-service agents is online (getonlinekflist,
+        asked at each handoff, within AGENTS_ONLINE_TIMEOUT so that the passive reply still
+        meets WeChat's deadline); False when the API cannot say in time."""
+        url = f"{self.api_base}/cgi-bin/customservice/getonlinekflist"
+        try:
+            online = await self.api.get_json(url, AGENTS_ONLINE_TIMEOUT)
+        except Exception as error:
+            logger.warning("Could not ask WeChat who is online: %s", type(error).__name__)
+            return False
+        return bool(online.get("kf_online_list"))
 
     def make_api(self) -> MessageApi:
         return MessageApi(
@@ -110,9 +150,11 @@ class WeChatInput(TencentChannel):
         reply = await self.answer(on_new_message, message)
         if reply is None:
             return response.text("success")
-        xml = protocol.text_reply(
-            message.get("FromUserName", ""), message.get("ToUserName", ""), reply
-        )
+        follower, account = message.get("FromUserName", ""), message.get("ToUserName", "")
+        if reply == TRANSFER:
+            xml = protocol.transfer_reply(follower, account)
+        else:
+            xml = protocol.text_reply(follower, account, reply)
         if self.envelope is not None:
             xml = self.envelope.seal(xml, nonce or None)
         return response.text(xml, content_type="application/xml")

@@ -101,6 +101,23 @@ class MessageApi:
                 continue
             raise RuntimeError(f"message not sent: {failure}")
 
+    async def get_json(self, url: str, seconds: float = API_TIMEOUT_SECONDS) -> dict[str, Any]:
+        """A GET of one of the API's JSON endpoints with the cached token (once more with a new
+        token when it was refused)."""
+        timeout = aiohttp.ClientTimeout(total=seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            token = await self.token(session)
+            for attempt in range(2):
+                async with session.get(url, params={"access_token": token}) as reply:
+                    body: dict[str, Any] = await reply.json(content_type=None)
+                if body.get("errcode") in TOKEN_ERRORS and attempt == 0:
+                    token = await self.token(session, stale=token)
+                    continue
+                break
+        if body.get("errcode"):
+            raise RuntimeError(f"refused: errcode {body.get('errcode')}")
+        return body
+
     async def download(self, media_id: str, max_bytes: int) -> bytes:
         """A file a user sent (media/get), at most `max_bytes` of it, or MediaTooLarge."""
         timeout = aiohttp.ClientTimeout(total=MEDIA_TIMEOUT_SECONDS)

@@ -20,7 +20,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits, screenshots, takeover
+from channels import conversations, limits, screenshots, takeover
 from channels import wechat_protocol as protocol
 from channels.replies import replies
 from channels.wechat_api import MediaTooLarge, MessageApi
@@ -36,6 +36,9 @@ USER_ID = re.compile(r"[A-Za-z0-9_.@\-]{1,64}")
 MEDIA_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+# The passive reply that hands the follower to WeChat's customer-service system (a private-use
+# character first: no student's text or answer can be equal to it).
+TRANSFER = "\ue000transfer_customer_service"
 
 
 class TencentChannel(InputChannel):
@@ -67,6 +70,7 @@ class TencentChannel(InputChannel):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        conversations.remember_app(hook)
         if not self.problem:
             takeover.register_pusher(f"{self.sender_prefix}:", self.push_text)
 
@@ -180,10 +184,17 @@ class TencentChannel(InputChannel):
             self.in_background(self._send_when_done(turn, collector, user, key, deliveries))
             return None
         pieces = await self._pieces(turn, collector, user)
+        if pieces and await self.transfers(sender, collector.messages):
+            pieces = [TRANSFER]
         await deliveries.keep_reply(key, [{"text": pieces[0] if pieces else ""}])
         if len(pieces) > 1:
             self.in_background(self._send(user, pieces[1:]))
         return pieces[0] if pieces else None
+
+    async def transfers(self, sender: str, messages: list[dict[str, Any]]) -> bool:
+        """Whether this answer is to be replaced by a handoff to the account's own human agents
+        (channels/wechat.py); never here."""
+        return False
 
     async def _turn(
         self, on_new_message: OnNewMessage, message: UserMessage, media_id: str

@@ -78,6 +78,16 @@ def text_reply(to_user: str, from_user: str, content: str) -> str:
     )
 
 
+def transfer_reply(to_user: str, from_user: str) -> str:
+    """Hands the follower's conversation to the account's customer-service agents (多客服)."""
+    return (
+        f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime>"
+        f"<MsgType>{cdata('transfer_customer_service')}</MsgType></xml>"
+    )
+
+
 class Envelope:
     """Safe mode: decrypts what WeChat sends and encrypts what goes back."""
 

@@ -18,6 +18,7 @@ class ApiStub:
         self.token_requests = 0
         self.busy = 0  # how many sends to answer with "system busy" (errcode -1) first
         self.refusals: list[int] = []  # errcodes to answer the next sends with, in turn
+        self.agents_online: list[dict] = []  # what getonlinekflist answers
         self.sent: list[dict] = []
         self.media: dict[str, bytes] = {}  # media id -> the file media/get serves
         stub = self
@@ -36,6 +37,9 @@ class ApiStub:
 
             def do_GET(self) -> None:
                 query = parse_qs(urlparse(self.path).query)
+                if self.path.startswith("/cgi-bin/customservice/getonlinekflist"):
+                    self._json({"kf_online_list": stub.agents_online})
+                    return
                 if self.path.startswith("/cgi-bin/media/get"):
                     found = stub.media.get(query.get("media_id", [""])[0])
                     if found is None or not query.get("access_token", [""])[0].startswith("T"):

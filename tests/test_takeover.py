@@ -53,6 +53,7 @@ def live(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
         "WECHAT_APPID": APP_ID,
         "WECHAT_APPSECRET": SECRET,
         "WECHAT_API_BASE": stub.url,
+        "WECHAT_TRANSFER_CUSTOMER_SERVICE": "1",
     }
     with running(model_path, tmp / "servers", rasa_env) as servers:
         console_env = {
@@ -289,24 +290,56 @@ def test_two_agents_racing_for_one_conversation_cannot_both_hold_it(
 # ---- WeChat: the agent's words go out through the customer-service API -------------------------
 
 
-def wechat_says(live: dict, open_id: str, text: str) -> str:
+def wechat_post(live: dict, open_id: str, text: str) -> requests.Response:
+    """A follower's text message, delivered by the simulated WeChat server (plain mode)."""
     timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
     params = {
         "signature": protocol.signature(WECHAT_TOKEN, timestamp, nonce),
         "timestamp": timestamp,
         "nonce": nonce,
     }
-    msg_id = str(uuid.uuid4().int % 10**18)
     reply = requests.post(
         f"{live['rasa']}/webhooks/wechat/webhook",
         params=params,
-        data=inbound(open_id, "text", msg_id, Content=text).encode(),
+        data=inbound(open_id, "text", str(uuid.uuid4().int % 10**18), Content=text).encode(),
         timeout=30,
     )
     assert reply.status_code == 200
-    if reply.text == "success":
-        return ""
-    return protocol.parse_xml(reply.content)["Content"]
+    return reply
+
+
+def wechat_reply(live: dict, open_id: str, text: str) -> dict[str, str]:
+    """The passive reply's fields."""
+    reply = wechat_post(live, open_id, text)
+    assert reply.text != "success"
+    return protocol.parse_xml(reply.content)
+
+
+def wechat_says(live: dict, open_id: str, text: str) -> str:
+    """The passive reply's text; "" when the channel answered `success` (nothing to say now)."""
+    reply = wechat_post(live, open_id, text)
+    return "" if reply.text == "success" else protocol.parse_xml(reply.content)["Content"]
+
+
+def test_a_wechat_handoff_goes_to_the_accounts_own_agents_when_one_is_online(
+    live, stub: ApiStub
+) -> None:
+    open_id = f"o{uuid.uuid4().hex[:20]}"
+    stub.agents_online = [{"kf_account": "kf2001@gh_test", "status": 1, "accepted_case": 0}]
+    try:
+        first = wechat_reply(live, open_id, "忘记密码了")
+        assert first["MsgType"] == "text"  # not a handoff: the assistant answers
+        transfer = wechat_reply(live, open_id, "转人工")
+        assert transfer["MsgType"] == "transfer_customer_service"
+        assert transfer["ToUserName"] == open_id and "Content" not in transfer
+    finally:
+        stub.agents_online = []
+    # nobody online: the contacts and the ticket number, as without the setting
+    other = f"o{uuid.uuid4().hex[:20]}"
+    wechat_reply(live, other, "忘记密码了")
+    handoff_reply = wechat_reply(live, other, "转人工")
+    assert handoff_reply["MsgType"] == "text" and "kefu@chsi.com.cn" in handoff_reply["Content"]
+    assert "工单号" in handoff_reply["Content"]
 
 
 def test_a_wechat_follower_is_answered_by_an_agent_through_the_customer_service_api(
