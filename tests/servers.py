@@ -1,6 +1,10 @@
-"""The real servers for end-to-end tests (harness/servers.py), and a student's chat over REST."""
+"""The real servers for end-to-end tests (harness/servers.py), a student's chat over REST, the
+help-page widget's live-takeover stream, and the console's signed takeover calls."""
 
 import contextlib
+import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from core import signed_calls
 from harness import servers as launcher
 from harness.servers import Servers
 
@@ -48,3 +53,42 @@ class Chat:
             parts.append(message["text"])
             parts += [f"[{b['title']}]({b['payload']})" for b in message.get("buttons", [])]
         return "\n".join(parts)
+
+
+class Stream:
+    """The widget's Server-Sent Events stream for one conversation, read in a thread."""
+
+    def __init__(self, rasa: str, sender: str) -> None:
+        self.pushed: list[dict] = []
+        self.reply = requests.get(
+            f"{rasa}/webhooks/rest/stream", params={"sender": sender}, stream=True, timeout=60
+        )
+        assert self.reply.status_code == 200
+        assert self.reply.headers["Content-Type"].startswith("text/event-stream")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in self.reply.iter_lines(decode_unicode=True):
+                if line and line.startswith("data: "):
+                    self.pushed.append(json.loads(line[len("data: ") :]))
+        except (requests.RequestException, AttributeError):  # closed by the test
+            pass
+
+    def wait_for(self, count: int, seconds: float = 20) -> list[dict]:
+        deadline = time.monotonic() + seconds
+        while len(self.pushed) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.pushed)
+
+    def close(self) -> None:
+        self.reply.close()
+
+
+def takeover_call(
+    rasa: str, step: str, conversation_id: str, key: str, **fields: str
+) -> requests.Response:
+    """A live-takeover call to a Rasa server, signed as the staff console signs it."""
+    body = json.dumps({"conversation_id": conversation_id, "agent": "tester", **fields}).encode()
+    headers = signed_calls.signed_headers(key, body)
+    return requests.post(f"{rasa}/webhooks/takeover/{step}", data=body, headers=headers, timeout=30)

@@ -13,16 +13,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from channels.replies import replies
 from harness.servers import Servers
 from tests.helpers import DUPLICATE_PAGE, PASSWORD_PAGE, new_postgres_database, require_redis
-from tests.servers import Chat, running
+from tests.servers import Chat, Stream, running, takeover_call
+
+TAKEOVER_KEY = "cluster-takeover-key"
 
 
 @pytest.fixture(scope="module")
 def cluster(model_path: Path, tmp_path_factory) -> Iterator[tuple[Servers, str]]:
     redis_url = require_redis()
     with new_postgres_database() as database:
-        env = {"DATABASE_URL": database, "REDIS_URL": redis_url}
+        env = {"DATABASE_URL": database, "REDIS_URL": redis_url, "TAKEOVER_SECRET": TAKEOVER_KEY}
         with running(
             model_path, tmp_path_factory.mktemp("cluster"), env, rasa_servers=2
         ) as servers:
@@ -139,3 +142,28 @@ def test_one_message_delivered_to_both_servers_is_one_turn(cluster) -> None:
     assert len(replies) == 4 and all(r == replies[0] for r in replies)
     assert PASSWORD_PAGE in replies[0][0]["text"]
     assert user_texts(database, chat.sender) == ["忘记密码"]
+
+
+def test_a_takeover_holds_on_both_servers_and_reaches_a_widget_on_the_other(cluster) -> None:
+    servers, _ = cluster
+    first, second = servers.rasa
+    chat = Chat(first)
+    assert PASSWORD_PAGE in chat.say("忘记密码了")
+    stream = Stream(second, chat.sender)  # the widget streams from the other server
+    try:
+        assert takeover_call(first, "pause", chat.sender, TAKEOVER_KEY).status_code == 200
+        waiting = [{"recipient_id": chat.sender, "custom": {"takeover": "waiting"}}]
+        assert chat.post("还在吗", url=f"{second}/webhooks/rest/webhook") == waiting
+        assert chat.post("有人吗") == waiting
+        said = takeover_call(second, "say", chat.sender, TAKEOVER_KEY, text="在的，请讲。")
+        assert said.status_code == 200
+        pushed = stream.wait_for(2)  # published through Redis by either server
+        assert pushed == [
+            {"text": replies()["takeover_joined"], "from": "note"},
+            {"text": "在的，请讲。", "from": "agent"},
+        ]
+        assert takeover_call(first, "resume", chat.sender, TAKEOVER_KEY).status_code == 200
+        assert stream.wait_for(3)[2]["text"] == replies()["takeover_ended"]
+    finally:
+        stream.close()
+    assert PASSWORD_PAGE in chat.say("忘记密码了", url=f"{second}/webhooks/rest/webhook")

@@ -5,7 +5,6 @@ console, Rasa server and action server on one database, and a simulated WeChat s
 import json
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from harness.servers import ROOT
 from tests.accessibility import require_axe, violations
 from tests.console import PASSWORD, add_user, console_running, signed_in
 from tests.helpers import PASSWORD_PAGE
-from tests.servers import Chat, running
+from tests.servers import Chat, Stream, running
 from tests.tencent_sim import SECRET, ApiStub, inbound, sent_to
 
 KEY = "takeover-test-secret"
@@ -76,36 +75,6 @@ def handoff(chat: Chat) -> int:
     found = re.search(r"工单号：(\d+)", chat.say("转人工"))
     assert found
     return int(found.group(1))
-
-
-class Stream:
-    """The widget's Server-Sent Events stream for one conversation, read in a thread."""
-
-    def __init__(self, rasa: str, sender: str) -> None:
-        self.pushed: list[dict] = []
-        self.reply = requests.get(
-            f"{rasa}/webhooks/rest/stream", params={"sender": sender}, stream=True, timeout=60
-        )
-        assert self.reply.status_code == 200
-        assert self.reply.headers["Content-Type"].startswith("text/event-stream")
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        try:
-            for line in self.reply.iter_lines(decode_unicode=True):
-                if line and line.startswith("data: "):
-                    self.pushed.append(json.loads(line[len("data: ") :]))
-        except (requests.RequestException, AttributeError):  # closed by the test
-            pass
-
-    def wait_for(self, count: int, seconds: float = 20) -> list[dict]:
-        deadline = time.monotonic() + seconds
-        while len(self.pushed) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.pushed)
-
-    def close(self) -> None:
-        self.reply.close()
 
 
 def post(session: requests.Session, url: str, **form: str) -> requests.Response:

@@ -14,11 +14,12 @@ from channels import wechat_protocol as protocol
 from channels.replies import replies
 from harness.databases import migrate
 from tests.helpers import PASSWORD_PAGE
-from tests.servers import running
+from tests.servers import running, takeover_call
 from tests.tencent_sim import BOMB, SECRET, ApiStub, inbound, stored_user_turns
 
 TOKEN, CORP_ID, AGENT_ID = "wecom-test-token", "ww0123456789abcdef", "1000002"
 AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
+TAKEOVER_KEY = "wecom-takeover-key"
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,14 @@ def wecom(model_path: Path, tmp_path_factory, stub) -> Iterator[dict[str, str]]:
         "WECOM_SECRET": SECRET,
         "WECOM_AGENT_ID": AGENT_ID,
         "WECOM_API_BASE": stub.url,
+        "TAKEOVER_SECRET": TAKEOVER_KEY,
     }
     with running(model_path, tmp, env) as servers:
-        yield {"url": f"{servers.rasa[0]}/webhooks/wecom/webhook", "db": database}
+        yield {
+            "url": f"{servers.rasa[0]}/webhooks/wecom/webhook",
+            "db": database,
+            "rasa": servers.rasa[0],
+        }
 
 
 class Employee:
@@ -195,3 +201,24 @@ def test_old_signed_requests_and_reused_nonces_are_refused(wecom, stub) -> None:
     assert replayed.status_code == 403
     time.sleep(1)
     assert user_turns(wecom["db"], employee.user) == 1
+
+
+def test_an_agent_who_takes_over_answers_through_the_send_api(wecom, stub) -> None:
+    employee = Employee(wecom["url"], stub)
+    assert PASSWORD_PAGE in employee.say("忘记密码了")
+    conversation = f"wecom:{employee.user}"
+    before = len(employee.sent())
+    assert takeover_call(wecom["rasa"], "pause", conversation, TAKEOVER_KEY).status_code == 200
+    assert employee.sent()[before:] == [replies()["takeover_joined"]]
+
+    response = employee.deliver(inbound(employee.user, "text", "7001", Content="在吗，人工"))
+    assert response.status_code == 200 and response.text == ""
+    time.sleep(2)  # the assistant would have answered by now: it must not
+    assert len(employee.sent()) == before + 1
+    said = takeover_call(wecom["rasa"], "say", conversation, TAKEOVER_KEY, text="我在，请讲。")
+    assert said.status_code == 200 and employee.sent()[-1] == "我在，请讲。"
+
+    assert takeover_call(wecom["rasa"], "resume", conversation, TAKEOVER_KEY).status_code == 200
+    assert employee.sent()[-1] == replies()["takeover_ended"]
+    assert PASSWORD_PAGE in employee.say("忘记密码了")
+    assert user_turns(wecom["db"], employee.user) == 3  # the message to the agent is kept
