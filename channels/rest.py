@@ -34,7 +34,7 @@ from sanic.response import HTTPResponse
 
 from channels import limits, screenshots, takeover
 from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooManyStreams
-from channels.replies import replies, unavailable
+from channels.replies import replies, unavailable, with_personal_data_note
 from core.deliveries import Deliveries
 
 logger = logging.getLogger(__name__)
@@ -213,6 +213,8 @@ class ResilientRestInput(RestInput):
             elif not messages:
                 logger.error("No reply to a message in conversation %s", sender)
                 messages = unavailable()
+            else:
+                messages = with_personal_data_note(text, messages, sender)
         except Exception as error:  # the student still gets an answer; the log gets no user text
             logger.error(
                 "Could not handle a message in conversation %s: %s",

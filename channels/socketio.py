@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -35,6 +35,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from channels import limits, takeover
+from channels.replies import with_personal_data_note
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +142,14 @@ class WidgetSocketIOInput(SocketIOInput):
             if cut:
                 await output.send_text_message(sender, limits.too_long_note())
             metadata = limits.bounded_metadata(data.get(self.metadata_key))
+            # collected, then emitted: a note may go before the answer (channels/replies.py)
+            collector = CollectingOutputChannel()
             await on_new_message(
-                UserMessage(text, output, sender, input_channel=self.name(), metadata=metadata)
+                UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
             )
+            for message in with_personal_data_note(text, collector.messages, sender):
+                fields = {k: v for k, v in message.items() if k != "recipient_id"}
+                await output.send_response(sender, fields)
 
         async def push(user: str, text: str) -> None:  # an agent's words (channels/takeover.py)
             room = SENDER_PREFIX + user

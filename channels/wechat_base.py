@@ -22,7 +22,7 @@ from sanic.response import HTTPResponse
 
 from channels import conversations, limits, screenshots, takeover
 from channels import wechat_protocol as protocol
-from channels.replies import replies
+from channels.replies import replies, with_personal_data_note
 from channels.wechat_api import MediaTooLarge, MessageApi
 from core.deliveries import Deliveries
 from core.shared_state import SharedState
@@ -181,9 +181,11 @@ class TencentChannel(InputChannel):
         if self.reply_seconds > 0:
             answered_in_time, _ = await asyncio.wait({turn}, timeout=self.reply_seconds)
         if not answered_in_time:
-            self.in_background(self._send_when_done(turn, collector, user, key, deliveries))
+            self.in_background(
+                self._send_when_done(turn, collector, user, key, deliveries, message_in.text)
+            )
             return None
-        pieces = await self._pieces(turn, collector, user)
+        pieces = await self._pieces(turn, collector, user, message_in.text)
         if pieces and await self.transfers(sender, collector.messages):
             pieces = [TRANSFER]
         await deliveries.keep_reply(key, [{"text": pieces[0] if pieces else ""}])
@@ -249,14 +251,15 @@ class TencentChannel(InputChannel):
         return protocol.fresh(timestamp, time.time())
 
     async def _pieces(
-        self, turn: "asyncio.Future", collector: CollectingOutputChannel, user: str
+        self, turn: "asyncio.Future", collector: CollectingOutputChannel, user: str, said: str
     ) -> list[str]:
         if turn.exception() is not None:
             logger.error(
                 "Could not handle a %s message: %s", self.name(), type(turn.exception()).__name__
             )
             return [replies()["unavailable"]]
-        text, payloads = protocol.as_plain_text(collector.messages)
+        messages = with_personal_data_note(said, collector.messages, None)
+        text, payloads = protocol.as_plain_text(messages)
         if payloads:
             await self.state.set(
                 f"choices:{self.sender_prefix}:{user}", json.dumps(payloads), CHOICES_SECONDS
@@ -274,9 +277,10 @@ class TencentChannel(InputChannel):
         user: str,
         key: str,
         deliveries: Deliveries,
+        said: str,
     ) -> None:
         await asyncio.wait({turn})
-        pieces = await self._pieces(turn, collector, user)
+        pieces = await self._pieces(turn, collector, user, said)
         await deliveries.keep_reply(key, [{"text": pieces[0] if pieces else ""}])
         if pieces:
             await self._send(user, pieces)

@@ -142,3 +142,8 @@ def mask(text: str) -> str:
         position = last
     pieces.append(text[position:])
     return "".join(pieces)
+
+
+def contains_personal_data(text: str) -> bool:
+    """Whether `text` holds an ID number, a mobile number or an email address, in any form."""
+    return bool(text) and bool(_spans(text))

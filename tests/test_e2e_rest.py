@@ -15,6 +15,7 @@ import pytest
 import requests
 import socketio
 
+from channels.replies import replies
 from harness.databases import migrate
 from harness.personal_data import SECRETS, TYPED_FORMS, readable
 from harness.servers import Servers
@@ -216,6 +217,18 @@ def test_personal_data_is_refused_and_never_stored_or_logged(server: str) -> Non
         assert secret not in stored and secret.encode() not in database
         for log in (SERVER_FILES["rasa0"], SERVER_FILES["actions"]):
             assert secret not in log.read_text(encoding="utf-8", errors="replace")
+
+
+def test_a_question_asked_with_personal_data_is_answered_after_a_note(server: str) -> None:
+    chat = Chat(server)
+    replies_to = chat.post("注册时候说我身份证号 1101 0519 4912 3100 2X 已经被人注册了")
+    texts = [message.get("text", "") for message in replies_to]
+    assert texts[0] == replies()["personal_data_note"]  # the student learns not to send it…
+    assert "注册过" in "\n".join(texts[1:])  # …and the question is answered: the ID flow asks
+    assert "不要在这里发送身份证号" not in "\n".join(texts)
+    # a message that is only personal data gets the assistant's warning, and no note besides
+    only = [m.get("text", "") for m in Chat(server).post("我手机号 139 1234 5678")]
+    assert replies()["personal_data_note"] not in only and "不要在这里发送" in only[0]
 
 
 def test_personal_data_typed_in_any_form_is_never_stored_or_logged(server: str) -> None:

@@ -96,3 +96,17 @@ def test_a_long_message_is_answered_from_its_beginning_with_a_note() -> None:
     reply = answer(ResilientRestInput(Deliveries()), assistant, text="忘" * 50_000)
     assert len(assistant.turns[0]) == limits.MAX_MESSAGE_CHARS
     assert [m["text"] for m in reply] == [replies()["too_long"], "reply 1"]
+
+
+def test_the_personal_data_note_goes_before_an_answer_only_when_needed() -> None:
+    from channels.replies import personal_data_warning, with_personal_data_note
+
+    answer = [{"recipient_id": "s", "text": "你以前注册过吗？"}]
+    noted = with_personal_data_note(
+        "身份证１１０１０５１９４９１２３１００２Ｘ已被注册", answer, "s"
+    )
+    assert [m["text"] for m in noted] == [replies()["personal_data_note"], "你以前注册过吗？"]
+    assert with_personal_data_note("证件号码已被注册", answer, "s") == answer
+    warned = [{"recipient_id": "s", "text": personal_data_warning()}]
+    assert with_personal_data_note("13912345678", warned, "s") == warned
+    assert with_personal_data_note("13912345678", [], "s") == []
