@@ -84,17 +84,22 @@ class Servers:
         return self.processes[name].pid
 
 
+def answers(url: str) -> bool:
+    """Whether GET `url` answers 200 now."""
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def wait_for(url: str, servers: Servers, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for name, proc in servers.processes.items():
             if proc.poll() is not None:
                 raise ServerError(f"{name} exited early:\n{servers.logs[name].read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        if answers(url):
+            return
         time.sleep(0.2)
     raise ServerError(f"{url} did not answer within {seconds} s")
 

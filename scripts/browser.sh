@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the help page's browser test needs besides Python packages: Debian's chromium (Playwright
+# What the browser and deployment tests need besides Python packages: Debian's chromium (Playwright
 # drives it; it never downloads a browser of its own) and a font with Chinese glyphs for the
 # screenshots, and axe-core from npm for the accessibility checks. Installed when missing (apt as
 # root); otherwise says what to install (the browser tests then skip, or fail under CI=true).
@@ -24,6 +24,8 @@ fi
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy-microhei)
+# nginx for the test of the several-server deployment behind it (deploy/nginx)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "browser: installing ${missing[*]} (apt)"

@@ -11,6 +11,7 @@ from harness import screenshots as made_screenshots
 from harness.databases import migrate
 from harness.screenshots import Screenshot
 from tests.helpers import FAQ, MODEL, ROOT, load_yaml, new_postgres_database, require_redis
+from tests.tencent_sim import ApiStub
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +59,12 @@ def screenshot_set() -> list[Screenshot]:
             pytest.fail("chromium is not installed; scripts/browser.sh installs it")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return made_screenshots.render()
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[ApiStub]:
+    """A simulated Tencent API (tests/tencent_sim.py), one per test module: modules count what
+    it received."""
+    api = ApiStub()
+    yield api
+    api.server.shutdown()

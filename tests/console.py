@@ -2,13 +2,13 @@
 
 import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 
 from harness.servers import BIN, QUIET_ENV, ROOT, free_port
+from tests.servers import wait_until_answers
 
 PASSWORD = "correct horse battery staple"
 
@@ -40,13 +40,7 @@ def console_running(env: dict[str, str], log: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        wait_until_answers(f"{url}/login")
         yield url
     finally:
         process.terminate()

@@ -1,6 +1,7 @@
 """The real servers for end-to-end tests (harness/servers.py), a student's chat over REST, the
 help-page widget's live-takeover stream, and the console's signed takeover calls."""
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import socketio
 
 from core import signed_calls
 from harness import servers as launcher
@@ -92,3 +94,34 @@ def takeover_call(
     body = json.dumps({"conversation_id": conversation_id, "agent": "tester", **fields}).encode()
     headers = signed_calls.signed_headers(key, body)
     return requests.post(f"{rasa}/webhooks/takeover/{step}", data=body, headers=headers, timeout=30)
+
+
+async def widget_turn(server: str, session_id: str, text: str, origin: str) -> list[str]:
+    """Connects as a page at `origin` would, joins `session_id`, says `text`, and returns the
+    texts of the bot_uttered events that follow."""
+    client = socketio.AsyncClient(reconnection=False)
+    said: asyncio.Queue[dict] = asyncio.Queue()
+    confirmed: asyncio.Queue[str] = asyncio.Queue()
+    client.on("bot_uttered", said.put)
+    client.on("session_confirm", confirmed.put)
+    # polling: the websocket transport of this python-socketio needs a newer aiohttp than Rasa's
+    await client.connect(server, transports=["polling"], headers={"Origin": origin})
+    try:
+        await client.emit("session_request", {"session_id": session_id})
+        assert await asyncio.wait_for(confirmed.get(), 10) == session_id
+        await client.emit("user_uttered", {"message": text, "session_id": session_id})
+        texts = [(await asyncio.wait_for(said.get(), 30)).get("text", "")]
+        while True:  # the rest of this turn's messages
+            try:
+                texts.append((await asyncio.wait_for(said.get(), 2)).get("text", ""))
+            except asyncio.TimeoutError:
+                return texts
+    finally:
+        await client.disconnect()
+
+
+def wait_until_answers(url: str, seconds: float = 60) -> None:
+    """Returns once GET `url` answers 200, or after `seconds` (the test then fails on its own)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not launcher.answers(url):
+        time.sleep(0.1)

@@ -28,7 +28,7 @@ from tests.helpers import (
     PASSWORD_PHONE,
     USERNAME_PAGE,
 )
-from tests.servers import Chat, running
+from tests.servers import Chat, running, widget_turn
 
 # The running servers' conversation database and logs, for the privacy test.
 SERVER_FILES: dict[str, Path] = {}
@@ -247,30 +247,6 @@ def test_personal_data_typed_in_any_form_is_never_stored_or_logged(server: str) 
 
 
 # ---- the socket.io channel, as a chat widget uses it ------------------------------------------
-
-
-async def widget_turn(server: str, session_id: str, text: str, origin: str) -> list[str]:
-    """Connects as a page at `origin` would, joins `session_id`, says `text`, and returns the
-    texts of the bot_uttered events that follow."""
-    client = socketio.AsyncClient(reconnection=False)
-    said: asyncio.Queue[dict] = asyncio.Queue()
-    confirmed: asyncio.Queue[str] = asyncio.Queue()
-    client.on("bot_uttered", said.put)
-    client.on("session_confirm", confirmed.put)
-    # polling: the websocket transport of this python-socketio needs a newer aiohttp than Rasa's
-    await client.connect(server, transports=["polling"], headers={"Origin": origin})
-    try:
-        await client.emit("session_request", {"session_id": session_id})
-        assert await asyncio.wait_for(confirmed.get(), 10) == session_id
-        await client.emit("user_uttered", {"message": text, "session_id": session_id})
-        texts = [(await asyncio.wait_for(said.get(), 30)).get("text", "")]
-        while True:  # the rest of this turn's messages
-            try:
-                texts.append((await asyncio.wait_for(said.get(), 2)).get("text", ""))
-            except asyncio.TimeoutError:
-                return texts
-    finally:
-        await client.disconnect()
 
 
 def test_socketio_replies_reach_the_page_and_the_session_outlives_the_connection(

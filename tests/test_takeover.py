@@ -31,13 +31,6 @@ WECHAT_TOKEN, APP_ID = "takeover-wechat-token", "wx00takeover0000"
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[ApiStub]:
-    api = ApiStub()
-    yield api
-    api.server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def live(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
     """The console and the servers, with live takeover on and a hand-back check every second."""
     tmp = tmp_path_factory.mktemp("takeover")

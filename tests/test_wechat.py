@@ -101,13 +101,6 @@ def test_long_replies_are_split_within_the_limit() -> None:
 # ---- a simulated WeChat: the customer-service API on loopback ----------------------------
 
 
-@pytest.fixture(scope="module")
-def stub() -> Iterator[ApiStub]:
-    api = ApiStub()
-    yield api
-    api.server.shutdown()
-
-
 def wechat_env(stub: ApiStub, database: str, **extra: str) -> dict[str, str]:
     return {
         "DATABASE_URL": database,

@@ -23,13 +23,6 @@ TAKEOVER_KEY = "wecom-takeover-key"
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[ApiStub]:
-    api = ApiStub()
-    yield api
-    api.server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def wecom(model_path: Path, tmp_path_factory, stub) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("wecom")
     database = f"sqlite:///{tmp / 'assistant.db'}"
