@@ -79,3 +79,12 @@ def takeover_idle_minutes() -> int:
     if minutes < 1:
         raise ValueError(f"TAKEOVER_IDLE_MINUTES must be at least 1, not {minutes}")
     return minutes
+
+
+DEFAULT_TAKEOVER_CHECK_SECONDS = 30.0
+
+
+def takeover_check_seconds() -> float:
+    """How often the console looks for takeovers to hand back: `TAKEOVER_CHECK_SECONDS`, 30."""
+    raw = os.environ.get("TAKEOVER_CHECK_SECONDS", "").strip()
+    return max(0.5, float(raw)) if raw else DEFAULT_TAKEOVER_CHECK_SECONDS

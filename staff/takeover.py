@@ -4,13 +4,12 @@ The console holds the agent's claim (core/db/takeovers.py: one agent per convers
 Rasa server to pause, speak and resume (channels/takeover.py) with calls signed by TAKEOVER_SECRET
 (core/signed_calls.py). A conversation whose agent has said nothing for TAKEOVER_IDLE_MINUTES, or
 whose agent's session ended, is handed back by `hand_back_stale`, which the console runs every
-CHECK_SECONDS: the student is told, and the assistant answers again.
+TAKEOVER_CHECK_SECONDS (30): the student is told, and the assistant answers again.
 """
 
 import asyncio
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +22,6 @@ from core.db.models import utcnow
 logger = logging.getLogger(__name__)
 
 CALL_TIMEOUT_SECONDS = 15  # WeChat's API, with its retries, answers within about 8 s
-CHECK_SECONDS = 30  # TAKEOVER_CHECK_SECONDS overrides it
 # What the Rasa server's refusals mean for the agent.
 REASONS = {
     "45015": "微信只允许在学生最近 48 小时内发过消息时回复，这条消息没有发出去。",
@@ -104,10 +102,11 @@ async def hand_back_stale() -> int:
 
 
 async def keep_handing_back() -> None:
-    """The console's background task: `hand_back_stale` every CHECK_SECONDS, whatever fails."""
+    """The console's background task: `hand_back_stale` every TAKEOVER_CHECK_SECONDS, whatever
+    fails."""
     while True:
         try:
             await hand_back_stale()
         except Exception as error:  # a database blip must not end the loop
             logger.warning("Could not check the takeovers: %s", type(error).__name__)
-        await asyncio.sleep(float(os.environ.get("TAKEOVER_CHECK_SECONDS") or CHECK_SECONDS))
+        await asyncio.sleep(settings.takeover_check_seconds())

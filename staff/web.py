@@ -14,7 +14,10 @@ and action needs a signed-in session; admin pages need the admin role.
 """
 
 import asyncio
+import contextlib
 import secrets
+from functools import wraps
+from typing import Any
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -29,6 +32,7 @@ from staff.pages import (
     HERE,
     LOGIN_COOKIE,
     SESSION_COOKIE,
+    Handler,
     page,
     refused,
     same_token,
@@ -55,6 +59,20 @@ def existing_ticket(number: int | str) -> Ticket | None:
     (sanic-routing), and one past a 32-bit integer would overflow the database."""
     number = int(number)
     return queries.get_ticket(number) if 0 < number <= MAX_TICKET else None
+
+
+def with_ticket(handler: Handler) -> Handler:
+    """The route's ticket (its `number`) given to the handler in place of the number; 404 when
+    there is none."""
+
+    @wraps(handler)
+    async def found(request: Request, number: int | str, **kwargs: Any) -> HTTPResponse:
+        ticket = existing_ticket(number)
+        if ticket is None:
+            return refused(404, "没有这个工单。")
+        return await handler(request, ticket, **kwargs)
+
+    return found
 
 
 def create_app(name: str = "staff_console") -> Sanic:
@@ -140,16 +158,14 @@ def create_app(name: str = "staff_console") -> Sanic:
 
     @app.get("/tickets/<number:int>")
     @signed_in()
-    async def ticket_page(request: Request, number: int) -> HTTPResponse:
-        ticket = existing_ticket(number)
-        if ticket is None:
-            return refused(404, "没有这个工单。")
+    @with_ticket
+    async def ticket_page(request: Request, ticket: Ticket) -> HTTPResponse:
         transcript = staff.transcript(ticket.conversation_id)
         return page(
             "ticket.html",
             user=request.ctx.user,
             ticket=ticket,
-            notes=staff.notes(number),
+            notes=staff.notes(ticket.id),
             transcript=transcript,
             last_student=next(
                 (line.at for line in reversed(transcript) if line.sender == "student"), None
@@ -161,14 +177,14 @@ def create_app(name: str = "staff_console") -> Sanic:
     @app.get("/tickets/<number:int>/messages")
     @signed_in()
     async def new_messages(request: Request, number: int) -> HTTPResponse:
-        """The transcript's lines after the first `after`, as JSON, and whether the conversation
-        is still taken over: what /console.js polls while the agent holds the conversation."""
+        """The transcript's lines after event `after`, as JSON, the last event shown, and whether
+        the conversation is still taken over: what /console.js polls while the agent holds it."""
         ticket = existing_ticket(number)
         if ticket is None:
             return response.json({"error": "no such ticket"}, status=404, headers=HEADERS)
         after = request.args.get("after", "0")
-        after = int(after) if after.isdigit() and len(after) < 6 else 0
-        transcript = staff.transcript(ticket.conversation_id)
+        after_id = int(after) if after.isdigit() and len(after) < 19 else 0
+        transcript = staff.transcript(ticket.conversation_id, after_id=after_id)
         lines = [
             {
                 "sender": line.sender,
@@ -176,20 +192,19 @@ def create_app(name: str = "staff_console") -> Sanic:
                 "at": line.at.strftime("%H:%M:%S"),
                 "text": shown_links(line.text),
             }
-            for line in transcript[after:]
+            for line in transcript
         ]
         held = takeovers.holder(ticket.conversation_id)
+        last = transcript[-1].event_id if transcript else after_id
         return response.json(
-            {"count": len(transcript), "lines": lines, "held": held is not None},
-            headers=HEADERS,
+            {"last": last, "lines": lines, "held": held is not None}, headers=HEADERS
         )
 
     @app.post("/tickets/<number:int>/takeover")
     @signed_in()
-    async def take_over(request: Request, number: int) -> HTTPResponse:
-        ticket, agent = existing_ticket(number), request.ctx.user.name
-        if ticket is None:
-            return refused(404, "没有这个工单。")
+    @with_ticket
+    async def take_over(request: Request, ticket: Ticket) -> HTTPResponse:
+        agent = request.ctx.user.name
         if ticket.status == "resolved":
             return refused(409, "这个工单已经解决了；要继续跟进，请先在队列里重新打开。")
         if ticket.status == "claimed" and ticket.claimed_by != agent:
@@ -202,16 +217,16 @@ def create_app(name: str = "staff_console") -> Sanic:
             takeovers.release(ticket.conversation_id, agent)
             return refused(502, outcome.message)
         if ticket.status == "open":
-            queries.change_status(ticket.id, "claimed", staff=agent)
+            with contextlib.suppress(ValueError):  # claimed meanwhile: the takeover holds anyway
+                queries.change_status(ticket.id, "claimed", staff=agent)
         staff.add_note(ticket.id, agent, "接管了对话，助手暂停回答。")
         return response.redirect(f"/tickets/{ticket.id}#reply", status=303, headers=HEADERS)
 
     @app.post("/tickets/<number:int>/say")
     @signed_in()
-    async def say(request: Request, number: int) -> HTTPResponse:
-        ticket, agent = existing_ticket(number), request.ctx.user.name
-        if ticket is None:
-            return refused(404, "没有这个工单。")
+    @with_ticket
+    async def say(request: Request, ticket: Ticket) -> HTTPResponse:
+        agent = request.ctx.user.name
         text = str((request.form or {}).get("text", "")).strip()
         if not text or len(text) > MAX_REPLY_CHARS:
             return refused(400, f"回复不能为空，最多 {MAX_REPLY_CHARS} 个字。")
@@ -224,10 +239,9 @@ def create_app(name: str = "staff_console") -> Sanic:
 
     @app.post("/tickets/<number:int>/handback")
     @signed_in()
-    async def give_back(request: Request, number: int) -> HTTPResponse:
-        ticket, agent = existing_ticket(number), request.ctx.user.name
-        if ticket is None:
-            return refused(404, "没有这个工单。")
+    @with_ticket
+    async def give_back(request: Request, ticket: Ticket) -> HTTPResponse:
+        agent = request.ctx.user.name
         held = takeovers.holder(ticket.conversation_id)
         if held is None or (held.agent != agent and request.ctx.user.role != "admin"):
             return refused(409, "你没有接管这段对话。")
@@ -238,11 +252,9 @@ def create_app(name: str = "staff_console") -> Sanic:
 
     @app.post("/tickets/<number:int>/<action:claim|release|resolve>")
     @signed_in()
-    async def ticket_action(request: Request, number: int, action: str) -> HTTPResponse:
-        ticket = existing_ticket(number)
-        if ticket is None:
-            return refused(404, "没有这个工单。")
-        number = int(number)
+    @with_ticket
+    async def ticket_action(request: Request, ticket: Ticket, action: str) -> HTTPResponse:
+        number = ticket.id
         held = takeovers.holder(ticket.conversation_id)
         if held is not None and action in ("release", "resolve"):
             # a released or resolved case must not leave the student with a silent assistant
@@ -257,14 +269,13 @@ def create_app(name: str = "staff_console") -> Sanic:
 
     @app.post("/tickets/<number:int>/notes")
     @signed_in()
-    async def add_note(request: Request, number: int) -> HTTPResponse:
-        if existing_ticket(number) is None:
-            return refused(404, "没有这个工单。")
-        number, text = int(number), str((request.form or {}).get("text", "")).strip()
+    @with_ticket
+    async def add_note(request: Request, ticket: Ticket) -> HTTPResponse:
+        text = str((request.form or {}).get("text", "")).strip()
         if not text or len(text) > MAX_NOTE_CHARS:
             return refused(400, f"备注不能为空，最多 {MAX_NOTE_CHARS} 个字。")
-        staff.add_note(number, request.ctx.user.name, text)
-        return response.redirect(f"/tickets/{number}", status=303, headers=HEADERS)
+        staff.add_note(ticket.id, request.ctx.user.name, text)
+        return response.redirect(f"/tickets/{ticket.id}", status=303, headers=HEADERS)
 
     admin.add_routes(app)
 

@@ -72,3 +72,21 @@ def test_invalid_responses_raise_what_rasa_raises(result) -> None:
         RemoteAction._validate_action_result(None, result)
     assert raised.value.message.startswith(expected)
     assert "Failed to validate Action server response" in raised.value.message
+
+
+def test_a_run_without_cors_takes_the_origins_from_the_environment(monkeypatch) -> None:
+    from runtime.rasa_server import with_cors_from_environment
+
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    run = ["rasa", "run", "--port", "5005"]
+    assert with_cors_from_environment(run) == [
+        *run,
+        "--cors",
+        "https://a.example",
+        "https://b.example",
+    ]
+    given = [*run, "--cors", "https://c.example"]
+    assert with_cors_from_environment(given) == given  # the command line wins
+    assert with_cors_from_environment(["rasa", "train"]) == ["rasa", "train"]
+    monkeypatch.setenv("CORS_ORIGINS", "")
+    assert with_cors_from_environment(run) == run

@@ -42,6 +42,7 @@ class Line:
     text: str
     at: datetime
     agent: str = ""  # who, for "agent"
+    event_id: int = 0  # its row in the events table: what the live transcript polls after
 
 
 def add_user(name: str, role: str, password_hash: str) -> None:
@@ -108,13 +109,18 @@ def notes(ticket: int) -> list[tuple[str, str, datetime]]:
         return [(row.author, row.text, row.created_at) for row in session.execute(query)]
 
 
-def transcript(conversation_id: str, limit: int = 400) -> list[Line]:
-    """The conversation's messages as stored (the student's masked), oldest first."""
+def transcript(conversation_id: str, limit: int = 400, after_id: int = 0) -> list[Line]:
+    """The conversation's last `limit` messages after event `after_id`, as stored (the student's
+    masked), oldest first."""
     if not sa.inspect(engine()).has_table("events"):
         return []
     query = (
-        sa.select(EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data)
-        .where(EVENTS.c.sender_id == conversation_id, EVENTS.c.type_name.in_(("user", "bot")))
+        sa.select(EVENTS.c.id, EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data)
+        .where(
+            EVENTS.c.sender_id == conversation_id,
+            EVENTS.c.type_name.in_(("user", "bot")),
+            EVENTS.c.id > after_id,
+        )
         .order_by(EVENTS.c.id.desc())
         .limit(limit)
     )
@@ -128,10 +134,11 @@ def transcript(conversation_id: str, limit: int = 400) -> list[Line]:
             continue
         at = datetime.utcfromtimestamp(row.timestamp)
         metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+        agent = str(metadata.get("agent", ""))
         if row.type_name == "user":
-            lines.append(Line("student", text, at))
+            lines.append(Line("student", text, at, event_id=row.id))
         elif metadata.get("takeover") in ("agent", "note"):
-            lines.append(Line(metadata["takeover"], text, at, str(metadata.get("agent", ""))))
+            lines.append(Line(metadata["takeover"], text, at, agent, row.id))
         else:
-            lines.append(Line("assistant", text, at))
+            lines.append(Line("assistant", text, at, event_id=row.id))
     return lines

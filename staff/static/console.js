@@ -1,15 +1,16 @@
 /* Staff console: keeps a taken-over conversation's transcript current (the ticket page's #live).
- * Every POLL_MS it asks /tickets/N/messages for the lines after those shown and appends them as
- * text (never as markup: the student's words are the student's). The list is an aria-live region,
- * so a screen reader reads new messages; nothing reloads, so a reply being typed is kept. When the
- * conversation is no longer taken over (handed back, or timed out) it says so and stops. */
+ * Every POLL_MS it asks /tickets/N/messages for the lines after the last one shown and appends
+ * them as text (never as markup: the student's words are the student's). The list is an
+ * aria-live region, so a screen reader reads new messages; nothing reloads, so a reply being
+ * typed is kept. When the conversation is no longer taken over (handed back, or timed out) it
+ * says so and stops. */
 (function () {
   "use strict";
   var list = document.getElementById("live");
   if (!list || !window.fetch) { return; }
   var POLL_MS = 2500;
   var source = list.getAttribute("data-source");
-  var count = parseInt(list.getAttribute("data-count"), 10) || 0;
+  var last = parseInt(list.getAttribute("data-last"), 10) || 0;  // the last event shown
   var box = list.parentNode;
   box.scrollTop = box.scrollHeight;
 
@@ -33,13 +34,13 @@
   }
 
   function poll() {
-    fetch(source + "?after=" + count, { credentials: "same-origin", cache: "no-store" })
+    fetch(source + "?after=" + last, { credentials: "same-origin", cache: "no-store" })
       .then(function (reply) { return reply.ok ? reply.json() : null; })
       .then(function (news) {
         if (!news) { return setTimeout(poll, POLL_MS * 4); }
         news.lines.forEach(function (entry) { list.appendChild(line(entry)); });
         if (news.lines.length) { box.scrollTop = box.scrollHeight; }
-        count = news.count;
+        last = news.last;
         if (!news.held) {
           var ended = document.createElement("p");
           ended.className = "live-state";
