@@ -33,19 +33,38 @@ def ticket_texts() -> dict[Any, Any]:
     return texts
 
 
+def session_events(tracker: Tracker) -> list[tuple[str, str | None]]:
+    """(event type, intent or action name) of the session's events, oldest first.
+
+    A long conversation's tracker starts from a checkpoint (stores/compaction.py): the event that
+    closes it names the last stored event it sums up, and the steps up to it are read from the
+    database.
+    """
+    found: list[tuple[str, str | None]] = []
+    for event in tracker.events:
+        kind = event.get("event") or ""
+        until = (event.get("metadata") or {}).get(queries.COMPACTED_UNTIL)
+        if kind == "action" and isinstance(until, int):
+            found = queries.session_steps_until(tracker.sender_id, until)
+        elif kind == "user":
+            found.append((kind, ((event.get("parse_data") or {}).get("intent") or {}).get("name")))
+        elif kind in ("action", "session_started"):
+            found.append((kind, event.get("name")))
+    return found
+
+
 def path_taken(tracker: Tracker) -> str:
     """What the student raised and what they were told in this conversation, in order."""
     titles, answers = intent_titles(), ticket_texts()["answers"]
     steps: list[str] = []
-    for event in tracker.events:
-        kind, step = event.get("event"), None
+    for kind, name in session_events(tracker):
+        step = None
         if kind == "session_started":
             steps = []
         elif kind == "user":
-            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-            step = titles.get(intent or "")
+            step = titles.get(name or "")
         elif kind == "action":
-            step = answers.get(event.get("name") or "")
+            step = answers.get(name or "")
         if step and (not steps or steps[-1] != step):
             steps.append(step)
     return " → ".join(steps) or ticket_texts()["unknown"]

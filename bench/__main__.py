@@ -12,6 +12,8 @@ with the same policies:
   and empty replies, resident memory of the Rasa server and the action server;
 - long messages (1,000, 10,000 and 100,000 characters of ordinary words) on that server: the
   latency of each and how much the Rasa server's resident memory grew;
+- one conversation of 300 messages on that server: turn 300's latency beside turn 10's; and the
+  database rows and bytes of a 4-message conversation (bench/long_session.py);
 - the same load on two Rasa servers sharing PostgreSQL and Redis, when those are reachable.
 Writes results/bench/report.md (with ratios to the documented pipeline), results/bench/*.png and
 results/bench/figures.json, and prints the summary. `--quick` runs smaller loads.
@@ -30,6 +32,7 @@ from typing import Any
 import requests
 import yaml
 
+from bench import long_session
 from bench import screenshots as screenshot_bench
 from bench.flows import FLOWS
 from bench.stats import percentile
@@ -55,6 +58,7 @@ TARGETS = {  # the performance targets, for this 2-core machine
     "model_mb": 20,
     "train_s": 120,
     "cold_start_s": 30,
+    "long_session_ratio": 1.5,  # turn 300 of one session ÷ turn 10
 }
 
 
@@ -250,6 +254,10 @@ def measure(
         figures["rasa_memory"] = memory_mb(servers.pid("rasa0"))
         figures["long_messages"] = long_messages(servers.rasa[0], servers.pid("rasa0"))
         figures["actions_memory"] = memory_mb(servers.pid("actions"))
+        figures["long_session"] = long_session.long_session(servers.rasa[0])
+        figures["stored"] = long_session.stored_per_conversation(
+            servers.rasa[0], env["DATABASE_URL"]
+        )
         rasa_pid = servers.pid("rasa0")
         figures["screenshots"] = screenshot_bench.measure(
             servers.rasa[0], lambda: memory_mb(rasa_pid)
@@ -326,6 +334,13 @@ def verdicts(ours: dict) -> list[str]:
         ("model size", ours["model_mb"], TARGETS["model_mb"], "MB", "≤"),
         ("training time", ours["train_s"], TARGETS["train_s"], "s", "≤"),
         ("cold start", ours["sqlite"]["cold_start_s"], TARGETS["cold_start_s"], "s", "≤"),
+        (
+            "turn 300 ÷ turn 10 of one session",
+            ours["sqlite"]["long_session"]["ratio"],
+            TARGETS["long_session_ratio"],
+            "×",
+            "≤",
+        ),
     ]
     errors = sum(
         level["errors"] + level["empty"]
@@ -476,6 +491,25 @@ def report(results: dict[str, dict], seconds: float) -> str:
             f"{theirs['rss_growth_mb']:.1f} |"
             for mine, theirs in zip(
                 one_ours["long_messages"], one_docs["long_messages"], strict=False
+            )
+        ],
+        "",
+        "## A long conversation, and what one costs in the database (one server, SQLite)",
+        "",
+        f"One conversation of {one_ours['long_session']['turns']} messages in one session, one "
+        "at a time (bench/long_session.py): median latency of turns 5–25 and of the last 20. "
+        "Then the stored events of 4-message conversations.",
+        "",
+        "| figure | this project | docs-zh |",
+        "| --- | --- | --- |",
+        *[
+            f"| {name} | {one_ours[group][key]:.{places}f} | {one_docs[group][key]:.{places}f} |"
+            for name, group, key, places in (
+                ("turn 10, median (ms)", "long_session", "early_ms", 0),
+                ("turn 300, median (ms)", "long_session", "late_ms", 0),
+                ("turn 300 ÷ turn 10", "long_session", "ratio", 2),
+                ("events per 4-message conversation", "stored", "events_per_conversation", 1),
+                ("KB of events per 4-message conversation", "stored", "kb_per_conversation", 1),
             )
         ],
         "",

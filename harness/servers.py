@@ -104,6 +104,9 @@ def wait_for(url: str, servers: Servers, seconds: float) -> None:
     raise ServerError(f"{url} did not answer within {seconds} s")
 
 
+STORE_TYPE = "type: stores.tracker_store.MaskingSQLTrackerStore"
+
+
 @contextlib.contextmanager
 def running(
     model: Path,
@@ -112,15 +115,18 @@ def running(
     rasa_servers: int = 1,
     action_server: bool = True,
     enable_api: bool = False,
+    compact: bool = True,
 ) -> Iterator[Servers]:
-    """Starts the servers; without `action_server`, the Rasa servers point at a closed port."""
+    """Starts the servers; without `action_server`, the Rasa servers point at a closed port;
+    without `compact`, the tracker store reads whole sessions (stores/compaction.py)."""
     tmp.mkdir(parents=True, exist_ok=True)
     action_port = free_port()
     endpoints = tmp / "endpoints.yml"
     endpoints.write_text(
         (ROOT / "endpoints.yml")
         .read_text(encoding="utf-8")
-        .replace("http://localhost:5055/webhook", f"http://127.0.0.1:{action_port}/webhook"),
+        .replace("http://localhost:5055/webhook", f"http://127.0.0.1:{action_port}/webhook")
+        .replace(STORE_TYPE, STORE_TYPE if compact else f"{STORE_TYPE}\n  compact: false"),
         encoding="utf-8",
     )
     environment = {**QUIET_ENV, **env}

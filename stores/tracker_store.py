@@ -14,14 +14,20 @@
   stored ones; a conversation answered from memory is not a continuation of what is stored, so for
   those the events are found by content (`_unsaved_events`).
 - Not-understood messages are counted for the trainers (stores/unanswered.py).
+- Compacted: a turn reads the session's checkpoint and its last messages only, not the whole
+  session, so its cost does not grow with the conversation (stores/compaction.py). The checkpoints
+  live in this store's own table `conversation_checkpoints`, created beside Rasa's `events`.
 """
 
+import itertools
+import json
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -29,6 +35,7 @@ from sqlalchemy.orm import sessionmaker
 
 from core import settings
 from core.db.engine import sqlite_engine
+from stores import compaction
 from stores.kept_conversations import KeptConversations
 from stores.masking import masked
 from stores.retries import unreachable, with_retries
@@ -37,20 +44,38 @@ from stores.unanswered import UnansweredQuestions
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+logger = logging.getLogger(__name__)
+
+# One row per conversation: the state its current session had at the boundary (compaction.py).
+CHECKPOINTS = sa.Table(
+    "conversation_checkpoints",
+    sa.MetaData(),
+    sa.Column("conversation_id", sa.String(255), primary_key=True),
+    sa.Column("session_start", sa.Float, nullable=True),  # the session's session_started time
+    sa.Column("until_id", sa.Integer, nullable=False),  # the last event summed up
+    sa.Column("until_timestamp", sa.Float, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+
 
 class MaskingSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore on DATABASE_URL whose stored user messages are masked."""
 
     engine: Engine  # set by SQLTrackerStore.__init__
 
-    def __init__(self, domain: Any = None, host: str | None = None, **kwargs: Any) -> None:
-        # `host` is endpoints.yml's `url`; a full URL there wins over DATABASE_URL.
+    def __init__(
+        self, domain: Any = None, host: str | None = None, compact: bool = True, **kwargs: Any
+    ) -> None:
+        # `host` is endpoints.yml's `url`; a full URL there wins over DATABASE_URL. `compact:
+        # false` there makes every turn read the whole session, as Rasa's own store does.
         self.database_url = host or settings.database_url()
+        self.compact = compact
         super().__init__(domain, host=self.database_url, **kwargs)
         if self.engine.dialect.name == "sqlite" and self.engine.url.database:
             self.engine.dispose()
             self.engine = sqlite_engine(self.database_url, future=False)
             self.sessionmaker = sessionmaker(bind=self.engine)
+        CHECKPOINTS.create(self.engine, checkfirst=True)
         self._unanswered = UnansweredQuestions(self.database_url)
         self._kept = KeptConversations(save=self._save_once)
         # Conversations whose last read failed: their turn went on from what was kept, or started
@@ -62,12 +87,26 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         if sender in self._kept or sender in self._read_failed:
             events: Iterator = iter(self._unsaved_events(session, tracker))
         else:
-            events = super()._additional_events(session, tracker)
+            events = self._stored_after(session, tracker)
         for event in events:
             if isinstance(event, UserUttered):
                 event = masked(event)
                 self._unanswered.note(sender, event)
             yield event
+
+    def _stored_after(self, session: "Session", tracker: DialogueStateTracker) -> Iterator:
+        """The tracker's events after those read from the database (Rasa counts the stored events
+        of the session; a compacted tracker holds only those after its checkpoint)."""
+        restored = compacted_until(tracker)
+        if restored is None:
+            return super()._additional_events(session, tracker)
+        position, until_id = restored
+        stored = (
+            session.query(sa.func.count(self.SQLEvent.id))
+            .filter(self.SQLEvent.sender_id == tracker.sender_id, self.SQLEvent.id > until_id)
+            .scalar()
+        )
+        return itertools.islice(tracker.events, position + 1 + stored, None)
 
     def _unsaved_events(self, session: "Session", tracker: DialogueStateTracker) -> list[Event]:
         """The tracker's events that the database lacks, for a conversation answered from memory.
@@ -123,7 +162,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                 self._read_failed.add(sender_id)
                 return kept.copy()
         try:
-            tracker = await with_retries(lambda: SQLTrackerStore.retrieve(self, sender_id))
+            tracker = await with_retries(lambda: self._retrieve_compacted(sender_id))
         except DBAPIError as error:
             if unreachable(error):
                 self._read_failed.add(sender_id)
@@ -131,7 +170,83 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         self._read_failed.discard(sender_id)
         return tracker
 
+    async def _retrieve_compacted(self, sender_id: str) -> DialogueStateTracker | None:
+        """The current session as a compacted tracker (compaction.py); None when unknown."""
+        if self.domain is None or not self.compact:
+            return await SQLTrackerStore.retrieve(self, sender_id)
+        Events = self.SQLEvent
+        with self.session_scope() as session:
+            session_start = (
+                session.query(sa.func.max(Events.timestamp))
+                .filter(Events.sender_id == sender_id, Events.type_name == "session_started")
+                .scalar()
+            )
+            saved = session.execute(
+                sa.select(CHECKPOINTS).where(CHECKPOINTS.c.conversation_id == sender_id)
+            ).first()
+            checkpoint: tuple[dict[str, Any], int, float] | None = None
+            if saved is not None and saved.session_start == session_start:
+                checkpoint = (json.loads(saved.state), saved.until_id, saved.until_timestamp)
+                query = session.query(Events).filter(
+                    Events.sender_id == sender_id, Events.id > saved.until_id
+                )
+                rows = query.order_by(Events.id).all()
+            else:
+                rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
+                rows = rows.all()
+            read = [(row, Event.from_parameters(json.loads(row.data))) for row in rows]
+            read = [(row, event) for row, event in read if event is not None]
+            if not read and checkpoint is None:
+                return None
+            events = [event for _, event in read]
+            cut = compaction.boundary([row.type_name for row, _ in read])
+            if cut is not None:
+                head = compaction.tracker_from(
+                    sender_id, self.domain.slots, events[:cut], checkpoint
+                )
+                last = read[cut - 1][0]
+                checkpoint = (compaction.state_of(head), last.id, last.timestamp)
+                self._save_checkpoint(session, sender_id, session_start, checkpoint)
+                events = events[cut:]
+            return compaction.tracker_from(sender_id, self.domain.slots, events, checkpoint)
+
+    @staticmethod
+    def _save_checkpoint(
+        session: "Session",
+        sender_id: str,
+        session_start: float | None,
+        checkpoint: tuple[dict[str, Any], int, float],
+    ) -> None:
+        """Writes the conversation's checkpoint; a failure only means the next turn reads more."""
+        state, until_id, until_timestamp = checkpoint
+        values = {
+            "session_start": session_start,
+            "until_id": until_id,
+            "until_timestamp": until_timestamp,
+            "state": compaction.dumps(state),
+        }
+        try:
+            updated = session.execute(
+                sa.update(CHECKPOINTS)
+                .where(CHECKPOINTS.c.conversation_id == sender_id)
+                .values(**values)
+            )
+            if not updated.rowcount:
+                session.execute(sa.insert(CHECKPOINTS).values(conversation_id=sender_id, **values))
+            session.commit()
+        except DBAPIError as error:
+            session.rollback()
+            logger.warning("Could not write a conversation checkpoint: %s", type(error).__name__)
+
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         return await with_retries(
             lambda: SQLTrackerStore.retrieve_full_tracker(self, conversation_id)
         )
+
+
+def compacted_until(tracker: DialogueStateTracker) -> tuple[int, int] | None:
+    """(position, until_id) of the event closing a compacted tracker's restored state, if any."""
+    for position, event in enumerate(itertools.islice(tracker.events, len(tracker.slots) + 3)):
+        if isinstance(event, ActionExecuted) and compaction.COMPACTED_UNTIL in event.metadata:
+            return position, int(event.metadata[compaction.COMPACTED_UNTIL])
+    return None

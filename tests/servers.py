@@ -21,11 +21,18 @@ from harness.servers import Servers
 
 @contextlib.contextmanager
 def running(
-    model: Path, tmp: Path, env: dict[str, str], rasa_servers: int = 1, action_server: bool = True
+    model: Path,
+    tmp: Path,
+    env: dict[str, str],
+    rasa_servers: int = 1,
+    action_server: bool = True,
+    compact: bool = True,
 ) -> Iterator[Servers]:
     """harness.servers.running, failing the test (with the server's log) when a server fails."""
     try:
-        with launcher.running(model, tmp, env, rasa_servers, action_server) as servers:
+        with launcher.running(
+            model, tmp, env, rasa_servers, action_server, compact=compact
+        ) as servers:
             yield servers
     except launcher.ServerError as error:
         pytest.fail(str(error))

@@ -12,6 +12,7 @@ from core.db import queries
 from core.db.engine import engine
 from harness.databases import alembic
 from harness.servers import project_command
+from stores.tracker_store import CHECKPOINTS
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -94,11 +95,22 @@ def test_purge_deletes_old_conversations_and_keeps_unresolved_tickets(database: 
                     sender_id=sender, type_name="user", timestamp=now - age_days * 86400, data="{}"
                 )
             )
+    checkpoints = CHECKPOINTS
+    checkpoints.create(engine(), checkfirst=True)  # a long conversation's checkpoint goes too
+    with engine().begin() as connection:
+        for sender in ("old", "recent"):
+            connection.execute(
+                checkpoints.insert().values(
+                    conversation_id=sender, until_id=1, until_timestamp=now, state="{}"
+                )
+            )
     kept = queries.open_ticket("old", "rest", "", "", "")
     done = queries.purge_older_than(90)
     assert (done.conversations, done.events) == (1, 2)
     with engine().connect() as connection:
         left = connection.execute(sa.select(events.c.sender_id)).scalars().all()
+        left_checkpoints = connection.execute(sa.select(checkpoints.c.conversation_id)).scalars()
+        assert list(left_checkpoints) == ["recent"]
     assert sorted(left) == ["recent", "recent"]
     assert queries.get_ticket(kept) is not None
     # a resolved ticket past the retention period goes

@@ -189,10 +189,50 @@ def feedback_by_answer() -> list[FeedbackCount]:
         ]
 
 
-# ---- retention -----------------------------------------------------------------------------
+# ---- the stored conversation ---------------------------------------------------------------
 
-# Rasa's tracker store table, described just enough to delete from it.
-EVENTS = sa.table("events", sa.column("sender_id"), sa.column("timestamp"))
+# Rasa's tracker store table, described just enough to read from it and delete from it.
+EVENTS = sa.table(
+    "events",
+    sa.column("id"),
+    sa.column("sender_id"),
+    sa.column("type_name"),
+    sa.column("timestamp"),
+    sa.column("intent_name"),
+    sa.column("action_name"),
+    sa.column("data"),
+)
+# The tracker store's checkpoints of long conversations (stores/tracker_store.py), and the metadata
+# key of the event that closes a checkpoint's restored state: the last stored event it sums up.
+COMPACTED_UNTIL = "compacted_until"
+CHECKPOINTS = sa.table("conversation_checkpoints", sa.column("conversation_id"))
+
+
+def session_steps_until(conversation_id: str, until_id: int) -> list[tuple[str, str | None]]:
+    """(event type, intent or action name) of the stored user messages and actions of the session
+    that holds event `until_id`, up to it: the part of a long conversation that the tracker an
+    action gets sums up in a checkpoint (stores/compaction.py)."""
+    of_conversation = EVENTS.c.sender_id == conversation_id
+    with session_scope() as session:
+        start = session.execute(
+            sa.select(sa.func.max(EVENTS.c.id)).where(
+                of_conversation, EVENTS.c.type_name == "session_started", EVENTS.c.id <= until_id
+            )
+        ).scalar()
+        rows = session.execute(
+            sa.select(EVENTS.c.type_name, EVENTS.c.intent_name, EVENTS.c.action_name)
+            .where(
+                of_conversation,
+                EVENTS.c.id <= until_id,
+                EVENTS.c.id >= (start or 0),
+                EVENTS.c.type_name.in_(("user", "action")),
+            )
+            .order_by(EVENTS.c.id)
+        ).all()
+    return [(kind, intent if kind == "user" else action) for kind, intent, action in rows]
+
+
+# ---- retention -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -228,6 +268,10 @@ def purge_older_than(days: int, now: datetime | None = None) -> Purged:
                 events += session.execute(
                     sa.delete(EVENTS).where(EVENTS.c.sender_id.in_(batch))
                 ).rowcount
+                if sa.inspect(engine()).has_table("conversation_checkpoints"):
+                    session.execute(
+                        sa.delete(CHECKPOINTS).where(CHECKPOINTS.c.conversation_id.in_(batch))
+                    )
         feedback = session.execute(
             sa.delete(AnswerFeedback).where(AnswerFeedback.created_at < cutoff)
         ).rowcount

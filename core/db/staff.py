@@ -12,17 +12,9 @@ import sqlalchemy as sa
 
 from core.db.engine import engine, session_scope
 from core.db.models import STAFF_ROLES, StaffSession, StaffUser, TicketNote, utcnow
+from core.db.queries import EVENTS  # read for a ticket's transcript (user texts stored masked)
 
 SESSION_HOURS = 8
-# Rasa's events table, read for a ticket's transcript (user texts are stored masked).
-EVENTS = sa.table(
-    "events",
-    sa.column("id"),
-    sa.column("sender_id"),
-    sa.column("type_name"),
-    sa.column("timestamp"),
-    sa.column("data"),
-)
 
 
 @dataclass(frozen=True)
