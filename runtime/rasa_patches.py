@@ -6,6 +6,12 @@
   with a validator built once for the schema: same errors (best_match), same exception, a few
   microseconds.
 
+- RulePolicy checks every rule against the conversation's last states at each prediction
+  (`_get_possible_keys`: about 5 % of a worker's time under load, py-spy). Its answer depends only
+  on the last states as far back as the longest rule reaches, and conversations keep reaching the
+  same few; so the answer is remembered per distinct run of those states (repr, up to
+  MAX_REMEMBERED_RULE_MATCHES runs, then forgotten and filled again).
+
 Each patch names the sha256 of the Rasa source it replaces. When a Rasa upgrade changes that
 source, the patch is not applied (a warning says so) and tests/test_rasa_patches.py fails, so that
 the patch is measured and checked again rather than silently replacing new code.
@@ -21,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 # sha256 of the source of RemoteAction._validate_action_result in Rasa 3.6.21.
 VALIDATE_ACTION_RESULT_SHA256 = "f8cdb4be6812396167ced74161b2ccd65c5ea676ad86d7d359d8c322d9d8dc42"
+# sha256 of the source of RulePolicy._get_possible_keys in Rasa 3.6.21.
+GET_POSSIBLE_KEYS_SHA256 = "2915fd81711e194c6d667728e00bd0e51e9c1c2791a0be14c55f0ef9938f9936"
+MAX_REMEMBERED_RULE_MATCHES = 4096
 
 
 def source_sha256(function: Any) -> str:
@@ -55,19 +64,66 @@ def validate_action_result(self: Any, result: dict[str, Any]) -> bool:
     raise error
 
 
-def apply() -> bool:
-    """Patches Rasa in this process; False (with a warning) when Rasa's code is not the one
-    measured."""
-    from rasa.core.actions.action import RemoteAction
+_ORIGINAL_GET_POSSIBLE_KEYS: list[Any] = []
 
-    current = RemoteAction._validate_action_result
-    if current is validate_action_result:
+
+def get_possible_keys(self: Any, lookup: dict[str, str], states: list[Any]) -> set[str]:
+    """RulePolicy._get_possible_keys, remembered per run of the states a rule can reach."""
+    remembered = self.__dict__.setdefault("_remembered_rule_matches", {})
+    longest = remembered.get(("longest", id(lookup)))
+    if longest is None:
+        longest = max((len(self._rule_key_to_state(key)) for key in lookup), default=0)
+        remembered[("longest", id(lookup))] = longest
+    key = (id(lookup), repr(states[-longest:] if longest else []))
+    found = remembered.get(key)
+    if found is None:
+        if len(remembered) >= MAX_REMEMBERED_RULE_MATCHES:
+            remembered.clear()
+            remembered[("longest", id(lookup))] = longest
+        found = frozenset(_ORIGINAL_GET_POSSIBLE_KEYS[0](self, lookup, states))
+        remembered[key] = found
+    return set(found)
+
+
+def original_get_possible_keys() -> Any:
+    """Rasa's own RulePolicy._get_possible_keys, patched or not."""
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    return (_ORIGINAL_GET_POSSIBLE_KEYS or [RulePolicy.__dict__["_get_possible_keys"]])[0]
+
+
+def _patch(owner: Any, name: str, sha256: str, replacement: Any) -> bool:
+    current = owner.__dict__[name]
+    if current is replacement:
         return True
-    if source_sha256(current) != VALIDATE_ACTION_RESULT_SHA256:
+    if source_sha256(current) != sha256:
         logger.warning(
-            "Rasa's RemoteAction._validate_action_result is not the code runtime/rasa_patches.py "
-            "was measured against; left unpatched."
+            "Rasa's %s.%s is not the code runtime/rasa_patches.py was measured against; left "
+            "unpatched.",
+            owner.__name__,
+            name,
         )
         return False
-    setattr(RemoteAction, "_validate_action_result", validate_action_result)  # noqa: B010
+    if replacement is get_possible_keys:
+        _ORIGINAL_GET_POSSIBLE_KEYS[:] = [current]
+    setattr(owner, name, replacement)
     return True
+
+
+def apply() -> bool:
+    """Patches Rasa in this process; False (with a warning) when some of Rasa's code is not the
+    one measured (that part is left unpatched)."""
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    return all(
+        [
+            _patch(
+                RemoteAction,
+                "_validate_action_result",
+                VALIDATE_ACTION_RESULT_SHA256,
+                validate_action_result,
+            ),
+            _patch(RulePolicy, "_get_possible_keys", GET_POSSIBLE_KEYS_SHA256, get_possible_keys),
+        ]
+    )

@@ -22,10 +22,13 @@
 import itertools
 import json
 import logging
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+import ujson
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import ActionExecuted, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
+
+# Trackers remembered as read (see _stored_after); the oldest are forgotten first.
+MAX_REMEMBERED_READS = 10_000
 
 # One row per conversation: the state its current session had at the boundary (compaction.py).
 CHECKPOINTS = sa.Table(
@@ -81,6 +87,8 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         # Conversations whose last read failed: their turn went on from what was kept, or started
         # afresh, so what the database holds is not their beginning.
         self._read_failed: set[str] = set()
+        # Conversation -> (the tracker last read or saved, how many of its events are stored).
+        self._read: OrderedDict[str, tuple[weakref.ref[DialogueStateTracker], int]] = OrderedDict()
 
     def _additional_events(self, session: "Session", tracker: DialogueStateTracker) -> Iterator:
         sender = tracker.sender_id
@@ -94,9 +102,21 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                 self._unanswered.note(sender, event)
             yield event
 
+    def _remember_read(self, tracker: DialogueStateTracker) -> None:
+        """Notes that the tracker's events so far are stored: its next save writes what follows."""
+        self._read[tracker.sender_id] = (weakref.ref(tracker), len(tracker.events))
+        self._read.move_to_end(tracker.sender_id)
+        while len(self._read) > MAX_REMEMBERED_READS:
+            self._read.popitem(last=False)
+
     def _stored_after(self, session: "Session", tracker: DialogueStateTracker) -> Iterator:
-        """The tracker's events after those read from the database (Rasa counts the stored events
-        of the session; a compacted tracker holds only those after its checkpoint)."""
+        """The tracker's events after those read from the database: known when this store read
+        the very same tracker (turns of a conversation run one at a time, so nothing else wrote
+        meanwhile); otherwise counted, as Rasa does (a compacted tracker holds only the events
+        after its checkpoint)."""
+        reference, stored = self._read.pop(tracker.sender_id, (None, 0))
+        if reference is not None and id(reference()) == id(tracker):  # the same, still alive
+            return itertools.islice(tracker.events, stored, None)
         restored = compacted_until(tracker)
         if restored is None:
             return super()._additional_events(session, tracker)
@@ -143,6 +163,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         sender = tracker.sender_id
         self._unanswered.forget(sender)
         await SQLTrackerStore.save(self, tracker)
+        self._remember_read(tracker)
         # Stored: what was kept for this conversation is part of this tracker. (A failed read
         # still counts until a read succeeds: this turn's tracker is not the stored one.)
         self._kept.discard(sender)
@@ -194,7 +215,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             else:
                 rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
                 rows = rows.all()
-            read = [(row, Event.from_parameters(json.loads(row.data))) for row in rows]
+            read = [(row, Event.from_parameters(ujson.loads(row.data))) for row in rows]
             read = [(row, event) for row, event in read if event is not None]
             if not read and checkpoint is None:
                 return None
@@ -208,7 +229,9 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                 checkpoint = (compaction.state_of(head), last.id, last.timestamp)
                 self._save_checkpoint(session, sender_id, session_start, checkpoint)
                 events = events[cut:]
-            return compaction.tracker_from(sender_id, self.domain.slots, events, checkpoint)
+            tracker = compaction.tracker_from(sender_id, self.domain.slots, events, checkpoint)
+        self._remember_read(tracker)
+        return tracker
 
     @staticmethod
     def _save_checkpoint(

@@ -2,13 +2,18 @@
 check accepts and rejects exactly as Rasa's; a Rasa upgrade that changes the patched code fails
 here."""
 
+import json
+import random
+
 import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
+from rasa.core.policies.rule_policy import RulePolicy
 
 from runtime import rasa_patches
 
 ORIGINAL = RemoteAction.__dict__["_validate_action_result"]
+ORIGINAL_KEYS = rasa_patches.original_get_possible_keys()
 VALID = [
     {},
     {"events": [], "responses": []},
@@ -24,6 +29,7 @@ INVALID = [{"events": "nope"}, {"responses": [1]}, {"events": [{"event": "slot"}
 def patched(monkeypatch) -> None:
     """Rasa patched as runtime.rasa_server patches it, and restored after each test."""
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
+    monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     assert rasa_patches.apply() is True
 
 
@@ -36,13 +42,42 @@ def test_the_patched_code_is_the_code_that_was_measured() -> None:
     )
 
 
+def test_the_rule_matching_patched_is_the_code_that_was_measured() -> None:
+    assert rasa_patches.source_sha256(ORIGINAL_KEYS) == rasa_patches.GET_POSSIBLE_KEYS_SHA256
+
+
+def test_remembered_rule_matches_are_rasa_s_own(model_path) -> None:
+    """The trained RulePolicy, its rules' states run together and cut at every length: the
+    remembered answer is Rasa's, asked once and again."""
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model_path))
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()  # type: ignore[union-attr]
+    policy = next(node._component for node in nodes if isinstance(node._component, RulePolicy))
+    rules = [json.loads(key) for key in policy.lookup["rules"]]
+    random.seed(14)
+    checked = 0
+    for _ in range(150):
+        states = random.choice(rules) + random.choice(rules) + random.choice(rules)
+        for cut in range(len(states) + 1):
+            run = states[cut:]
+            for lookup in (policy.lookup["rules"], policy.lookup["rules_for_loop_unhappy_path"]):
+                expected = ORIGINAL_KEYS(policy, lookup, run)
+                assert RulePolicy._get_possible_keys(policy, lookup, run) == expected
+                assert RulePolicy._get_possible_keys(policy, lookup, run) == expected
+                checked += bool(expected)
+    assert checked > 100  # rules did match, not only empty answers
+
+
 def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
     from runtime import rasa_server
 
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
+    monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     monkeypatch.setattr("rasa.__main__.main", lambda: None)
     rasa_server.main()
     assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
+    assert RulePolicy.__dict__["_get_possible_keys"] is rasa_patches.get_possible_keys
 
 
 def test_changed_rasa_code_is_left_unpatched(monkeypatch, caplog) -> None:
