@@ -36,6 +36,7 @@ from bench import long_session
 from bench import screenshots as screenshot_bench
 from bench.flows import FLOWS
 from bench.stats import percentile
+from core import settings
 from harness import databases
 from harness.servers import BIN, QUIET_ENV, ROOT, Servers, running
 
@@ -50,11 +51,12 @@ LONG_MESSAGE_CHARS = (1_000, 10_000, 100_000)
 LONG_MESSAGE_WORDS = (
     "我忘记了学信网的登录密码，手机号也换了，不知道怎么找回，明天就要用，请帮帮我。"
 )
-TARGETS = {  # the performance targets, for this 2-core machine
-    "p95_single_ms": 40,
-    "throughput_50": 100,
-    "p95_50_ms": 500,
-    "rasa_rss_mb": 1024,
+TARGETS = {  # the performance targets, for this 2-core machine (issue #14 for the first five)
+    "p95_single_ms": 30,
+    "throughput_50": 80,
+    "p95_50_ms": 1000,
+    "rasa_anon_mb": 600,  # per worker process
+    "rasa_rss_mb": 1024,  # per worker process
     "model_mb": 20,
     "train_s": 120,
     "cold_start_s": 30,
@@ -101,17 +103,24 @@ def train(name: str, config: Path) -> dict[str, Any]:
     }
 
 
-def memory_mb(pid: int) -> dict[str, float]:
-    """Resident memory: peak and now, and now split into the process's own (anonymous) pages and
-    the mapped files (TensorFlow's shared libraries above all), which the page cache shares."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    field = lambda key: int(status.split(f"{key}:")[1].split()[0]) / 1024  # noqa: E731
-    return {
-        "rss_mb": field("VmRSS"),
-        "peak_mb": field("VmHWM"),
-        "anon_mb": field("RssAnon"),
-        "file_mb": field("RssFile"),
-    }
+def memory_mb(pids: list[int]) -> dict[str, float]:
+    """Resident memory of these processes together: peak and now, and now split into their own
+    (anonymous) pages and the mapped files (TensorFlow's shared libraries above all), which the
+    page cache shares."""
+    totals = {"rss_mb": 0.0, "peak_mb": 0.0, "anon_mb": 0.0, "file_mb": 0.0}
+    keys = {"rss_mb": "VmRSS", "peak_mb": "VmHWM", "anon_mb": "RssAnon", "file_mb": "RssFile"}
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        for name, key in keys.items():
+            totals[name] += int(status.split(f"{key}:")[1].split()[0]) / 1024
+    return totals
+
+
+def rasa_pids(servers: Servers) -> list[int]:
+    """The first Rasa server's worker processes (SANIC_WORKERS > 1), or the server itself."""
+    main = servers.pid("rasa0")
+    children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+    return [int(pid) for pid in children] or [main]
 
 
 def first_answer_s(servers: Servers) -> float:
@@ -147,13 +156,13 @@ def parse_latency(url: str) -> dict[str, float]:
     }
 
 
-def long_messages(url: str, pid: int) -> list[dict[str, Any]]:
+def long_messages(url: str, pids: list[int]) -> list[dict[str, Any]]:
     """Per length: latency, HTTP status and the Rasa server's memory growth (MB) for one message."""
     figures = []
     for chars in LONG_MESSAGE_CHARS:
         text = (LONG_MESSAGE_WORDS * (chars // len(LONG_MESSAGE_WORDS) + 1))[:chars]
         body = json.dumps({"sender": f"bench-long-{chars}", "message": text}, ensure_ascii=False)
-        before = memory_mb(pid)
+        before = memory_mb(pids)
         started = time.perf_counter()
         reply = requests.post(
             f"{url}/webhooks/rest/webhook",
@@ -162,7 +171,7 @@ def long_messages(url: str, pid: int) -> list[dict[str, Any]]:
             timeout=120,
         )
         latency = time.perf_counter() - started
-        after = memory_mb(pid)
+        after = memory_mb(pids)
         figures.append(
             {
                 "chars": chars,
@@ -223,6 +232,7 @@ def profiled(pid: int, svg: Path) -> subprocess.Popen | None:
             "--rate",
             "200",
             "--nonblocking",
+            "--subprocesses",  # the workers of a server with several
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -251,17 +261,16 @@ def measure(
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
-        figures["rasa_memory"] = memory_mb(servers.pid("rasa0"))
-        figures["long_messages"] = long_messages(servers.rasa[0], servers.pid("rasa0"))
-        figures["actions_memory"] = memory_mb(servers.pid("actions"))
+        pids = rasa_pids(servers)
+        figures["rasa_workers"] = len(pids)
+        figures["rasa_memory"] = memory_mb(pids)
+        figures["long_messages"] = long_messages(servers.rasa[0], pids)
+        figures["actions_memory"] = memory_mb([servers.pid("actions")])
         figures["long_session"] = long_session.long_session(servers.rasa[0])
         figures["stored"] = long_session.stored_per_conversation(
             servers.rasa[0], env["DATABASE_URL"]
         )
-        rasa_pid = servers.pid("rasa0")
-        figures["screenshots"] = screenshot_bench.measure(
-            servers.rasa[0], lambda: memory_mb(rasa_pid)
-        )
+        figures["screenshots"] = screenshot_bench.measure(servers.rasa[0], lambda: memory_mb(pids))
     return figures
 
 
@@ -269,14 +278,17 @@ def sqlite_setup(model: Path, levels: list[tuple], profile: Path | None) -> dict
     with tempfile.TemporaryDirectory(prefix="bench-db-") as tmp:
         url = f"sqlite:///{tmp}/assistant.db"
         databases.migrate(url)
-        return measure(model, {"DATABASE_URL": url}, 1, levels, profile)
+        # the default setup: as many workers as `make run` starts here (scripts/run.sh)
+        workers = str(settings.default_workers())
+        return measure(model, {"DATABASE_URL": url, "SANIC_WORKERS": workers}, 1, levels, profile)
 
 
 def cluster_setup(model: Path, levels: list[tuple]) -> dict[str, Any] | None:
     try:
         databases.redis_answers(REDIS_URL)
         with databases.new_postgres_database(POSTGRES_URL) as url:
-            return measure(model, {"DATABASE_URL": url, "REDIS_URL": REDIS_URL}, 2, levels)
+            env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "SANIC_WORKERS": "1"}
+            return measure(model, env, 2, levels)
     except Exception as error:
         print(f"bench: two-server setup skipped: {type(error).__name__}: {error}")
         return None
@@ -310,23 +322,39 @@ def level_rows(setup: str, ours: dict, docs: dict) -> list[str]:
 
 def verdicts(ours: dict) -> list[str]:
     single, fifty = ours["sqlite"]["levels"][0], ours["sqlite"]["levels"][-1]
-    best_fifty = max(
-        [fifty] + ([ours["cluster"]["levels"][-1]] if ours.get("cluster") else []),
-        key=lambda level: level["throughput"],
-    )
+    workers = ours["sqlite"].get("rasa_workers", 1)
     checks = [
-        ("single-user p95", single["p95_ms"], TARGETS["p95_single_ms"], "ms", "≤"),
+        ("default setup: single-user p95", single["p95_ms"], TARGETS["p95_single_ms"], "ms", "≤"),
         (
-            "50 conversations: throughput",
-            best_fifty["throughput"],
+            "default setup, 50 conversations: throughput",
+            fifty["throughput"],
             TARGETS["throughput_50"],
             "msg/s",
             "≥",
         ),
-        ("50 conversations: p95", best_fifty["p95_ms"], TARGETS["p95_50_ms"], "ms", "≤"),
+        ("default setup, 50 conversations: p95", fifty["p95_ms"], TARGETS["p95_50_ms"], "ms", "≤"),
+    ]
+    if ours.get("cluster"):
+        checks.append(
+            (
+                "two servers on PostgreSQL + Redis, 50 conversations: throughput",
+                ours["cluster"]["levels"][-1]["throughput"],
+                TARGETS["throughput_50"],
+                "msg/s",
+                "≥",
+            )
+        )
+    checks += [
         (
-            "Rasa server resident memory",
-            ours["sqlite"]["rasa_memory"]["peak_mb"],
+            "Rasa worker's own (anonymous) memory",
+            ours["sqlite"]["rasa_memory"]["anon_mb"] / workers,
+            TARGETS["rasa_anon_mb"],
+            "MB",
+            "≤",
+        ),
+        (
+            "Rasa worker's resident memory, peak",
+            ours["sqlite"]["rasa_memory"]["peak_mb"] / workers,
             TARGETS["rasa_rss_mb"],
             "MB",
             "≤",
@@ -364,7 +392,10 @@ def plots(results: dict[str, dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    titles = {"sqlite": "SQLite, 1 server", "cluster": "PostgreSQL + Redis, 2 servers"}
+    titles = {
+        "sqlite": "SQLite, 1 server, a worker per core",
+        "cluster": "PostgreSQL + Redis, 2 servers",
+    }
     for setup in ("sqlite", "cluster"):
         if not all(results[name].get(setup) for name in results):
             continue
@@ -414,6 +445,8 @@ def flame_graphs() -> str:
 
 def report(results: dict[str, dict], seconds: float) -> str:
     ours, docs = results["project"], results["docs-zh"]
+    workers = ours["sqlite"].get("rasa_workers", 1)
+    own = ours["sqlite"]["rasa_memory"]["anon_mb"]
     lines = [
         "# Benchmark",
         "",
@@ -427,16 +460,21 @@ def report(results: dict[str, dict], seconds: float) -> str:
         "",
         "Resident memory includes the pages of mapped files, mostly TensorFlow's shared libraries, "
         f"which the page cache shares and which vary with it (a freshly installed .venv maps more "
-        f"of them): after the load the Rasa server held "
-        f"{ours['sqlite']['rasa_memory']['anon_mb']:.0f} MB of its own and "
-        f"{ours['sqlite']['rasa_memory']['file_mb']:.0f} MB of mapped files.",
+        f"of them): after the load the Rasa server's "
+        f"{workers} worker processes held {own:.0f} MB of their own ({own / workers:.0f} MB "
+        f"each) and {ours['sqlite']['rasa_memory']['file_mb']:.0f} MB of mapped files. Memory "
+        "figures below are of all the server's workers together.",
         "",
         "## Per-message latency over REST (ms) and throughput (messages/s)",
         "",
         "| setup | concurrent | messages | p50 | p95 (ratio) | p99 | msg/s (ratio) | errors | "
         "empty | docs-zh p50 / p95 / p99 | docs-zh msg/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        *level_rows("SQLite, 1 server", ours["sqlite"], docs["sqlite"]),
+        *level_rows(
+            f"SQLite, 1 server, {workers} workers (default)",
+            ours["sqlite"],
+            docs["sqlite"],
+        ),
     ]
     if ours.get("cluster") and docs.get("cluster"):
         lines += level_rows("PostgreSQL + Redis, 2 servers", ours["cluster"], docs["cluster"])
@@ -449,7 +487,7 @@ def report(results: dict[str, dict], seconds: float) -> str:
 
     lines += [
         "",
-        "## One server",
+        "## One server (default: a worker per core)",
         "",
         "| figure | this project | docs-zh | ratio |",
         "| --- | --- | --- | --- |",

@@ -17,6 +17,8 @@ Rasa's SocketIOInput under the same name, URL and events, with what it lacks on 
   letters, digits, "_" or "-" (otherwise the server makes one).
 - Its users have a namespace of their own: the conversation of session S is `sio:S`, so a widget
   cannot join a REST, WeChat or WeCom conversation by naming it.
+- Several workers (SANIC_WORKERS > 1): WebSocket only (`transports`), and an agent's words go
+  through channels/live_updates.py to the worker that holds the student's socket.
 """
 
 import logging
@@ -35,7 +37,9 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from channels import limits, takeover
+from channels.live_updates import HUB
 from channels.replies import with_personal_data_note
+from core import settings
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,14 @@ def refusal(query: str, headers: dict[str, str]) -> str | None:
     return None
 
 
+def transports() -> list[str]:
+    """engine.io's transports. Its long-polling keeps a session in the process that opened it,
+    and the workers of one server share its port, so with several workers (SANIC_WORKERS) a poll
+    could reach a worker that does not know its session: WebSocket only, one connection that stays
+    with its worker. Clients then connect with `transports: ["websocket"]` (README)."""
+    return ["websocket"] if settings.workers() > 1 else ["polling", "websocket"]
+
+
 class WidgetSocketIOInput(SocketIOInput):
     """SocketIOInput with an origin check that holds, bounded input and its own namespace."""
 
@@ -87,7 +99,10 @@ class WidgetSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         sio = AsyncServer(
-            async_mode="sanic", cors_allowed_origins=[], max_http_buffer_size=MAX_PACKET_BYTES
+            async_mode="sanic",
+            cors_allowed_origins=[],
+            max_http_buffer_size=MAX_PACKET_BYTES,
+            transports=transports(),
         )
         self.sio, namespace = sio, self.namespace or "/"
         webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
@@ -113,6 +128,7 @@ class WidgetSocketIOInput(SocketIOInput):
             return response.json({"status": "ok"})
 
         async def connect(sid: str, environ: dict, auth: dict | None = None) -> bool:
+            HUB.start_relay()  # an agent's words may come through another worker or server
             if not self.session_persistence:
                 await sio.enter_room(sid, SENDER_PREFIX + sid, namespace=namespace)
             return True
@@ -152,10 +168,16 @@ class WidgetSocketIOInput(SocketIOInput):
                 await output.send_response(sender, fields)
 
         async def push(user: str, text: str) -> None:  # an agent's words (channels/takeover.py)
+            # to whichever worker or server holds the student's socket (channels/live_updates.py)
+            await HUB.publish(SENDER_PREFIX + user, {"text": text})
+
+        async def deliver(user: str, message: dict[str, Any]) -> None:
             room = SENDER_PREFIX + user
-            await sio.emit(self.bot_message_evt, {"text": text}, room=room, namespace=namespace)
+            text = {"text": message["text"]}
+            await sio.emit(self.bot_message_evt, text, room=room, namespace=namespace)
 
         takeover.register_pusher(SENDER_PREFIX, push)
+        HUB.deliver_locally_to(SENDER_PREFIX, deliver)
         sio.on("connect", connect, namespace=namespace)
         sio.on("session_request", session_request, namespace=namespace)
         sio.on(self.user_message_evt, handle_message, namespace=namespace)

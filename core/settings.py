@@ -27,6 +27,41 @@ def redis_url() -> str | None:
     return os.environ.get("REDIS_URL", "").strip() or None
 
 
+def workers() -> int:
+    """`SANIC_WORKERS`: Rasa's own setting, the number of worker processes of one Rasa server
+    (scripts/run.sh sets it to default_workers() unless it is set)."""
+    raw = os.environ.get("SANIC_WORKERS", "").strip()
+    return max(1, int(raw)) if raw.isdigit() else 1
+
+
+# What one worker of the Rasa server holds once it has answered (make bench: about 1.1 GB
+# resident, more once it reads a picture).
+WORKER_MEMORY_BYTES = int(1.4 * 1024**3)
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on, as many as the available memory holds."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    by_memory = available // WORKER_MEMORY_BYTES if available is not None else cores or 1
+    return max(1, min(cores or 1, by_memory))
+
+
+def shared_between_processes() -> str:
+    """Where what every process of the assistant must see alike lives: "redis" (REDIS_URL),
+    "database" (several workers and no Redis) or "process" (one worker, no Redis)."""
+    if redis_url():
+        return "redis"
+    return "database" if workers() > 1 else "process"
+
+
 def retention_days() -> int:
     """How long conversations are kept: `RETENTION_DAYS`, 90 by default."""
     raw = os.environ.get("RETENTION_DAYS", "").strip()

@@ -1,5 +1,6 @@
 """Small values with an expiry, shared by every Rasa server through Redis when REDIS_URL is set,
-or kept in this process otherwise: delivered message ids, the choices last offered to a WeChat
+by the worker processes of one server through the database when there is no Redis, or kept in
+this process for one worker: delivered message ids, the choices last offered to a WeChat
 user, the WeChat access token, the nonces of recent WeChat requests.
 
 Redis is called through core/redis_connection.py (redis.asyncio, one-second timeouts), so a Redis
@@ -11,10 +12,17 @@ MAX_LOCAL_ENTRIES values; past that the oldest go first, so a flood of message i
 server's memory.
 """
 
+import asyncio
+import hashlib
 import logging
 import time
 
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
 from core import redis_connection, settings
+from core.db.engine import session_scope
+from core.db.models import SharedValue
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +31,66 @@ SWEEP_SECONDS = 60
 MAX_LOCAL_ENTRIES = 50_000
 
 
+class DatabaseValues:
+    """The values in the database (table `shared_values`), for the worker processes of one server
+    when there is no Redis. Each call is one short transaction, run in a thread by SharedState;
+    expired rows are swept out at most once a minute."""
+
+    def __init__(self) -> None:
+        self._next_sweep = 0.0
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with session_scope() as session:
+            value: str | None = session.execute(
+                sa.select(SharedValue.value).where(
+                    SharedValue.key == self._key(key), SharedValue.expires > time.time()
+                )
+            ).scalar()
+            return value
+
+    def set(
+        self, key: str, value: str, seconds: float, only_if_new: bool, only_if_present: bool
+    ) -> bool:
+        key, now = self._key(key), time.time()
+        row = {"value": value, "expires": now + seconds}
+        this = SharedValue.key == key
+        with session_scope() as session:
+            if now >= self._next_sweep:
+                self._next_sweep = now + SWEEP_SECONDS
+                session.execute(sa.delete(SharedValue).where(SharedValue.expires <= now))
+            if only_if_present:
+                changed = session.execute(
+                    sa.update(SharedValue).where(this, SharedValue.expires > now).values(**row)
+                )
+                return bool(changed.rowcount)
+            if only_if_new:
+                session.execute(sa.delete(SharedValue).where(this, SharedValue.expires <= now))
+            elif session.execute(sa.update(SharedValue).where(this).values(**row)).rowcount:
+                return True
+        try:  # a new row: its primary key decides between two workers setting it at once
+            with session_scope() as session:
+                session.add(SharedValue(key=key, **row))
+            return True
+        except IntegrityError:
+            if only_if_new:
+                return False
+            with session_scope() as session:
+                session.execute(sa.update(SharedValue).where(this).values(**row))
+            return True
+
+
 class SharedState:
-    """Keyed values with an expiry, in Redis or in this process."""
+    """Keyed values with an expiry: in Redis, in the database for several workers without Redis
+    (core/settings.py: shared_between_processes), or in this process."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or settings.redis_url()
+        where = "redis" if self.url else settings.shared_between_processes()
+        self.database = DatabaseValues() if where == "database" else None
         self._local: dict[str, tuple[float, str]] = {}
         self._next_sweep = 0.0
 
@@ -49,6 +112,13 @@ class SharedState:
             except Exception as error:
                 logger.warning(
                     "Redis unavailable (%s); using this server's memory.", type(error).__name__
+                )
+        if self.database:
+            try:
+                return await asyncio.to_thread(self.database.get, key)
+            except Exception as error:
+                logger.warning(
+                    "Database unavailable (%s); using this process's memory.", type(error).__name__
                 )
         entry = self._live(key)
         return entry[1] if entry else None
@@ -76,6 +146,15 @@ class SharedState:
             except Exception as error:
                 logger.warning(
                     "Redis unavailable (%s); using this server's memory.", type(error).__name__
+                )
+        if self.database:
+            try:
+                return await asyncio.to_thread(
+                    self.database.set, key, value, seconds, only_if_new, only_if_present
+                )
+            except Exception as error:
+                logger.warning(
+                    "Database unavailable (%s); using this process's memory.", type(error).__name__
                 )
         return self._set_local(key, value, seconds, only_if_new, only_if_present)
 

@@ -30,16 +30,31 @@ def make_store(kind: str, url: str):
         )
     from stores.lock_store import ConversationLockStore
 
+    if kind == "database":  # several workers without Redis (SANIC_WORKERS, DATABASE_URL)
+        return ConversationLockStore()
     return ConversationLockStore(url=url)
 
 
 def server(kind: str, url: str, conversation: str, numbers: list[int], start_at: float) -> None:
+    """Runs its turns; each logs "start n <asked> <placed>" (when it asked for its place in the
+    queue and when the place was confirmed; Rasa's store has no queue: 0 0) and "end n"."""
     log, store = redis.Redis.from_url(url), make_store(kind, url)
+    places: dict = {}
+    if hasattr(store, "take_place"):
+        take_place = store.take_place
+
+        async def timed(conversation_id: str, token: str, lifetime: float) -> None:
+            asked = time.time()
+            await take_place(conversation_id, token, lifetime)
+            places[asyncio.current_task()] = (asked, time.time())
+
+        store.take_place = timed
 
     async def scheduled(number: int) -> None:
         await asyncio.sleep(max(0.0, start_at + number * 0.01 - time.time()))
         async with store.lock(conversation, wait_time_in_seconds=0.005):
-            log.rpush(conversation, f"start {number}")
+            asked, placed = places.get(asyncio.current_task(), (0, 0))
+            log.rpush(conversation, f"start {number} {asked:.6f} {placed:.6f}")
             await asyncio.sleep(0.02)
             log.rpush(conversation, f"end {number}")
 

@@ -34,6 +34,12 @@ IFS=',' read -ra cors_origins <<<"$CORS_ORIGINS"
 # The project's tables (tickets, unanswered questions, feedback) in DATABASE_URL's database.
 scripts/migrate.sh
 
+# Every core: one Rasa worker process per core, as many as the memory holds (Rasa's own
+# SANIC_WORKERS; set it to choose). The workers share the port, and what they must see alike
+# (whose turn it is, duplicate messages, an agent's words) goes through Redis when REDIS_URL is
+# set, through the database otherwise (core/settings.py: shared_between_processes).
+export SANIC_WORKERS="${SANIC_WORKERS:-$(.venv/bin/python -c 'from core.settings import default_workers; print(default_workers())')}"
+
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -58,7 +64,8 @@ pids+=($!); names[$!]="the staff console (logs/staff.log)"
 pids+=($!); names[$!]="the Rasa server (logs/rasa.log)"
 
 echo "run: starting the action server (port $ACTION_PORT), the staff console (port $STAFF_PORT)"
-echo "run: and the Rasa server (port $RASA_PORT); logs in logs/actions.log, staff.log, rasa.log"
+echo "run: and the Rasa server (port $RASA_PORT, $SANIC_WORKERS worker processes); logs in"
+echo "run: logs/actions.log, staff.log, rasa.log"
 deadline=$(( $(date +%s) + 180 ))
 until curl -fsS "${probe}/status" >/dev/null 2>&1 || curl -fsS "${probe}/" >/dev/null 2>&1; do
   for pid in "${pids[@]}"; do
@@ -79,7 +86,8 @@ cat <<MSG
     help page: http://localhost:${RASA_PORT}/webhooks/help/   (chat widget; embed: see README)
     REST:      curl -s -XPOST http://localhost:${RASA_PORT}/webhooks/rest/webhook \\
                  -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
-    socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered)
+    socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered;
+                 with several workers, WebSocket only: transports: ["websocket"])
     terminal:  make shell   (in another terminal)
     staff console: http://localhost:${STAFF_PORT}/   (support team; create an account first:
                  .venv/bin/python -m staff users add NAME --role admin)

@@ -9,13 +9,14 @@ random token queued under an increasing number in Redis, and every change is one
 - release: remove one's own token only; the keys go when the queue is empty.
 A turn proceeds when its token is at the head, so turns run one at a time in arrival order.
 
-REDIS_URL selects Redis; without it the same queue lives in this process (one server).
+REDIS_URL selects Redis. Without it, the same queue lives in the database (DATABASE_URL, table
+`conversation_turns`) when the server runs several worker processes (SANIC_WORKERS > 1, as
+scripts/run.sh does on a machine with several cores), or in this process for one worker.
 Registered by module path in endpoints.yml.
 """
 
 import asyncio
 import logging
-import os
 import secrets
 import time
 from collections import OrderedDict
@@ -23,10 +24,13 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 
 from core import redis_connection, settings
+from core.db.engine import session_scope
+from core.db.models import ConversationTurn
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +64,67 @@ return removed
 """
 
 
+# Expired places of conversations that never had another turn are deleted this often.
+SWEEP_SECONDS = 60
+
+
+class DatabaseTurns:
+    """The queue of turns in the database, for several worker processes without Redis.
+
+    Each operation is one short transaction (run in a thread: SQLite may wait for a writer):
+    a place is a row whose id is its number; the head is the live row with the lowest id;
+    releasing deletes one's own row and any expired ones of the conversation.
+    """
+
+    def __init__(self) -> None:
+        self._next_sweep = 0.0
+
+    def take_place(self, conversation_id: str, token: str, expires: float) -> None:
+        with session_scope() as session:
+            session.add(
+                ConversationTurn(conversation_id=conversation_id, token=token, expires=expires)
+            )
+            if time.time() >= self._next_sweep:
+                self._next_sweep = time.time() + SWEEP_SECONDS
+                session.execute(
+                    sa.delete(ConversationTurn).where(ConversationTurn.expires < time.time())
+                )
+
+    def whose_turn(self, conversation_id: str, now: float) -> str | None:
+        with session_scope() as session:
+            head: str | None = session.execute(
+                sa.select(ConversationTurn.token)
+                .where(
+                    ConversationTurn.conversation_id == conversation_id,
+                    ConversationTurn.expires > now,
+                )
+                .order_by(ConversationTurn.id)
+                .limit(1)
+            ).scalar()
+            return head
+
+    def release(self, conversation_id: str, token: str) -> bool:
+        with session_scope() as session:
+            mine = ConversationTurn.token == token
+            removed = session.execute(
+                sa.delete(ConversationTurn).where(
+                    ConversationTurn.conversation_id == conversation_id,
+                    sa.or_(mine, ConversationTurn.expires < time.time()),
+                )
+            ).rowcount
+            return bool(removed)
+
+
 class ConversationLockStore(LockStore):
-    """FIFO lock per conversation, in Redis when REDIS_URL is set, else in this process."""
+    """FIFO lock per conversation: in Redis when REDIS_URL is set, in the database for several
+    workers without Redis, else in this process."""
 
     def __init__(self, endpoint_config: Any = None, url: str | None = None) -> None:
         url = url or getattr(endpoint_config, "url", None) or settings.redis_url()
-        if not url and int(os.environ.get("SANIC_WORKERS", "1") or 1) > 1:
-            # Rasa allows several workers with any lock store but its in-memory one; this one's
-            # in-process queue would let two workers run turns of one conversation at once.
-            raise ValueError("SANIC_WORKERS > 1 needs REDIS_URL for the conversation lock store")
+        # Rasa allows several workers with any lock store but its in-memory one; an in-process
+        # queue would let two workers run turns of one conversation at once.
+        self.database = DatabaseTurns() if not url and settings.workers() > 1 else None
+        self._placing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.url = url
         self._queues: dict[str, OrderedDict[str, float]] = {}
         self._scripts: dict[int, dict[str, Any]] = {}  # per client (one per event loop)
@@ -89,6 +145,13 @@ class ConversationLockStore(LockStore):
             }
         return self._scripts[id(client)][name]
 
+    def _placing_lock(self) -> asyncio.Lock:
+        """The running event loop's lock around taking a place in the database."""
+        loop = asyncio.get_running_loop()
+        if self._placing is None or self._placing[0] is not loop:
+            self._placing = (loop, asyncio.Lock())
+        return self._placing[1]
+
     @staticmethod
     def _keys(conversation_id: str) -> list:
         return [
@@ -105,6 +168,9 @@ class ConversationLockStore(LockStore):
             await self._script("take_place")(
                 keys=self._keys(conversation_id), args=[token, expires, keep_ms]
             )
+        elif self.database:
+            async with self._placing_lock():  # one at a time: places follow arrival order
+                await asyncio.to_thread(self.database.take_place, conversation_id, token, expires)
         else:
             self._queues.setdefault(conversation_id, OrderedDict())[token] = expires
 
@@ -113,6 +179,8 @@ class ConversationLockStore(LockStore):
         if self.url:
             head = await self._script("whose_turn")(keys=self._keys(conversation_id), args=[now])
             return head.decode() if head else None
+        if self.database:
+            return await asyncio.to_thread(self.database.whose_turn, conversation_id, now)
         queue = self._queues.get(conversation_id) or OrderedDict()
         while queue:
             head, expires = next(iter(queue.items()))
@@ -126,6 +194,8 @@ class ConversationLockStore(LockStore):
             return bool(
                 await self._script("release")(keys=self._keys(conversation_id), args=[token])
             )
+        if self.database:
+            return await asyncio.to_thread(self.database.release, conversation_id, token)
         queue = self._queues.get(conversation_id)
         if queue is None or queue.pop(token, None) is None:
             return False

@@ -432,7 +432,8 @@ def test_socketio_session_ids_are_checked_and_namespaced(server: str) -> None:
             await client.disconnect()
 
     for bad in ("wx:o-someone", "a\nb", "x" * 65, "short"):
-        assert asyncio.run(confirm(bad)) != bad
+        # bounded: a python-engineio polling client once hung here for minutes
+        assert asyncio.run(asyncio.wait_for(confirm(bad), 60)) != bad
 
 
 def test_the_help_page_sends_a_content_security_policy(server: str) -> None:

@@ -125,3 +125,39 @@ class Takeover(Base):
     agent = sa.Column(sa.String(64), nullable=False)
     started_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
     last_active_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
+# What Redis holds for several servers, for several workers of one server without Redis.
+
+
+class ConversationTurn(Base):
+    """A turn's place in its conversation's queue (stores/lock_store.py): lowest id goes first."""
+
+    __tablename__ = "conversation_turns"
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    token = sa.Column(sa.String(64), nullable=False)
+    expires = sa.Column(sa.Float, nullable=False)  # epoch seconds
+
+
+class SharedValue(Base):
+    """A small value with an expiry (core/shared_state.py)."""
+
+    __tablename__ = "shared_values"
+
+    key = sa.Column(sa.String(255), primary_key=True)
+    value = sa.Column(sa.Text, nullable=False)
+    expires = sa.Column(sa.Float, nullable=False, index=True)  # epoch seconds
+
+
+class LivePush(Base):
+    """A message for the widget streams of every worker (channels/live_updates.py)."""
+
+    __tablename__ = "live_pushes"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids only grow: workers read after the last
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False)
+    payload = sa.Column(sa.Text, nullable=False)
+    created = sa.Column(sa.Float, nullable=False)  # epoch seconds
