@@ -43,10 +43,11 @@ def server(kind: str, url: str, conversation: str, numbers: list[int], start_at:
     if hasattr(store, "take_place"):
         take_place = store.take_place
 
-        async def timed(conversation_id: str, token: str, lifetime: float) -> None:
+        async def timed(conversation_id: str, token: str, lifetime: float) -> str | None:
             asked = time.time()
-            await take_place(conversation_id, token, lifetime)
+            head = await take_place(conversation_id, token, lifetime)
             places[asyncio.current_task()] = (asked, time.time())
+            return head
 
         store.take_place = timed
 

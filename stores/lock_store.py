@@ -79,7 +79,9 @@ class DatabaseTurns:
     def __init__(self) -> None:
         self._next_sweep = 0.0
 
-    def take_place(self, conversation_id: str, token: str, expires: float) -> None:
+    def take_place(self, conversation_id: str, token: str, expires: float) -> str | None:
+        """Queues the token; returns the head of the queue right after (one transaction, so an
+        uncontended turn needs no second look)."""
         with session_scope() as session:
             session.add(
                 ConversationTurn(conversation_id=conversation_id, token=token, expires=expires)
@@ -89,19 +91,25 @@ class DatabaseTurns:
                 session.execute(
                     sa.delete(ConversationTurn).where(ConversationTurn.expires < time.time())
                 )
+            session.flush()
+            return self._head(session, conversation_id, time.time())
 
     def whose_turn(self, conversation_id: str, now: float) -> str | None:
         with session_scope() as session:
-            head: str | None = session.execute(
-                sa.select(ConversationTurn.token)
-                .where(
-                    ConversationTurn.conversation_id == conversation_id,
-                    ConversationTurn.expires > now,
-                )
-                .order_by(ConversationTurn.id)
-                .limit(1)
-            ).scalar()
-            return head
+            return self._head(session, conversation_id, now)
+
+    @staticmethod
+    def _head(session: Any, conversation_id: str, now: float) -> str | None:
+        head: str | None = session.execute(
+            sa.select(ConversationTurn.token)
+            .where(
+                ConversationTurn.conversation_id == conversation_id,
+                ConversationTurn.expires > now,
+            )
+            .order_by(ConversationTurn.id)
+            .limit(1)
+        ).scalar()
+        return head
 
     def release(self, conversation_id: str, token: str) -> bool:
         with session_scope() as session:
@@ -161,7 +169,8 @@ class ConversationLockStore(LockStore):
 
     # The three operations, each atomic: one Lua script, or plain Python between two awaits.
 
-    async def take_place(self, conversation_id: str, token: str, lifetime: float) -> None:
+    async def take_place(self, conversation_id: str, token: str, lifetime: float) -> str | None:
+        """Queues the turn's token; the head of the queue when that came with it, else None."""
         expires = time.time() + lifetime
         if self.url:
             keep_ms = int((lifetime + 60) * 1000)
@@ -170,9 +179,12 @@ class ConversationLockStore(LockStore):
             )
         elif self.database:
             async with self._placing_lock():  # one at a time: places follow arrival order
-                await asyncio.to_thread(self.database.take_place, conversation_id, token, expires)
+                return await asyncio.to_thread(
+                    self.database.take_place, conversation_id, token, expires
+                )
         else:
             self._queues.setdefault(conversation_id, OrderedDict())[token] = expires
+        return None
 
     async def whose_turn(self, conversation_id: str) -> str | None:
         now = time.time()
@@ -217,16 +229,17 @@ class ConversationLockStore(LockStore):
         """
         token = secrets.token_hex(16)
         try:
-            await self.take_place(conversation_id, token, lock_lifetime)
+            known = await self.take_place(conversation_id, token, lock_lifetime)
         except Exception as error:
             raise LockError(f"Could not queue a turn: {type(error).__name__}") from error
         try:
             attempt, deadline = 0, time.monotonic() + lock_lifetime
             while True:
                 try:
-                    head = await self.whose_turn(conversation_id)
+                    head = known or await self.whose_turn(conversation_id)
                 except Exception as error:
                     raise LockError(f"Could not check a turn: {type(error).__name__}") from error
+                known = None
                 if head == token:
                     break
                 if head is None or time.monotonic() > deadline:  # our own place has expired

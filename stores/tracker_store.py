@@ -81,7 +81,11 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             self.engine.dispose()
             self.engine = sqlite_engine(self.database_url, future=False)
             self.sessionmaker = sessionmaker(bind=self.engine)
-        CHECKPOINTS.create(self.engine, checkfirst=True)
+        try:
+            CHECKPOINTS.create(self.engine, checkfirst=True)
+        except DBAPIError:  # another server starting at the same moment made it first
+            if not sa.inspect(self.engine).has_table(CHECKPOINTS.name):
+                raise
         self._unanswered = UnansweredQuestions(self.database_url)
         self._kept = KeptConversations(save=self._save_once)
         # Conversations whose last read failed: their turn went on from what was kept, or started
