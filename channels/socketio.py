@@ -173,8 +173,8 @@ class WidgetSocketIOInput(SocketIOInput):
 
         async def deliver(user: str, message: dict[str, Any]) -> None:
             room = SENDER_PREFIX + user
-            text = {"text": message["text"]}
-            await sio.emit(self.bot_message_evt, text, room=room, namespace=namespace)
+            said = {"text": message["text"]}
+            await sio.emit(self.bot_message_evt, said, room=room, namespace=namespace)
 
         takeover.register_pusher(SENDER_PREFIX, push)
         HUB.deliver_locally_to(SENDER_PREFIX, deliver)

@@ -64,32 +64,33 @@ def validate_action_result(self: Any, result: dict[str, Any]) -> bool:
     raise error
 
 
-_ORIGINAL_GET_POSSIBLE_KEYS: list[Any] = []
+# Rasa's code that each patch replaced, by "Class.method".
+ORIGINALS: dict[str, Any] = {}
 
 
 def get_possible_keys(self: Any, lookup: dict[str, str], states: list[Any]) -> set[str]:
     """RulePolicy._get_possible_keys, remembered per run of the states a rule can reach."""
+    longest_rules = self.__dict__.setdefault("_longest_rule", {})
+    if id(lookup) not in longest_rules:
+        longest_rules[id(lookup)] = max(
+            (len(self._rule_key_to_state(key)) for key in lookup), default=0
+        )
+    longest = longest_rules[id(lookup)]
     remembered = self.__dict__.setdefault("_remembered_rule_matches", {})
-    longest = remembered.get(("longest", id(lookup)))
-    if longest is None:
-        longest = max((len(self._rule_key_to_state(key)) for key in lookup), default=0)
-        remembered[("longest", id(lookup))] = longest
     key = (id(lookup), repr(states[-longest:] if longest else []))
-    found = remembered.get(key)
-    if found is None:
+    if key not in remembered:
         if len(remembered) >= MAX_REMEMBERED_RULE_MATCHES:
             remembered.clear()
-            remembered[("longest", id(lookup))] = longest
-        found = frozenset(_ORIGINAL_GET_POSSIBLE_KEYS[0](self, lookup, states))
-        remembered[key] = found
-    return set(found)
+        original = ORIGINALS["RulePolicy._get_possible_keys"]
+        remembered[key] = frozenset(original(self, lookup, states))
+    return set(remembered[key])
 
 
 def original_get_possible_keys() -> Any:
     """Rasa's own RulePolicy._get_possible_keys, patched or not."""
     from rasa.core.policies.rule_policy import RulePolicy
 
-    return (_ORIGINAL_GET_POSSIBLE_KEYS or [RulePolicy.__dict__["_get_possible_keys"]])[0]
+    return ORIGINALS.get("RulePolicy._get_possible_keys", RulePolicy.__dict__["_get_possible_keys"])
 
 
 def _patch(owner: Any, name: str, sha256: str, replacement: Any) -> bool:
@@ -104,8 +105,7 @@ def _patch(owner: Any, name: str, sha256: str, replacement: Any) -> bool:
             name,
         )
         return False
-    if replacement is get_possible_keys:
-        _ORIGINAL_GET_POSSIBLE_KEYS[:] = [current]
+    ORIGINALS[f"{owner.__name__}.{name}"] = current
     setattr(owner, name, replacement)
     return True
 

@@ -22,7 +22,6 @@ it; it belongs to one session and is ignored once another session starts.
 """
 
 import dataclasses
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -102,7 +101,3 @@ def boundary(type_names: Sequence[str]) -> int | None:
     if len(users) <= COMPACT_AFTER:
         return None
     return users[-KEEP_USER_MESSAGES]
-
-
-def dumps(state: dict[str, Any]) -> str:
-    return json.dumps(state, ensure_ascii=False, sort_keys=True)

@@ -16,7 +16,7 @@
 - Not-understood messages are counted for the trainers (stores/unanswered.py).
 - Compacted: a turn reads the session's checkpoint and its last messages only, not the whole
   session, so its cost does not grow with the conversation (stores/compaction.py). The checkpoints
-  live in this store's own table `conversation_checkpoints`, created beside Rasa's `events`.
+  live in the table `conversation_checkpoints`, which Rasa creates with its `events`.
 """
 
 import itertools
@@ -53,9 +53,11 @@ logger = logging.getLogger(__name__)
 MAX_REMEMBERED_READS = 10_000
 
 # One row per conversation: the state its current session had at the boundary (compaction.py).
+# In the metadata of Rasa's `events` table, so that Rasa creates it with that table (and copes, as
+# for that one, with several servers starting at once).
 CHECKPOINTS = sa.Table(
     "conversation_checkpoints",
-    sa.MetaData(),
+    SQLTrackerStore.Base.metadata,
     sa.Column("conversation_id", sa.String(255), primary_key=True),
     sa.Column("session_start", sa.Float, nullable=True),  # the session's session_started time
     sa.Column("until_id", sa.Integer, nullable=False),  # the last event summed up
@@ -81,11 +83,6 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             self.engine.dispose()
             self.engine = sqlite_engine(self.database_url, future=False)
             self.sessionmaker = sessionmaker(bind=self.engine)
-        try:
-            CHECKPOINTS.create(self.engine, checkfirst=True)
-        except DBAPIError:  # another server starting at the same moment made it first
-            if not sa.inspect(self.engine).has_table(CHECKPOINTS.name):
-                raise
         self._unanswered = UnansweredQuestions(self.database_url)
         self._kept = KeptConversations(save=self._save_once)
         # Conversations whose last read failed: their turn went on from what was kept, or started
@@ -210,15 +207,13 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
                 sa.select(CHECKPOINTS).where(CHECKPOINTS.c.conversation_id == sender_id)
             ).first()
             checkpoint: tuple[dict[str, Any], int, float] | None = None
+            query = session.query(Events).filter(Events.sender_id == sender_id)
             if saved is not None and saved.session_start == session_start:
                 checkpoint = (json.loads(saved.state), saved.until_id, saved.until_timestamp)
-                query = session.query(Events).filter(
-                    Events.sender_id == sender_id, Events.id > saved.until_id
-                )
-                rows = query.order_by(Events.id).all()
-            else:
-                rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
-                rows = rows.all()
+                query = query.filter(Events.id > saved.until_id)
+            elif session_start is not None:  # the session, as Rasa's _event_query finds it
+                query = query.filter(Events.timestamp >= session_start)
+            rows = query.order_by(Events.id).all()
             read = [(row, Event.from_parameters(ujson.loads(row.data))) for row in rows]
             read = [(row, event) for row, event in read if event is not None]
             if not read and checkpoint is None:
@@ -250,7 +245,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             "session_start": session_start,
             "until_id": until_id,
             "until_timestamp": until_timestamp,
-            "state": compaction.dumps(state),
+            "state": json.dumps(state, ensure_ascii=False, sort_keys=True),
         }
         try:
             updated = session.execute(
