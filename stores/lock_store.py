@@ -9,19 +9,24 @@ random token queued under an increasing number in Redis, and every change is one
 - release: remove one's own token only; the keys go when the queue is empty.
 A turn proceeds when its token is at the head, so turns run one at a time in arrival order.
 
-REDIS_URL selects Redis. Without it, the same queue lives in the database (DATABASE_URL, table
-`conversation_turns`) when the server runs several worker processes (SANIC_WORKERS > 1, as
-scripts/run.sh does on a machine with several cores), or in this process for one worker.
+REDIS_URL selects Redis. Without it, when the server runs several worker processes
+(SANIC_WORKERS > 1, as scripts/run.sh does on a machine with several cores), the same queue lives
+in files beside the SQLite database (one machine's database, so one machine's workers), or in
+PostgreSQL (table `conversation_turns`); with one worker, in this process.
 Registered by module path in endpoints.yml.
 """
 
 import asyncio
+import fcntl
+import hashlib
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,6 +68,11 @@ if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[1], KEYS[2], KE
 return removed
 """
 
+
+# Turns one process runs at once; the others wait in arrival order. A turn is mostly CPU (the
+# models), so a few at once keep the core busy through a turn's waits (database, action server);
+# many at once would each take turns on the core, and every turn would be slow.
+TURNS_AT_ONCE = 3
 
 # Expired places of conversations that never had another turn are deleted this often.
 SWEEP_SECONDS = 60
@@ -123,16 +133,145 @@ class DatabaseTurns:
             return bool(removed)
 
 
+# A queue file bigger than this is not read (each place is one line of about 50 bytes; the
+# channels' rate limits keep a conversation's queue far shorter).
+QUEUE_FILE_BYTES = 1 << 20
+# Queue files of turns that never released (a killed worker) are swept, at most this many a time.
+SWEEP_FILES = 1000
+
+
+class FileTurns:
+    """The queue of turns in files, for several worker processes of one server on SQLite.
+
+    SQLite is one machine's database, so its workers share a directory: beside the database file,
+    one small file per conversation with turns in flight, named by a hash of the conversation id,
+    one line "token expires" per place. Every change holds an exclusive flock on the file for a few
+    system calls. The database's single writer is left to the conversations themselves: through
+    it, taking and releasing places cost about a sixth of a worker's time under load (py-spy).
+    The last release deletes the file.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory = directory
+        self._next_sweep = 0.0
+
+    @classmethod
+    def beside(cls, database_url: str) -> "FileTurns":
+        """The queue beside the SQLite database of `database_url` (sqlite:///path)."""
+        database = Path(database_url.split(":///", 1)[1]).resolve()
+        return cls(database.parent / f"{database.name}-turns")
+
+    def _path(self, conversation_id: str) -> Path:
+        return self.directory / hashlib.sha256(conversation_id.encode()).hexdigest()[:40]
+
+    @contextmanager
+    def _queue(self, conversation_id: str, create: bool) -> Iterator[tuple[int, list] | None]:
+        """The conversation's queue file, locked, with its live places [(token, expires)]; None
+        when there is no file. A release may delete the file while this waits for its lock, so
+        the file locked must still be the one at the path."""
+        path = self._path(conversation_id)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+            except FileNotFoundError:
+                yield None
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    current = False
+                if current:
+                    yield fd, self._places(os.pread(fd, QUEUE_FILE_BYTES, 0))
+                    return
+            finally:
+                os.close(fd)  # closing releases the flock
+
+    @staticmethod
+    def _places(data: bytes) -> list[tuple[str, float]]:
+        now, places = time.time(), []
+        for line in data.decode("ascii", "replace").splitlines():
+            token, _, expires = line.partition(" ")
+            try:
+                if float(expires) > now:
+                    places.append((token, float(expires)))
+            except ValueError:  # a line cut short by a worker killed while writing it
+                continue
+        return places
+
+    def _write(self, conversation_id: str, fd: int, places: list) -> None:
+        if not places:
+            os.unlink(self._path(conversation_id))
+            return
+        data = "".join(f"{token} {expires:.6f}\n" for token, expires in places).encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+
+    def take_place(self, conversation_id: str, token: str, expires: float) -> str | None:
+        """Queues the token; returns the head of the queue right after."""
+        if time.time() >= self._next_sweep:
+            self._next_sweep = time.time() + SWEEP_SECONDS
+            self.sweep()
+        with self._queue(conversation_id, create=True) as queue:
+            assert queue is not None
+            fd, places = queue
+            places.append((token, expires))
+            self._write(conversation_id, fd, places)
+            return str(places[0][0])
+
+    def whose_turn(self, conversation_id: str, now: float) -> str | None:
+        with self._queue(conversation_id, create=False) as queue:
+            live = [token for token, expires in queue[1] if expires > now] if queue else []
+            return live[0] if live else None
+
+    def release(self, conversation_id: str, token: str) -> bool:
+        with self._queue(conversation_id, create=False) as queue:
+            if queue is None:
+                return False
+            fd, places = queue
+            others = [place for place in places if place[0] != token]
+            self._write(conversation_id, fd, others)
+            return len(others) < len(places)
+
+    def sweep(self) -> None:
+        """Deletes the queues whose places have all expired (their workers were killed)."""
+        for number, path in enumerate(self.directory.iterdir()):
+            if number >= SWEEP_FILES:
+                return
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if not self._places(os.pread(fd, QUEUE_FILE_BYTES, 0)):
+                    path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+
+
+def shared_queue() -> FileTurns | DatabaseTurns | None:
+    """Where the workers of one server queue their turns when there is no Redis: None for one
+    worker (this process), files beside SQLite, or PostgreSQL."""
+    if settings.workers() <= 1:
+        return None
+    url = settings.database_url()
+    return FileTurns.beside(url) if url.startswith("sqlite:///") else DatabaseTurns()
+
+
 class ConversationLockStore(LockStore):
-    """FIFO lock per conversation: in Redis when REDIS_URL is set, in the database for several
-    workers without Redis, else in this process."""
+    """FIFO lock per conversation: in Redis when REDIS_URL is set, shared by the workers without
+    Redis (shared_queue), else in this process."""
 
     def __init__(self, endpoint_config: Any = None, url: str | None = None) -> None:
         url = url or getattr(endpoint_config, "url", None) or settings.redis_url()
         # Rasa allows several workers with any lock store but its in-memory one; an in-process
         # queue would let two workers run turns of one conversation at once.
-        self.database = DatabaseTurns() if not url and settings.workers() > 1 else None
+        self.queue = None if url else shared_queue()
         self._placing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.url = url
         self._queues: dict[str, OrderedDict[str, float]] = {}
         self._scripts: dict[int, dict[str, Any]] = {}  # per client (one per event loop)
@@ -160,6 +299,13 @@ class ConversationLockStore(LockStore):
             self._placing = (loop, asyncio.Lock())
         return self._placing[1]
 
+    def _running_turns(self) -> asyncio.Semaphore:
+        """The running event loop's limit on turns in progress at once (TURNS_AT_ONCE)."""
+        loop = asyncio.get_running_loop()
+        if self._running is None or self._running[0] is not loop:
+            self._running = (loop, asyncio.Semaphore(TURNS_AT_ONCE))
+        return self._running[1]
+
     @staticmethod
     def _keys(conversation_id: str) -> list:
         return [
@@ -177,10 +323,12 @@ class ConversationLockStore(LockStore):
             await self._script("take_place")(
                 keys=self._keys(conversation_id), args=[token, expires, keep_ms]
             )
-        elif self.database:
+        elif isinstance(self.queue, FileTurns):  # a few system calls: no thread
+            return self.queue.take_place(conversation_id, token, expires)
+        elif self.queue:
             async with self._placing_lock():  # one at a time: places follow arrival order
                 return await asyncio.to_thread(
-                    self.database.take_place, conversation_id, token, expires
+                    self.queue.take_place, conversation_id, token, expires
                 )
         else:
             self._queues.setdefault(conversation_id, OrderedDict())[token] = expires
@@ -191,8 +339,10 @@ class ConversationLockStore(LockStore):
         if self.url:
             head = await self._script("whose_turn")(keys=self._keys(conversation_id), args=[now])
             return head.decode() if head else None
-        if self.database:
-            return await asyncio.to_thread(self.database.whose_turn, conversation_id, now)
+        if isinstance(self.queue, FileTurns):
+            return self.queue.whose_turn(conversation_id, now)
+        if self.queue:
+            return await asyncio.to_thread(self.queue.whose_turn, conversation_id, now)
         queue = self._queues.get(conversation_id) or OrderedDict()
         while queue:
             head, expires = next(iter(queue.items()))
@@ -206,8 +356,10 @@ class ConversationLockStore(LockStore):
             return bool(
                 await self._script("release")(keys=self._keys(conversation_id), args=[token])
             )
-        if self.database:
-            return await asyncio.to_thread(self.database.release, conversation_id, token)
+        if isinstance(self.queue, FileTurns):
+            return self.queue.release(conversation_id, token)
+        if self.queue:
+            return await asyncio.to_thread(self.queue.release, conversation_id, token)
         queue = self._queues.get(conversation_id)
         if queue is None or queue.pop(token, None) is None:
             return False
@@ -246,7 +398,8 @@ class ConversationLockStore(LockStore):
                     raise LockError(f"Waited too long for conversation '{conversation_id}'.")
                 await asyncio.sleep(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)])
                 attempt += 1
-            yield TicketLock(conversation_id)
+            async with self._running_turns():
+                yield TicketLock(conversation_id)
         finally:
             try:
                 await self.release(conversation_id, token)

@@ -2,12 +2,15 @@
 owner only."""
 
 import asyncio
+import multiprocessing
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from rasa.core.lock_store import LockError
 
-from stores.lock_store import ConversationLockStore
+from stores.lock_store import ConversationLockStore, DatabaseTurns, FileTurns
 
 Log = list[tuple[str, int]]
 
@@ -108,9 +111,68 @@ def test_redis_down_raises_lock_error_at_once() -> None:
         asyncio.run(attempt())
 
 
-def test_several_workers_without_redis_queue_their_turns_in_the_database(monkeypatch) -> None:
+def test_several_workers_without_redis_share_their_queue(monkeypatch, tmp_path) -> None:
+    """tests/test_workers.py runs both shared queues."""
     monkeypatch.setenv("SANIC_WORKERS", "2")
     monkeypatch.delenv("REDIS_URL", raising=False)
-    assert ConversationLockStore().database is not None  # tests/test_workers.py runs it
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/a.db")
+    queue = ConversationLockStore().queue
+    assert isinstance(queue, FileTurns) and queue.directory == tmp_path / "a.db-turns"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    assert isinstance(ConversationLockStore().queue, DatabaseTurns)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert ConversationLockStore().queue is None
+    monkeypatch.delenv("REDIS_URL")
     monkeypatch.setenv("SANIC_WORKERS", "1")
-    assert ConversationLockStore().database is None
+    assert ConversationLockStore().queue is None
+
+
+def test_a_queue_file_left_by_a_killed_worker_is_swept(tmp_path) -> None:
+    turns = FileTurns(tmp_path / "turns")
+    assert turns.take_place("killed", "a", time.time() + 0.05) == "a"
+    assert turns.take_place("alive", "b", time.time() + 60) == "b"
+    assert turns.whose_turn("killed", time.time()) == "a"
+    time.sleep(0.06)
+    assert turns.whose_turn("killed", time.time()) is None  # expired: the next turn goes ahead
+    turns.sweep()
+    assert [path.name for path in (tmp_path / "turns").iterdir()] == [turns._path("alive").name]
+    # a line cut short by a kill is skipped, the rest of the queue kept
+    path = turns._path("alive")
+    path.write_bytes(path.read_bytes() + b"c 17")
+    assert turns.take_place("alive", "d", time.time() + 60) == "b"
+    assert turns.release("alive", "b") and turns.whose_turn("alive", time.time()) == "d"
+    assert not turns.release("alive", "b")
+    assert turns.release("alive", "d") and not path.exists()
+
+
+def _place_and_release(directory: str, worker: int, places: int) -> None:
+    turns = FileTurns(Path(directory))
+    for n in range(places):
+        turns.take_place("busy", f"w{worker}-{n}", time.time() + 120)
+    for n in range(places):
+        assert turns.release("busy", f"w{worker}-{n}")
+    for n in range(places):  # the queue empties often: its file is deleted and made again
+        turns.take_place("busy", f"w{worker}-again-{n}", time.time() + 120)
+        assert turns.release("busy", f"w{worker}-again-{n}")
+
+
+def test_a_queue_file_changed_by_four_processes_at_once_loses_no_place(tmp_path) -> None:
+    """Each change reads the file and writes it back: without the file's lock, two workers
+    doing so at once would drop each other's places; and one that waited for the lock of a file
+    the last release deleted would write to a file nobody reads."""
+    context = multiprocessing.get_context("fork")
+    directory, places = tmp_path / "turns", 150
+    watcher = FileTurns(directory)
+    processes = [
+        context.Process(target=_place_and_release, args=(str(directory), worker, places))
+        for worker in range(4)
+    ]
+    seen = set()
+    for process in processes:
+        process.start()
+    while any(process.is_alive() for process in processes):
+        with watcher._queue("busy", create=False) as queue:
+            seen.add(len(queue[1]) if queue else 0)
+    assert [process.join(60) or process.exitcode for process in processes] == [0, 0, 0, 0]
+    assert max(seen) > places  # the processes did overlap
+    assert not watcher._path("busy").exists()

@@ -20,8 +20,9 @@ from core import settings
 from core.shared_state import SharedState
 from harness.databases import migrate
 from harness.servers import Servers
-from stores.lock_store import ConversationLockStore
+from stores.lock_store import ConversationLockStore, DatabaseTurns, FileTurns
 from tests import test_lock_store
+from tests.helpers import new_postgres_database
 from tests.servers import Chat, Stream, running, takeover_call
 from tests.tencent_sim import ApiStub
 from tests.test_wechat import AES_KEY, Follower, inbound, user_turns, wechat_env
@@ -52,13 +53,29 @@ def test_the_default_is_a_worker_per_core_within_memory(monkeypatch) -> None:
     assert settings.shared_between_processes() == "redis"
 
 
-def test_turns_through_the_database_run_one_at_a_time_in_arrival_order(
-    workers_without_redis: str,
+@pytest.fixture(params=["sqlite", "postgresql"])
+def queue_without_redis(request, monkeypatch, tmp_path: Path) -> Iterator[type]:
+    """Two workers without Redis, on SQLite (their turns queue in files beside it) or on
+    PostgreSQL (in its table); the class of the queue."""
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    if request.param == "sqlite":
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'assistant.db'}")
+        yield FileTurns
+        assert list((tmp_path / "assistant.db-turns").iterdir()) == []  # the last release tidies
+        return
+    with new_postgres_database() as url:  # migrated
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield DatabaseTurns
+
+
+def test_turns_of_two_workers_run_one_at_a_time_in_arrival_order(
+    queue_without_redis: type,
 ) -> None:
     """20 turns of one conversation 2 ms apart: in one worker, in arrival order; shared by two
     workers' stores, one at a time (their order across workers: the race below)."""
     one = ConversationLockStore()
-    assert one.database is not None
+    assert isinstance(one.queue, queue_without_redis)
     assert asyncio.run(test_lock_store.burst([one], 20)) == test_lock_store.serial_in_order(20)
     log = asyncio.run(test_lock_store.burst([one, ConversationLockStore()], 20))
     starts = [number for step, number in log[0::2]]
@@ -66,14 +83,14 @@ def test_turns_through_the_database_run_one_at_a_time_in_arrival_order(
     assert log == [step for n in starts for step in (("start", n), ("end", n))]
 
 
-def test_an_expired_place_in_the_database_cannot_release_the_next_turn(
-    workers_without_redis: str,
+def test_an_expired_place_of_two_workers_cannot_release_the_next_turn(
+    queue_without_redis: type,
 ) -> None:
     test_lock_store.check_an_expired_holder_cannot_release_the_next(ConversationLockStore())
 
 
-def test_turns_of_two_worker_processes_through_the_database_never_overlap(
-    workers_without_redis: str, redis_url: str
+def test_turns_of_two_worker_processes_without_redis_never_overlap(
+    queue_without_redis: type, redis_url: str
 ) -> None:
     """Two processes, 40 turns of one conversation (the race of evaluation/lock_race.py; Redis
     only records the order)."""
