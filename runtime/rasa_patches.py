@@ -12,6 +12,13 @@
   same few; so the answer is remembered per distinct run of those states (repr, up to
   MAX_REMEMBERED_RULE_MATCHES runs, then forgotten and filled again).
 
+- DIET's prediction runs through a `tf.function` with a fixed input signature. On every call
+  TensorFlow matches the inputs against that signature again (`canonicalize_function_inputs`):
+  about two thirds of the call's time, 6 % of a worker's (py-spy, one student at a time). With a
+  fixed signature the function has exactly one concrete function, so the second prediction on
+  swaps it in and later ones call it directly: the same graph, the same outputs, about 1 ms less
+  per message.
+
 Each patch names the sha256 of the Rasa source it replaces. When a Rasa upgrade changes that
 source, the patch is not applied (a warning says so) and tests/test_rasa_patches.py fails, so that
 the patch is measured and checked again rather than silently replacing new code.
@@ -30,6 +37,8 @@ VALIDATE_ACTION_RESULT_SHA256 = "f8cdb4be6812396167ced74161b2ccd65c5ea676ad86d7d
 # sha256 of the source of RulePolicy._get_possible_keys in Rasa 3.6.21.
 GET_POSSIBLE_KEYS_SHA256 = "2915fd81711e194c6d667728e00bd0e51e9c1c2791a0be14c55f0ef9938f9936"
 MAX_REMEMBERED_RULE_MATCHES = 4096
+# sha256 of the source of RasaModel._rasa_predict in Rasa 3.6.21.
+RASA_PREDICT_SHA256 = "7f745b0f9cb647c9df9e5b04b318a7b93709daf9460bad4373970c6cf9f04d8f"
 
 
 def source_sha256(function: Any) -> str:
@@ -86,11 +95,27 @@ def get_possible_keys(self: Any, lookup: dict[str, str], states: list[Any]) -> s
     return set(remembered[key])
 
 
+def rasa_predict(self: Any, batch_in: Any) -> Any:
+    """RasaModel._rasa_predict calling its prediction graph's concrete function directly.
+
+    Rasa's first call builds `_tf_predict_step`, a tf.function with an input signature; from the
+    next call on it is replaced by its one concrete function, which Rasa's code then calls."""
+    step = self._tf_predict_step
+    if step is not None and hasattr(step, "get_concrete_function"):
+        self._tf_predict_step = step.get_concrete_function()
+    return ORIGINALS["RasaModel._rasa_predict"](self, batch_in)
+
+
+def original(owner: Any, name: str) -> Any:
+    """Rasa's own owner.name, patched or not."""
+    return ORIGINALS.get(f"{owner.__name__}.{name}", owner.__dict__[name])
+
+
 def original_get_possible_keys() -> Any:
     """Rasa's own RulePolicy._get_possible_keys, patched or not."""
     from rasa.core.policies.rule_policy import RulePolicy
 
-    return ORIGINALS.get("RulePolicy._get_possible_keys", RulePolicy.__dict__["_get_possible_keys"])
+    return original(RulePolicy, "_get_possible_keys")
 
 
 def _patch(owner: Any, name: str, sha256: str, replacement: Any) -> bool:
@@ -115,6 +140,7 @@ def apply() -> bool:
     one measured (that part is left unpatched)."""
     from rasa.core.actions.action import RemoteAction
     from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.utils.tensorflow.models import RasaModel
 
     return all(
         [
@@ -125,5 +151,6 @@ def apply() -> bool:
                 validate_action_result,
             ),
             _patch(RulePolicy, "_get_possible_keys", GET_POSSIBLE_KEYS_SHA256, get_possible_keys),
+            _patch(RasaModel, "_rasa_predict", RASA_PREDICT_SHA256, rasa_predict),
         ]
     )

@@ -9,11 +9,13 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.utils.tensorflow.models import RasaModel
 
 from runtime import rasa_patches
 
-ORIGINAL = RemoteAction.__dict__["_validate_action_result"]
+ORIGINAL = rasa_patches.original(RemoteAction, "_validate_action_result")
 ORIGINAL_KEYS = rasa_patches.original_get_possible_keys()
+ORIGINAL_PREDICT = rasa_patches.original(RasaModel, "_rasa_predict")
 VALID = [
     {},
     {"events": [], "responses": []},
@@ -30,6 +32,7 @@ def patched(monkeypatch) -> None:
     """Rasa patched as runtime.rasa_server patches it, and restored after each test."""
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
+    monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
     assert rasa_patches.apply() is True
 
 
@@ -44,6 +47,52 @@ def test_the_patched_code_is_the_code_that_was_measured() -> None:
 
 def test_the_rule_matching_patched_is_the_code_that_was_measured() -> None:
     assert rasa_patches.source_sha256(ORIGINAL_KEYS) == rasa_patches.GET_POSSIBLE_KEYS_SHA256
+
+
+def test_the_prediction_patched_is_the_code_that_was_measured() -> None:
+    assert rasa_patches.source_sha256(ORIGINAL_PREDICT) == rasa_patches.RASA_PREDICT_SHA256
+    # the hot spot the patch removes: a tf.function with an input signature, called each time
+    source = rasa_patches.inspect.getsource(ORIGINAL_PREDICT)
+    assert "input_signature=self._dynamic_signature(batch_in)" in source
+    assert "self._tf_predict_step(batch_in)" in source
+
+
+def test_diet_through_its_concrete_function_answers_as_rasa_does(model_path, monkeypatch) -> None:
+    """Messages of every length, typed afresh: the same intents, ranking and confidences, to the
+    last bit, as through Rasa's tf.function."""
+    import asyncio
+
+    from rasa.core.agent import Agent
+    from tensorflow.types.experimental import ConcreteFunction
+
+    texts = [
+        "学信网的密码我想不起来了，怎么重新设置",
+        "账号",
+        "注册时提示该证件号已存在怎么处理啊",
+        "我是去年毕业的研究生，用户名和手机号都换过了，现在登录不上也找不回，后天要交材料",
+        "?",
+        "待审核要等多久",
+    ]
+
+    def parsed() -> list[dict]:
+        agent = Agent.load(str(model_path))
+        return [asyncio.run(agent.parse_message(text)) for text in texts]
+
+    monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
+    rasa_s = parsed()
+    assert rasa_patches.apply() is True
+    ours = parsed()
+    ranking = [[(i["name"], i["confidence"]) for i in p["intent_ranking"]] for p in ours]
+    assert ranking == [[(i["name"], i["confidence"]) for i in p["intent_ranking"]] for p in rasa_s]
+    assert [p["intent"] for p in ours] == [p["intent"] for p in rasa_s]
+    assert len({p["intent"]["name"] for p in ours}) >= 3  # different answers, not one
+    # and the concrete function is what answered
+    agent = Agent.load(str(model_path))
+    for text in texts[:2]:
+        asyncio.run(agent.parse_message(text))
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()  # type: ignore[union-attr]
+    diet = next(n._component for n in nodes if type(n._component).__name__ == "DIETClassifier")
+    assert isinstance(diet.model._tf_predict_step, ConcreteFunction)
 
 
 def test_remembered_rule_matches_are_rasa_s_own(model_path) -> None:
@@ -74,10 +123,12 @@ def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
 
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
+    monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
     monkeypatch.setattr("rasa.__main__.main", lambda: None)
     rasa_server.main()
     assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
     assert RulePolicy.__dict__["_get_possible_keys"] is rasa_patches.get_possible_keys
+    assert RasaModel.__dict__["_rasa_predict"] is rasa_patches.rasa_predict
 
 
 def test_changed_rasa_code_is_left_unpatched(monkeypatch, caplog) -> None:
