@@ -29,15 +29,17 @@ def pipeline_reading() -> Callable[[str], str]:
     from core.privacy import mask
     from understanding.normalizer import normalize
     from understanding.pinyin_speller import _jieba, correct, index_words, training_words
+    from understanding.pinyin_table import PinyinTable
 
     dictionary = str(ROOT / "data" / "dictionary")
     words = training_words((normalize(mask(e.text)) for e in training()), dictionary)
-    index = index_words(words)
+    table = PinyinTable.from_pypinyin()
+    index = index_words(words, table)
     known = set(index.values()) | set(words)
     frequency = _jieba(dictionary).dt.FREQ
 
     def read(text: str) -> str:
-        return PUNCTUATION.sub("", correct(normalize(mask(text)), index, known, frequency))
+        return PUNCTUATION.sub("", correct(normalize(mask(text)), index, known, frequency, table))
 
     return read
 

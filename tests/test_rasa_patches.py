@@ -12,6 +12,7 @@ from rasa.core.policies.rule_policy import RulePolicy
 from rasa.utils.tensorflow.models import RasaModel
 
 from runtime import rasa_patches
+from tests.helpers import ROOT
 
 ORIGINAL = rasa_patches.original(RemoteAction, "_validate_action_result")
 ORIGINAL_KEYS = rasa_patches.original_get_possible_keys()
@@ -125,10 +126,63 @@ def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
     monkeypatch.setattr("rasa.__main__.main", lambda: None)
+    import rasa.core.run
+
+    monkeypatch.setattr(rasa.core.run, "load_agent_on_start", rasa.core.run.load_agent_on_start)
     rasa_server.main()
+    assert rasa.core.run.load_agent_on_start.trims_memory
     assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
     assert RulePolicy.__dict__["_get_possible_keys"] is rasa_patches.get_possible_keys
     assert RasaModel.__dict__["_rasa_predict"] is rasa_patches.rasa_predict
+
+
+LOAD_AND_MEASURE = """
+import asyncio, sys
+from runtime.rasa_server import trimmed_after_loading
+
+def own_mb():
+    status = open("/proc/self/status").read()
+    return int(status.split("RssAnon:")[1].split()[0]) / 1024
+
+async def load():  # 300 MB in small blocks, an eighth of them kept, spread out
+    blocks = [bytearray(1500) for _ in range(200_000)]
+    kept = blocks[::8]
+    del blocks
+    return kept
+
+before = own_mb()
+loading = trimmed_after_loading(load) if sys.argv[1] == "trimmed" else load
+kept = asyncio.run(loading())
+print(len(kept), round(own_mb() - before))
+"""
+
+
+def test_a_worker_hands_back_free_memory_once_the_model_is_loaded() -> None:
+    """A load that used 300 MB and kept an eighth of it, spread out: glibc keeps the freed
+    memory unless asked to hand it back."""
+    import subprocess
+    import sys
+
+    from runtime.rasa_server import trimmed_after_loading
+
+    held = {}
+    for way in ("plain", "trimmed"):
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD_AND_MEASURE, way],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        kept, held[way] = (int(n) for n in out.stdout.split())
+        assert kept == 25_000
+    assert held["plain"] > 250 and held["trimmed"] < held["plain"] - 100, held
+    assert trimmed_after_loading(trimmed_after_loading(nothing)).trims_memory
+
+
+async def nothing() -> None:
+    return None
 
 
 def test_changed_rasa_code_is_left_unpatched(monkeypatch, caplog) -> None:

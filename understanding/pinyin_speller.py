@@ -10,7 +10,6 @@ Place it after the normaliser and before the tokenizer; the tracker keeps what t
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Iterable
@@ -25,8 +24,9 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from understanding import cjk
+from understanding import cjk, pinyin_table
 from understanding.fingerprint import source_fingerprint
+from understanding.pinyin_table import PinyinTable
 
 INDEX_FILE = "pinyin_index.json"
 LONGEST_WORD = 4
@@ -42,19 +42,6 @@ def _jieba(dictionary_path: str | None) -> Any:
     return jieba
 
 
-def sound(text: str) -> list[str]:
-    return list(_sound(text))
-
-
-@functools.lru_cache(maxsize=8192)
-def _sound(text: str) -> tuple[str, ...]:
-    """Remembered: students type the same few runs of characters (py-spy: 4 % of a worker's
-    time under load went to pypinyin)."""
-    from pypinyin import lazy_pinyin
-
-    return tuple(lazy_pinyin(text))
-
-
 def training_words(texts: Iterable[str], dictionary_path: str | None) -> list[str]:
     """The words of two to four Chinese characters in `texts`, as jieba splits them."""
     jieba = _jieba(dictionary_path)
@@ -66,15 +53,17 @@ def training_words(texts: Iterable[str], dictionary_path: str | None) -> list[st
     ]
 
 
-def index_words(words: Iterable[str]) -> dict[str, str]:
+def index_words(words: Iterable[str], table: PinyinTable) -> dict[str, str]:
     """Toneless pinyin -> word (the first seen, in sorted order, for a stable model)."""
     index: dict[str, str] = {}
     for word in sorted(set(words)):
-        index.setdefault(" ".join(sound(word)), word)
+        index.setdefault(" ".join(table.sound(word)), word)
     return index
 
 
-def correct(text: str, index: dict[str, str], known: set, frequency: dict[str, int]) -> str:
+def correct(
+    text: str, index: dict[str, str], known: set, frequency: dict[str, int], table: PinyinTable
+) -> str:
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -85,15 +74,17 @@ def correct(text: str, index: dict[str, str], known: set, frequency: dict[str, i
         end = i
         while end < len(text) and cjk.is_ideograph(text[end]):
             end += 1
-        out.append(_correct_run(text[i:end], index, known, frequency))
+        out.append(_correct_run(text[i:end], index, known, frequency, table))
         i = end
     return "".join(out)
 
 
-def _correct_run(run: str, index: dict[str, str], known: set, frequency: dict[str, int]) -> str:
+def _correct_run(
+    run: str, index: dict[str, str], known: set, frequency: dict[str, int], table: PinyinTable
+) -> str:
     if len(run) < 2:
         return run
-    syllables = sound(run)
+    syllables = table.sound(run)
     if len(syllables) != len(run):  # pinyin did not map one syllable per character
         return run
     out: list[str] = []
@@ -143,12 +134,12 @@ class PinyinSpellingCorrector(GraphComponent):
 
     @staticmethod
     def required_packages() -> list[str]:
-        return ["pypinyin", "jieba"]
+        return ["pypinyin", "jieba"]  # pypinyin for training only: the model keeps its table
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
-        """The module's helpers and the character table decide the output too."""
-        return source_fingerprint(sys.modules[__name__], cjk)
+        """The module's helpers and the character and pinyin tables decide the output too."""
+        return source_fingerprint(sys.modules[__name__], cjk, pinyin_table)
 
     def __init__(
         self,
@@ -156,8 +147,10 @@ class PinyinSpellingCorrector(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         index: dict[str, str] | None = None,
+        table: PinyinTable | None = None,
     ) -> None:
         self._config, self._model_storage, self._resource = config, model_storage, resource
+        self.table = table
         self.index: dict[str, str] = index or {}
         self.known = set(self.index.values())
         self.frequency = _jieba(config.get("dictionary_path")).dt.FREQ
@@ -177,9 +170,11 @@ class PinyinSpellingCorrector(GraphComponent):
             (example.get(TEXT) or "" for example in training_data.training_examples),
             self._config.get("dictionary_path"),
         )
-        self.index = index_words(words)
+        self.table = PinyinTable.from_pypinyin()
+        self.index = index_words(words, self.table)
         self.known = set(self.index.values()) | set(words)
         with self._model_storage.write_to(self._resource) as directory:
+            self.table.save(directory)
             (directory / INDEX_FILE).write_text(
                 json.dumps({"index": self.index, "known": sorted(self.known)}, ensure_ascii=False),
                 encoding="utf-8",
@@ -197,15 +192,16 @@ class PinyinSpellingCorrector(GraphComponent):
     ) -> PinyinSpellingCorrector:
         with model_storage.read_from(resource) as directory:
             stored = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
-        component = cls(config, model_storage, resource, stored["index"])
+            table = PinyinTable.load(directory)
+        component = cls(config, model_storage, resource, stored["index"], table)
         component.known = set(stored["known"])
         return component
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT)
-            if text:
-                message.set(TEXT, correct(text, self.index, self.known, self.frequency))
+            if text and self.table is not None:
+                message.set(TEXT, correct(text, self.index, self.known, self.frequency, self.table))
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
