@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.shared.core.events import Event
 from rasa.utils.tensorflow.models import RasaModel
 
 from runtime import rasa_patches
@@ -17,6 +18,7 @@ from tests.helpers import ROOT
 ORIGINAL = rasa_patches.original(RemoteAction, "_validate_action_result")
 ORIGINAL_KEYS = rasa_patches.original_get_possible_keys()
 ORIGINAL_PREDICT = rasa_patches.original(RasaModel, "_rasa_predict")
+ORIGINAL_RESOLVE = rasa_patches.original(Event, "resolve_by_type")
 VALID = [
     {},
     {"events": [], "responses": []},
@@ -34,6 +36,7 @@ def patched(monkeypatch) -> None:
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
+    monkeypatch.setattr(Event, "resolve_by_type", ORIGINAL_RESOLVE)
     assert rasa_patches.apply() is True
 
 
@@ -96,6 +99,45 @@ def test_diet_through_its_concrete_function_answers_as_rasa_does(model_path, mon
     assert isinstance(diet.model._tf_predict_step, ConcreteFunction)
 
 
+def test_the_event_lookup_patched_is_the_code_that_was_measured() -> None:
+    assert rasa_patches.source_sha256(ORIGINAL_RESOLVE) == rasa_patches.RESOLVE_BY_TYPE_SHA256
+    assert "all_subclasses(Event)" in rasa_patches.inspect.getsource(ORIGINAL_RESOLVE)
+
+
+def test_event_classes_found_by_name_are_rasa_s_own() -> None:
+    from rasa.shared.core.events import SlotSet, UserUttered
+    from rasa.shared.utils.common import all_subclasses
+
+    rasa_s = ORIGINAL_RESOLVE.__func__
+    names = {cls.type_name for cls in all_subclasses(Event)}
+    assert len(names) > 15
+    for _ in range(2):  # found, then remembered
+        for name in names:
+            assert Event.resolve_by_type(name) is rasa_s(name)
+    # what Rasa does with names it does not know: the default, None for "topic", or an error
+    assert Event.resolve_by_type("nonsense", SlotSet) is SlotSet
+    assert Event.resolve_by_type("topic") is None
+    with pytest.raises(ValueError, match="Unknown event name 'nonsense'"):
+        Event.resolve_by_type("nonsense")
+    # an Event class defined later is found, as Rasa would find it
+    Event.resolve_by_type("user")
+
+    class Later(UserUttered):
+        type_name = "later"
+
+    assert Event.resolve_by_type("later") is Later is rasa_s("later")
+    parse = {"intent": {"name": "forgot_password"}, "entities": []}
+    # stored events read back through the patch are equal to Rasa's
+    stored = [
+        {"event": "user", "text": "密码忘了", "parse_data": parse},
+        {"event": "slot", "name": "a", "value": 1},
+        {"event": "later", "text": "hi", "parse_data": parse},
+    ]
+    assert [Event.from_parameters(e) for e in stored] == [
+        rasa_s(e["event"])._from_parameters(e) for e in stored
+    ]
+
+
 def test_remembered_rule_matches_are_rasa_s_own(model_path) -> None:
     """The trained RulePolicy, its rules' states run together and cut at every length: the
     remembered answer is Rasa's, asked once and again."""
@@ -125,6 +167,7 @@ def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
     monkeypatch.setattr(RemoteAction, "_validate_action_result", ORIGINAL)
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
+    monkeypatch.setattr(Event, "resolve_by_type", ORIGINAL_RESOLVE)
     monkeypatch.setattr("rasa.__main__.main", lambda: None)
     import rasa.core.run
 
@@ -134,6 +177,7 @@ def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
     assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
     assert RulePolicy.__dict__["_get_possible_keys"] is rasa_patches.get_possible_keys
     assert RasaModel.__dict__["_rasa_predict"] is rasa_patches.rasa_predict
+    assert Event.__dict__["resolve_by_type"] is rasa_patches.RESOLVE_BY_TYPE
 
 
 LOAD_AND_MEASURE = """
