@@ -76,6 +76,36 @@ def saved(store: MaskingSQLTrackerStore, sender: str, turns: int) -> None:
     asyncio.run(store.save(tracker))
 
 
+def test_a_turn_s_events_are_written_as_rasa_writes_them(
+    store: MaskingSQLTrackerStore, tmp_path: Path
+) -> None:
+    """The store writes a turn's events in one statement: the rows are those Rasa's save writes
+    (the same store, so masked alike), column for column, across three saves."""
+    migrate(f"sqlite:///{tmp_path / 'rasa.db'}")
+    rasa_s = MaskingSQLTrackerStore(store.domain, host=f"sqlite:///{tmp_path / 'rasa.db'}")
+    ours = DialogueStateTracker("writer", store.domain.slots)
+    theirs = DialogueStateTracker("writer", store.domain.slots)
+    for part in (range(0, 3), range(3, 8), range(8, 40)):
+        for number in part:
+            for event in turn(number):
+                ours.update(event)
+                theirs.update(event)
+        asyncio.run(store.save(ours))
+        asyncio.run(SQLTrackerStore.save(rasa_s, theirs))
+
+    def rows(url: str) -> list[tuple]:
+        with sqlite3.connect(url) as db:
+            return db.execute(
+                "SELECT sender_id, type_name, timestamp, intent_name, action_name, data"
+                " FROM events ORDER BY id"
+            ).fetchall()
+
+    written = rows(store.engine.url.database)
+    assert len(written) == len(ours.events) > 100
+    assert written == rows(rasa_s.engine.url.database)
+    assert {row[1] for row in written} >= {"user", "action", "slot", "active_loop", "pause"}
+
+
 def test_boundary_keeps_the_last_messages_and_waits_until_enough_have_gathered() -> None:
     kinds = ["action", "user", "action", "action"] * compaction.COMPACT_AFTER
     assert compaction.boundary(kinds) is None
