@@ -6,6 +6,8 @@ with the project's user dictionary) is indexed by its toneless pinyin. In a mess
 to four characters that is not one of those words but sounds exactly like one is replaced by it,
 unless jieba's dictionary knows the typed run as the more common word of the two (白白 stays 白白).
 Place it after the normaliser and before the tokenizer; the tracker keeps what the student wrote.
+Its model also holds the pinyin and jieba's word frequencies as compact tables (pinyin_table.py,
+jieba_table.py), which a server reads instead of pypinyin's and jieba's own dicts (130 MB).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from understanding import cjk, pinyin_table
+from understanding import cjk, jieba_table, pinyin_table, sections
 from understanding.fingerprint import source_fingerprint
 from understanding.pinyin_table import PinyinTable
 
@@ -139,7 +141,7 @@ class PinyinSpellingCorrector(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
         """The module's helpers and the character and pinyin tables decide the output too."""
-        return source_fingerprint(sys.modules[__name__], cjk, pinyin_table)
+        return source_fingerprint(sys.modules[__name__], cjk, pinyin_table, jieba_table, sections)
 
     def __init__(
         self,
@@ -175,6 +177,7 @@ class PinyinSpellingCorrector(GraphComponent):
         self.known = set(self.index.values()) | set(words)
         with self._model_storage.write_to(self._resource) as directory:
             self.table.save(directory)
+            jieba_table.save(directory, *jieba_table.build())
             (directory / INDEX_FILE).write_text(
                 json.dumps({"index": self.index, "known": sorted(self.known)}, ensure_ascii=False),
                 encoding="utf-8",
@@ -193,6 +196,9 @@ class PinyinSpellingCorrector(GraphComponent):
         with model_storage.read_from(resource) as directory:
             stored = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
             table = PinyinTable.load(directory)
+            # before anything makes jieba read its own dictionary (this component comes before
+            # the tokenizer, and its __init__ below loads the user dictionary)
+            jieba_table.install(directory)
         component = cls(config, model_storage, resource, stored["index"], table)
         component.known = set(stored["known"])
         return component
