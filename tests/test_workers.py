@@ -199,9 +199,12 @@ def test_one_wechat_message_delivered_to_both_workers_is_one_turn(two_workers) -
     xml = inbound(user.open_id, "text", "7070", Content="用户名忘了怎么办")
     with concurrent.futures.ThreadPoolExecutor(6) as pool:  # a new connection each
         responses = list(pool.map(lambda _: user.deliver(xml), range(6)))
-    # one answers; a re-delivery while it works gets "success" (WeChat waits for the first)
+    # one answers; a re-delivery while it works gets "success" (WeChat waits for the first), one
+    # after it has answered gets the same answer again (how many of the six come after depends
+    # on how fast the turn is)
     answered = [user.reply_text(r) for r in responses if r.text != "success"]
-    assert len(answered) == 1 and "用户名" in answered[0], [r.text[:40] for r in responses]
+    assert answered and "用户名" in answered[0], [r.text[:40] for r in responses]
+    assert answered == [answered[0]] * len(answered)
     assert user.reply_text(user.deliver(xml)) == answered[0]  # later: the first one's answer
     assert user_turns(two_workers["db"], user.open_id) == 1
 
