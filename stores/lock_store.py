@@ -78,6 +78,11 @@ TURNS_AT_ONCE = 3
 SWEEP_SECONDS = 60
 
 
+def _lock_key(conversation_id: str) -> int:
+    """A PostgreSQL advisory lock key (bigint) for the conversation."""
+    return int.from_bytes(hashlib.sha256(conversation_id.encode()).digest()[:8], "big", signed=True)
+
+
 class DatabaseTurns:
     """The queue of turns in the database, for several worker processes without Redis.
 
@@ -93,6 +98,14 @@ class DatabaseTurns:
         """Queues the token; returns the head of the queue right after (one transaction, so an
         uncontended turn needs no second look)."""
         with session_scope() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Ids come from a sequence, whose order is not the order transactions commit in:
+                # a place taken just after another could commit first and find itself at the head
+                # of the queue, while the earlier one then finds itself there too. One place at a
+                # time per conversation (released at commit) keeps the two orders the same.
+                session.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock(_lock_key(conversation_id)))
+                )
             session.add(
                 ConversationTurn(conversation_id=conversation_id, token=token, expires=expires)
             )

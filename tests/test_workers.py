@@ -265,3 +265,30 @@ def test_socket_io_uses_websocket_only_and_answers(two_workers) -> None:
     assert polling.status_code == 400  # a poll could reach a worker that has no session
     texts = asyncio.run(socket_turn(url, uuid.uuid4().hex, "学信网密码忘了"))
     assert any("找回密码" in text for text in texts)
+
+
+def test_places_taken_at_once_on_postgresql_have_one_head(monkeypatch) -> None:
+    """Eight workers take a place in one conversation at the same moment: each transaction
+    learns the head of the queue as it commits, and exactly one of them is told it is the head
+    (sequence ids do not follow commit order; the advisory lock makes them)."""
+    import threading
+
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with new_postgres_database() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        turns = DatabaseTurns()
+        for round_ in range(5):
+            conversation, start = f"at-once-{round_}", threading.Barrier(8)
+            heads: list[bool] = []
+
+            def take(token: str, conversation: str = conversation) -> None:
+                start.wait()
+                heads.append(turns.take_place(conversation, token, time.time() + 60) == token)
+
+            threads = [threading.Thread(target=take, args=(f"t{n}",)) for n in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert len(heads) == 8 and heads.count(True) == 1, heads
