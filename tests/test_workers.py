@@ -279,14 +279,17 @@ def test_places_taken_at_once_on_postgresql_have_one_head(monkeypatch) -> None:
         monkeypatch.setenv("DATABASE_URL", url)
         turns = DatabaseTurns()
         for round_ in range(5):
-            conversation, start = f"at-once-{round_}", threading.Barrier(8)
             heads: list[bool] = []
 
-            def take(token: str, conversation: str = conversation) -> None:
+            def take(token: str, conversation: str, start: threading.Barrier, heads: list) -> None:
                 start.wait()
                 heads.append(turns.take_place(conversation, token, time.time() + 60) == token)
 
-            threads = [threading.Thread(target=take, args=(f"t{n}",)) for n in range(8)]
+            start = threading.Barrier(8)
+            threads = [
+                threading.Thread(target=take, args=(f"t{n}", f"at-once-{round_}", start, heads))
+                for n in range(8)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
