@@ -135,7 +135,9 @@ def main() -> int:
             f"{BASE}/webhooks/rest/webhook",
             json={"sender": "privacy-check", "message": f"我的信息是{variant}"},
         ).raise_for_status()
-    for path in [*(ROOT / "var").glob("*.db*"), *(ROOT / "logs").glob("*.log")]:
+    # every file in var/ (the database, its WAL, the workers' turn queues) and every log
+    stored = [path for path in (ROOT / "var").rglob("*") if path.is_file()]
+    for path in [*stored, *(ROOT / "logs").glob("*.log")]:
         seen = readable(path.read_bytes().decode("utf-8", "replace"))
         hits = [s for s in SECRETS if s in seen]
         check(
