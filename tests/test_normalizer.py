@@ -18,6 +18,8 @@ from understanding.normalizer import ChineseTextNormalizer, normalize
         ("Forgot  PASSWORD 怎么办", "forgot password怎么办"),
         ("用 户 名　忘 了", "用户名忘了"),  # ideographic space too
         ("  \t\n ", ""),
+        ("密码忘了\ud800", "密码忘了"),  # a lone surrogate, as a JSON escape can give
+        ("\udc80學信網\ud83d", "学信网"),
         ("\u200b密码\ufeff", "密码"),
         ("证件号码重复待审核，不能再次注册此证件号码", "证件号码重复待审核,不能再次注册此证件号码"),
         ("", ""),
@@ -51,3 +53,15 @@ def test_the_ideograph_check_and_the_regex_ranges_agree() -> None:
     ranges = re.compile(f"[{cjk.IDEOGRAPHS}]")
     for code in range(0x10000):
         assert cjk.is_ideograph(chr(code)) == (ranges.fullmatch(chr(code)) is not None), hex(code)
+
+
+def test_the_trained_pipeline_reads_past_a_lone_surrogate(model_path) -> None:
+    """Half a surrogate pair, escaped alone in JSON, reaches the pipeline as a lone surrogate;
+    OpenCC raised on it, and the student got the apology instead of the answer."""
+    import asyncio
+
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model_path))
+    parsed = asyncio.run(agent.parse_message("学信网密码忘记了\ud800怎么找回"))
+    assert parsed["intent"]["name"] == "forgot_password"

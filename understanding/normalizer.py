@@ -24,8 +24,10 @@ from understanding.text_rewriter import TextRewriter
 _CJK = cjk.IDEOGRAPHS + cjk.PUNCTUATION_AND_FULL_WIDTH
 _SPACE_NEXT_TO_CJK = re.compile(rf"\s+(?=[{_CJK}])|(?<=[{_CJK}])\s+")
 _SPACES = re.compile(r"\s+")
-# Zero-width and BOM characters that survive NFKC and carry no meaning in a message.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+# Zero-width and BOM characters that survive NFKC and carry no meaning in a message; and lone
+# surrogates (a JSON "\ud800" escape on its own), which no text encoder accepts: OpenCC raised on
+# them and the student got the apology instead of an answer.
+_INVISIBLE = dict.fromkeys([*map(ord, "\u200b\u200c\u200d\u2060\ufeff"), *range(0xD800, 0xE000)])
 
 
 @functools.lru_cache(maxsize=1)

@@ -63,7 +63,7 @@ class Sections:
         if len(key) == 1:
             head = self._data[start:head_end]
             return head[1:].decode() if head[:1] == b"=" else None
-        found = self._data.find(b"\n" + key[1:].encode() + b"\t", head_end, end)
+        found = self._data.find(b"\n" + _bytes(key[1:]) + b"\t", head_end, end)
         if found == -1:
             return None
         begin = self._data.index(b"\t", found + 1) + 1
@@ -77,7 +77,7 @@ class Sections:
         _, head_end, end = section
         if len(start) == 1:
             return head_end + 1 < end
-        return self._data.find(b"\n" + start[1:].encode(), head_end, end) != -1
+        return self._data.find(b"\n" + _bytes(start[1:]), head_end, end) != -1
 
     def save(self, directory: Path, name: str, **extra: str) -> None:
         (directory / f"{name}.bin").write_bytes(self._data)
@@ -92,3 +92,8 @@ class Sections:
         chars.frombytes(bytes.fromhex(meta.pop("chars")))
         starts.frombytes(bytes.fromhex(meta.pop("starts")))
         return cls((directory / f"{name}.bin").read_bytes(), chars, starts), meta
+
+
+def _bytes(text: str) -> bytes:
+    """UTF-8, a lone surrogate kept as bytes no key has (no key holds one)."""
+    return text.encode("utf-8", "surrogatepass")
