@@ -34,9 +34,10 @@ def hand_back_free_memory() -> bool:
     gc.collect()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0) is not None)
+        libc.malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         return False
+    return True
 
 
 def trimmed_after_loading(load: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -179,11 +179,10 @@ class FileTurns:
         return self.directory / hashlib.sha256(conversation_id.encode()).hexdigest()[:40]
 
     @contextmanager
-    def _queue(self, conversation_id: str, create: bool) -> Iterator[tuple[int, list] | None]:
-        """The conversation's queue file, locked, with its live places [(token, expires)]; None
-        when there is no file. A release may delete the file while this waits for its lock, so
-        the file locked must still be the one at the path."""
-        path = self._path(conversation_id)
+    def _queue(self, path: Path, create: bool) -> Iterator[tuple[int, list] | None]:
+        """The queue file at `path`, locked, with its live places [(token, expires)]; None when
+        there is no file. A release may delete the file while this waits for its lock, so the
+        file locked must still be the one at the path."""
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
@@ -214,9 +213,11 @@ class FileTurns:
                 continue
         return places
 
-    def _write(self, conversation_id: str, fd: int, places: list) -> None:
+    @staticmethod
+    def _write(path: Path, fd: int, places: list) -> None:
+        """Writes the locked queue file back; an empty queue is deleted."""
         if not places:
-            os.unlink(self._path(conversation_id))
+            path.unlink()
             return
         data = "".join(f"{token} {expires:.6f}\n" for token, expires in places).encode()
         os.pwrite(fd, data, 0)
@@ -227,25 +228,27 @@ class FileTurns:
         if time.time() >= self._next_sweep:
             self._next_sweep = time.time() + SWEEP_SECONDS
             self.sweep()
-        with self._queue(conversation_id, create=True) as queue:
+        path = self._path(conversation_id)
+        with self._queue(path, create=True) as queue:
             assert queue is not None
             fd, places = queue
             places.append((token, expires))
-            self._write(conversation_id, fd, places)
+            self._write(path, fd, places)
             return str(places[0][0])
 
     def whose_turn(self, conversation_id: str, now: float) -> str | None:
-        with self._queue(conversation_id, create=False) as queue:
+        with self._queue(self._path(conversation_id), create=False) as queue:
             live = [token for token, expires in queue[1] if expires > now] if queue else []
             return live[0] if live else None
 
     def release(self, conversation_id: str, token: str) -> bool:
-        with self._queue(conversation_id, create=False) as queue:
+        path = self._path(conversation_id)
+        with self._queue(path, create=False) as queue:
             if queue is None:
                 return False
             fd, places = queue
             others = [place for place in places if place[0] != token]
-            self._write(conversation_id, fd, others)
+            self._write(path, fd, others)
             return len(others) < len(places)
 
     def sweep(self) -> None:
@@ -253,16 +256,9 @@ class FileTurns:
         for number, path in enumerate(self.directory.iterdir()):
             if number >= SWEEP_FILES:
                 return
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if not self._places(os.pread(fd, QUEUE_FILE_BYTES, 0)):
-                    path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+            with self._queue(path, create=False) as queue:
+                if queue is not None and not queue[1]:
+                    path.unlink()
 
 
 def shared_queue() -> FileTurns | DatabaseTurns | None:
@@ -319,6 +315,14 @@ class ConversationLockStore(LockStore):
             self._running = (loop, asyncio.Semaphore(TURNS_AT_ONCE))
         return self._running[1]
 
+    async def _on_queue(self, operation: str, *args: Any) -> Any:
+        """One operation of the shared queue: in a thread for the database (SQL may wait), in
+        place for the files (a few system calls)."""
+        run = getattr(self.queue, operation)
+        if isinstance(self.queue, FileTurns):
+            return run(*args)
+        return await asyncio.to_thread(run, *args)
+
     @staticmethod
     def _keys(conversation_id: str) -> list:
         return [
@@ -336,13 +340,9 @@ class ConversationLockStore(LockStore):
             await self._script("take_place")(
                 keys=self._keys(conversation_id), args=[token, expires, keep_ms]
             )
-        elif isinstance(self.queue, FileTurns):  # a few system calls: no thread
-            return self.queue.take_place(conversation_id, token, expires)
         elif self.queue:
             async with self._placing_lock():  # one at a time: places follow arrival order
-                return await asyncio.to_thread(
-                    self.queue.take_place, conversation_id, token, expires
-                )
+                return await self._on_queue("take_place", conversation_id, token, expires)
         else:
             self._queues.setdefault(conversation_id, OrderedDict())[token] = expires
         return None
@@ -352,10 +352,8 @@ class ConversationLockStore(LockStore):
         if self.url:
             head = await self._script("whose_turn")(keys=self._keys(conversation_id), args=[now])
             return head.decode() if head else None
-        if isinstance(self.queue, FileTurns):
-            return self.queue.whose_turn(conversation_id, now)
         if self.queue:
-            return await asyncio.to_thread(self.queue.whose_turn, conversation_id, now)
+            return await self._on_queue("whose_turn", conversation_id, now)
         queue = self._queues.get(conversation_id) or OrderedDict()
         while queue:
             head, expires = next(iter(queue.items()))
@@ -369,10 +367,8 @@ class ConversationLockStore(LockStore):
             return bool(
                 await self._script("release")(keys=self._keys(conversation_id), args=[token])
             )
-        if isinstance(self.queue, FileTurns):
-            return self.queue.release(conversation_id, token)
         if self.queue:
-            return await asyncio.to_thread(self.queue.release, conversation_id, token)
+            return await self._on_queue("release", conversation_id, token)
         queue = self._queues.get(conversation_id)
         if queue is None or queue.pop(token, None) is None:
             return False

@@ -1,15 +1,14 @@
 """understanding/jieba_table.py: jieba with its frequencies from the table tokenizes as jieba with
-its own dictionary, user dictionaries included; the trained model's worker uses the table."""
+its own dictionary, user dictionaries included (tests/test_pinyin_speller.py: a loaded model's
+worker uses the table)."""
 
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import jieba
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, nlu_examples
 from understanding import jieba_table
 from understanding.jieba_table import Frequencies
 
@@ -39,16 +38,6 @@ def pair(tmp_path_factory) -> tuple[jieba.Tokenizer, jieba.Tokenizer]:
     return own, tabled
 
 
-def training_texts() -> list[str]:
-    texts = []
-    for path in sorted((ROOT / "data" / "nlu").glob("*.yml")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line.startswith("- ") and len(line) > 2:
-                texts.append(line[2:])
-    return texts
-
-
 def test_frequencies_and_total_are_jieba_s(pair) -> None:
     own, tabled = pair
     assert isinstance(tabled.FREQ, Frequencies) and isinstance(own.FREQ, dict)
@@ -69,7 +58,8 @@ def test_frequencies_and_total_are_jieba_s(pair) -> None:
 def test_text_is_cut_as_jieba_cuts_it(pair) -> None:
     """The project's own sentences, and characters and words thrown together."""
     own, tabled = pair
-    texts = training_texts()
+    nlu = nlu_examples(sorted((ROOT / "data" / "nlu").glob("*.yml")))
+    texts = [text for examples in nlu.values() for text in examples]
     assert len(texts) > 500
     random.seed(11)
     words = [w for w in own.FREQ if own.FREQ[w] > 0]
@@ -86,18 +76,3 @@ def test_text_is_cut_as_jieba_cuts_it(pair) -> None:
 def test_the_table_is_small(tmp_path: Path) -> None:
     table, _ = jieba_table.build()
     assert len(table) < 8_000_000
-
-
-def test_a_worker_uses_the_table_not_jieba_s_dictionary(model_path) -> None:
-    script = (
-        "import asyncio, jieba\n"
-        "from rasa.core.agent import Agent\n"
-        f"agent = Agent.load({str(model_path)!r})\n"
-        "parsed = asyncio.run(agent.parse_message('学信网的账号被注册了怎么办'))\n"
-        "print(parsed['intent']['name'], type(jieba.dt.FREQ).__name__)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == "Frequencies"

@@ -171,7 +171,7 @@ def test_a_queue_file_changed_by_four_processes_at_once_loses_no_place(tmp_path)
     for process in processes:
         process.start()
     while any(process.is_alive() for process in processes):
-        with watcher._queue("busy", create=False) as queue:
+        with watcher._queue(watcher._path("busy"), create=False) as queue:
             seen.add(len(queue[1]) if queue else 0)
     assert [process.join(60) or process.exitcode for process in processes] == [0, 0, 0, 0]
     assert max(seen) > places  # the processes did overlap

@@ -2,6 +2,8 @@
 its own and in the trained pipeline. (Examples here are not the hold-out's.)"""
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
@@ -97,3 +99,20 @@ def test_a_correction_never_cuts_through_a_trained_word(tmp_path) -> None:
     typo = Message(data={TEXT: "那就在会啦"})  # a real typo of 再会 still gets corrected
     speller.process([typo])
     assert typo.get(TEXT) == "那就再会啦"
+
+
+def test_a_worker_reads_the_model_s_tables_not_pypinyin_or_jieba_s_dictionary(model_path) -> None:
+    """The speller's tables keep pypinyin (55 MB) out of every worker and jieba's own dictionary
+    (75 MB) out of memory; the typo is still read as the word."""
+    script = (
+        "import asyncio, sys, jieba\n"
+        "from rasa.core.agent import Agent\n"
+        f"agent = Agent.load({str(model_path)!r})\n"
+        "parsed = asyncio.run(agent.parse_message('学信网的密马忘记了怎么办'))\n"
+        "print(parsed['intent']['name'], 'pypinyin' in sys.modules, type(jieba.dt.FREQ).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["forgot_password", "False", "Frequencies"]

@@ -1,15 +1,13 @@
 """understanding/pinyin_table.py: the speller's pinyin, exactly pypinyin's lazy_pinyin, from a
-table saved with the model; a server reading it never loads pypinyin."""
+table saved with the model (tests/test_pinyin_speller.py: a loaded model's worker never imports
+pypinyin)."""
 
 import random
-import subprocess
-import sys
 
 import pytest
 from pypinyin import lazy_pinyin
 from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
 
-from tests.helpers import ROOT
 from understanding.pinyin_table import PinyinTable
 
 
@@ -66,20 +64,3 @@ def test_random_text_reads_as_in_pypinyin(table) -> None:
 
 def test_the_table_is_small(table) -> None:
     assert len(table) < 2_000_000
-
-
-def test_a_server_reading_the_model_never_loads_pypinyin(model_path) -> None:
-    """The trained speller reads its table from the model: pypinyin's 55 MB stay out of every
-    worker."""
-    script = (
-        "import asyncio, sys\n"
-        "from rasa.core.agent import Agent\n"
-        f"agent = Agent.load({str(model_path)!r})\n"
-        "parsed = asyncio.run(agent.parse_message('学信网的密马忘记了怎么办'))\n"
-        "print(parsed['intent']['name'], 'pypinyin' in sys.modules)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-2:] == ["forgot_password", "False"]

@@ -50,7 +50,7 @@ class Frequencies:
         found = self.get(word, _MISSING)
         if found is _MISSING:
             raise KeyError(word)
-        return int(found)
+        return found
 
     def __setitem__(self, word: str, frequency: int) -> None:
         self._added[word] = frequency
