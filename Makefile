@@ -63,6 +63,7 @@ eval: train
 	.venv/bin/python -m evaluation
 
 bench: install
+	@scripts/browser.sh
 	.venv/bin/python -m bench
 
 clean:
