@@ -55,12 +55,29 @@ def trimmed_after_loading(load: Callable[..., Awaitable[Any]]) -> Callable[..., 
     return load_then_trim
 
 
+def closing_pooled_sessions(close: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Rasa's close_resources, then the worker's pooled action-server sessions are closed."""
+    if getattr(close, "closes_pooled_sessions", False):
+        return close
+
+    @functools.wraps(close)
+    async def close_then_sessions(*args: Any, **kwargs: Any) -> None:
+        try:
+            await close(*args, **kwargs)
+        finally:
+            await rasa_patches.close_pooled_sessions()
+
+    close_then_sessions.closes_pooled_sessions = True  # type: ignore[attr-defined]
+    return close_then_sessions
+
+
 def main() -> None:
     sys.argv = with_cors_from_environment(sys.argv)
     rasa_patches.apply()
     import rasa.core.run
 
     rasa.core.run.load_agent_on_start = trimmed_after_loading(rasa.core.run.load_agent_on_start)
+    rasa.core.run.close_resources = closing_pooled_sessions(rasa.core.run.close_resources)
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

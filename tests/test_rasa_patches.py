@@ -2,23 +2,33 @@
 check accepts and rejects exactly as Rasa's; a Rasa upgrade that changes the patched code fails
 here."""
 
+import asyncio
+import contextlib
 import json
 import random
+import threading
+from collections.abc import Iterator
+from typing import Any
 
+import aiohttp
 import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import Event
+from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.tensorflow.models import RasaModel
 
 from runtime import rasa_patches
-from tests.helpers import ROOT
+from tests.helpers import HOLDOUT, ROOT, nlu_examples
 
 ORIGINAL = rasa_patches.original(RemoteAction, "_validate_action_result")
 ORIGINAL_KEYS = rasa_patches.original_get_possible_keys()
 ORIGINAL_PREDICT = rasa_patches.original(RasaModel, "_rasa_predict")
 ORIGINAL_RESOLVE = rasa_patches.original(Event, "resolve_by_type")
+ORIGINAL_SESSION = rasa_patches.original(EndpointConfig, "session")
+ORIGINAL_RUN = rasa_patches.original(DaskGraphRunner, "run")
 VALID = [
     {},
     {"events": [], "responses": []},
@@ -37,6 +47,8 @@ def patched(monkeypatch) -> None:
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
     monkeypatch.setattr(Event, "resolve_by_type", ORIGINAL_RESOLVE)
+    monkeypatch.setattr(EndpointConfig, "session", ORIGINAL_SESSION)
+    monkeypatch.setattr(DaskGraphRunner, "run", ORIGINAL_RUN)
     assert rasa_patches.apply() is True
 
 
@@ -168,12 +180,18 @@ def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", ORIGINAL_KEYS)
     monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
     monkeypatch.setattr(Event, "resolve_by_type", ORIGINAL_RESOLVE)
+    monkeypatch.setattr(EndpointConfig, "session", ORIGINAL_SESSION)
+    monkeypatch.setattr(DaskGraphRunner, "run", ORIGINAL_RUN)
     monkeypatch.setattr("rasa.__main__.main", lambda: None)
     import rasa.core.run
 
     monkeypatch.setattr(rasa.core.run, "load_agent_on_start", rasa.core.run.load_agent_on_start)
+    monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
     rasa_server.main()
     assert rasa.core.run.load_agent_on_start.trims_memory
+    assert rasa.core.run.close_resources.closes_pooled_sessions
+    assert EndpointConfig.__dict__["session"] is rasa_patches.pooled_session
+    assert DaskGraphRunner.__dict__["run"] is rasa_patches.run_graph
     assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
     assert RulePolicy.__dict__["_get_possible_keys"] is rasa_patches.get_possible_keys
     assert RasaModel.__dict__["_rasa_predict"] is rasa_patches.rasa_predict
@@ -274,3 +292,224 @@ def test_a_run_without_cors_takes_the_origins_from_the_environment(monkeypatch) 
     assert with_cors_from_environment(["rasa", "train"]) == ["rasa", "train"]
     monkeypatch.setenv("CORS_ORIGINS", "")
     assert with_cors_from_environment(run) == run
+
+
+def test_the_session_patched_is_the_code_that_was_measured() -> None:
+    """The pooled session is lent through `async with`, as every caller of Rasa's uses it."""
+    import rasa.core.agent
+
+    assert rasa_patches.source_sha256(ORIGINAL_SESSION) == rasa_patches.ENDPOINT_SESSION_SHA256
+    assert "async with self.session() as session:" in rasa_patches.inspect.getsource(
+        EndpointConfig.request
+    )
+    assert "async with model_server.session() as session:" in rasa_patches.inspect.getsource(
+        rasa.core.agent
+    )
+
+
+@contextlib.contextmanager
+def endpoint_server(keepalive: float = 75.0) -> Iterator[tuple[str, list[dict]]]:
+    """An aiohttp server in a thread of its own, answering JSON; yields its URL and what it saw
+    of each request (which connection it came on, its headers and query)."""
+    from aiohttp import web
+
+    seen: list[dict] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    connections: list[Any] = []  # held, so that each is told apart by identity
+
+    def connection(transport: Any) -> int:
+        if not any(transport is known for known in connections):
+            connections.append(transport)
+        return next(i for i, known in enumerate(connections) if known is transport)
+
+    async def webhook(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "connection": connection(request.transport),
+                "headers": dict(request.headers),
+                "query": dict(request.query),
+                "body": await request.json(),
+            }
+        )
+        return web.json_response({"events": [], "responses": []})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app, keepalive_timeout=keepalive)
+    port = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port[0]}/webhook", seen
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def calls(endpoint: EndpointConfig, count: int, pause: float = 0.0) -> list[Any]:
+    """`count` requests through Rasa's EndpointConfig.request on one loop, `pause` s apart; the
+    pooled sessions closed at the end as the server's stop closes them."""
+
+    async def run() -> list[Any]:
+        answers = []
+        for i in range(count):
+            answers.append(await endpoint.request(json={"next_action": f"call {i}"}))
+            await asyncio.sleep(pause)
+        await rasa_patches.close_pooled_sessions()
+        return answers
+
+    return asyncio.run(run())
+
+
+def test_calls_to_the_action_server_share_one_connection() -> None:
+    with endpoint_server() as (url, seen):
+        endpoint = EndpointConfig(
+            url, headers={"X-Team": "chsi"}, basic_auth={"username": "u", "password": "p"}
+        )
+        assert calls(endpoint, 3) == [{"events": [], "responses": []}] * 3
+        endpoint.token = "secret"
+        calls(endpoint, 2)
+    assert [s["body"]["next_action"] for s in seen] == [f"call {i}" for i in (0, 1, 2, 0, 1)]
+    # one connection for the three calls; a new loop (asyncio.run), a new session and connection
+    assert [s["connection"] for s in seen] == [0, 0, 0, 1, 1]
+    assert seen[3]["query"] == {"token": "secret"} and seen[0]["query"] == {}
+    for s in seen:  # what Rasa's own session sends: its headers, its basic auth
+        assert s["headers"]["X-Team"] == "chsi"
+        assert s["headers"]["Authorization"] == aiohttp.BasicAuth("u", "p").encode()
+        assert s["headers"]["Content-Type"] == "application/json"
+
+
+def test_the_pooled_session_is_made_as_rasa_makes_its_own() -> None:
+    endpoint = EndpointConfig(
+        "http://127.0.0.1:1/webhook",
+        headers={"A": "b"},
+        basic_auth={"username": "u", "password": "p"},
+    )
+
+    async def both() -> tuple[Any, Any]:
+        rasa_s = ORIGINAL_SESSION(endpoint)
+        async with rasa_s, endpoint.session() as ours:
+            pair = (rasa_s, ours)
+            assert endpoint.session().session is ours  # the same one lent again
+        assert not ours.closed  # kept for the next call
+        await rasa_patches.close_pooled_sessions()
+        assert ours.closed
+        return pair
+
+    rasa_s, ours = asyncio.run(both())
+    assert ours.headers == rasa_s.headers
+    assert ours._default_auth == rasa_s._default_auth
+    assert ours.timeout == rasa_s.timeout
+    assert ours.connector is None  # closed with the session
+
+
+def test_an_idle_connection_is_closed_by_the_client_before_the_server(monkeypatch) -> None:
+    """Kept shorter than the server keeps it: no request goes out on a connection the server is
+    closing; and a connection the server did close (a restart) is not reused."""
+    assert rasa_patches.KEEPALIVE_SECONDS < 5  # Sanic's KEEP_ALIVE_TIMEOUT, the action server's
+    monkeypatch.setattr(rasa_patches, "KEEPALIVE_SECONDS", 0.2)
+    with endpoint_server() as (url, seen):
+        assert len(calls(EndpointConfig(url), 2, pause=0.5)) == 2
+    assert [s["connection"] for s in seen] == [0, 1]
+    monkeypatch.setattr(rasa_patches, "KEEPALIVE_SECONDS", 30)
+    with endpoint_server(keepalive=0.2) as (url, seen):
+        assert len(calls(EndpointConfig(url), 2, pause=0.5)) == 2
+    assert [s["connection"] for s in seen] == [0, 1]
+
+
+def test_the_graph_run_patched_is_the_code_that_was_measured() -> None:
+    assert rasa_patches.source_sha256(ORIGINAL_RUN) == rasa_patches.GRAPH_RUN_SHA256
+    source = rasa_patches.inspect.getsource(ORIGINAL_RUN)
+    # the hot spots the patch removes: the walk of the schema, dask, the formatted debug message
+    assert "minimal_graph_schema(run_targets)" in source and "dask.get(" in source
+    assert 'f"Running graph with inputs: {inputs}' in source
+
+
+def test_the_graph_run_in_place_answers_as_dask_does(model_path, monkeypatch) -> None:
+    """The trained NLU graph on every hold-out message and the policy graph at every turn of the
+    test stories: the same outputs, through dask and in place."""
+    from rasa.core.agent import Agent
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.test import _create_data_generator
+    from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    agent = Agent.load(str(model_path))
+    processor = agent.processor
+    assert processor is not None and processor.model_metadata.core_target
+    runner = processor.graph_runner
+    nlu, core = processor.model_metadata.nlu_target, processor.model_metadata.core_target
+    texts = [text for group in nlu_examples(HOLDOUT).values() for text in group]
+    trackers = []
+    for story in _create_data_generator(
+        "tests/stories", agent, use_conversation_test_files=True
+    ).generate_story_trackers():
+        # the tracker before each action, as the server holds it
+        trackers += [
+            DialogueStateTracker.from_events(t.sender_id, list(t.events), agent.domain.slots)
+            for t, _ in story.generate_all_prior_trackers()
+            if t.events
+        ]
+
+    def outputs(run: Any) -> tuple[list[str], list[Any]]:
+        monkeypatch.setattr(DaskGraphRunner, "run", run)
+        parsed = [
+            runner.run({PLACEHOLDER_MESSAGE: [UserMessage(t)], PLACEHOLDER_TRACKER: None}, [nlu])[
+                nlu
+            ][0].as_dict(only_output_properties=True)
+            for t in texts
+        ]
+        predicted = [runner.run({PLACEHOLDER_TRACKER: t}, [core])[core] for t in trackers]
+        return [json.dumps(p, sort_keys=True, default=str) for p in parsed], predicted
+
+    dask_s, in_place = outputs(ORIGINAL_RUN), outputs(rasa_patches.run_graph)
+    assert len(texts) > 400 and len(trackers) > 150
+    assert in_place[0] == dask_s[0]
+    assert in_place[1] == dask_s[1]
+    # different answers, not one: many intents, many actions
+    assert len({json.loads(p)["intent"]["name"] for p in in_place[0]}) > 10
+    best = {max(range(len(p.probabilities)), key=p.probabilities.__getitem__) for p in in_place[1]}
+    assert len(best) > 10
+
+
+def test_the_graph_runs_each_node_after_what_it_needs(model_path, monkeypatch) -> None:
+    from rasa.core.agent import Agent
+    from rasa.engine.exceptions import GraphRunError
+
+    agent = Agent.load(str(model_path))
+    assert agent.processor is not None
+    runner = agent.processor.graph_runner
+    schema = runner._graph_schema  # type: ignore[attr-defined]
+    for targets in ([agent.processor.model_metadata.nlu_target], schema.target_names):
+        order = rasa_patches.execution_order(schema, targets)
+        names = [name for name, _ in order]
+        assert set(names) == set(schema.minimal_graph_schema(targets).nodes)  # Rasa's own walk
+        assert len(names) == len(set(names))
+        for position, (name, needs) in enumerate(order):
+            assert needs == tuple(schema.nodes[name].needs.values())
+            assert all(need not in names[position:] for need in needs)
+    # as Rasa's: an input that names a node is refused, a node's RuntimeError is a GraphRunError
+    nlu = agent.processor.model_metadata.nlu_target
+    with pytest.raises(GraphRunError, match="clashes with a node name"):
+        rasa_patches.run_graph(runner, {"__message__": nlu}, [nlu])
+
+    def failing(*inputs: Any) -> None:
+        raise RuntimeError("a node failed")
+
+    monkeypatch.setitem(runner._instantiated_nodes, nlu, failing)  # type: ignore[attr-defined]
+    with pytest.raises(GraphRunError) as raised:
+        rasa_patches.run_graph(runner, {"__message__": []}, [nlu])
+    assert str(raised.value.__cause__) == "a node failed"
