@@ -123,11 +123,11 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         if restored is None:
             return super()._additional_events(session, tracker)
         position, until_id = restored
-        stored = (
-            session.query(sa.func.count(self.SQLEvent.id))
-            .filter(self.SQLEvent.sender_id == tracker.sender_id, self.SQLEvent.id > until_id)
-            .scalar()
-        )
+        stored = session.execute(
+            sa.select(sa.func.count(self.SQLEvent.id)).where(
+                self.SQLEvent.sender_id == tracker.sender_id, self.SQLEvent.id > until_id
+            )
+        ).scalar()
         return itertools.islice(tracker.events, position + 1 + stored, None)
 
     def _unsaved_events(self, session: "Session", tracker: DialogueStateTracker) -> list[Event]:
@@ -146,11 +146,11 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         last = stored.order_by(None).order_by(self.SQLEvent.id.desc()).first()
         if count <= len(events) and abs(events[count - 1].timestamp - last.timestamp) < 1e-6:
             return events[count:]
-        newest = (
-            session.query(sa.func.max(self.SQLEvent.timestamp))
-            .filter(self.SQLEvent.sender_id == tracker.sender_id)
-            .scalar()
-        )
+        newest = session.execute(
+            sa.select(sa.func.max(self.SQLEvent.timestamp)).where(
+                self.SQLEvent.sender_id == tracker.sender_id
+            )
+        ).scalar()
         return [event for event in events if event.timestamp > newest]
 
     async def save(self, tracker: DialogueStateTracker) -> None:
@@ -212,11 +212,11 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             return await SQLTrackerStore.retrieve(self, sender_id)
         Events = self.SQLEvent
         with self.session_scope() as session:
-            session_start = (
-                session.query(sa.func.max(Events.timestamp))
-                .filter(Events.sender_id == sender_id, Events.type_name == "session_started")
-                .scalar()
-            )
+            session_start = session.execute(
+                sa.select(sa.func.max(Events.timestamp)).where(
+                    Events.sender_id == sender_id, Events.type_name == "session_started"
+                )
+            ).scalar()
             saved = session.execute(
                 sa.select(CHECKPOINTS).where(CHECKPOINTS.c.conversation_id == sender_id)
             ).first()
