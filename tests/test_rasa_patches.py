@@ -513,3 +513,82 @@ def test_the_graph_runs_each_node_after_what_it_needs(model_path, monkeypatch) -
     with pytest.raises(GraphRunError) as raised:
         rasa_patches.run_graph(runner, {"__message__": []}, [nlu])
     assert str(raised.value.__cause__) == "a node failed"
+
+
+def rasa_events() -> list[dict]:
+    """Events as Rasa itself writes them, one of each kind the action server may send."""
+    from rasa.shared.core import events as e
+
+    made = [
+        e.UserUttered("忘记密码", {"name": "forgot_password", "confidence": 0.9}, [], None),
+        e.UserUttered(None, {"name": "greet", "confidence": 1.0}, [{"entity": "a", "value": 1}]),
+        e.ActionExecuted("utter_greet", policy="RulePolicy", confidence=1.0),
+        e.SlotSet("student_status", "graduate"),
+        e.SlotSet("requested_slot", None),
+        e.EntitiesAdded([{"entity": "level", "value": "本科", "start": 0, "end": 2}]),
+        e.BotUttered("你好", {"buttons": []}),
+        e.SessionStarted(),
+        e.ActiveLoop("duplicate_id_form"),
+        e.ActiveLoop(None),
+        e.FollowupAction("action_listen"),
+        e.Restarted(),
+        e.AllSlotsReset(),
+        e.ConversationPaused(),
+        e.ConversationResumed(),
+        e.ActionReverted(),
+        e.UserUtteranceReverted(),
+        e.ActionExecutionRejected("validate_duplicate_id_form"),
+        e.LoopInterrupted(True),
+        e.AgentUttered("hi"),
+        e.ReminderCancelled(name="r"),
+    ]
+    return [event.as_dict() for event in made]
+
+
+def mutations(event: dict) -> list[dict]:
+    """An event spoilt in the ways a faulty or hostile action server might spoil it."""
+    spoilt = [
+        {k: v for k, v in event.items() if k != "event"},
+        {**event, "event": "no_such_event"},
+        {**event, "event": 3},
+        {**event, "event": ["slot"]},
+        {**event, "event": None},
+        {**event, "timestamp": "yesterday"},
+        {**event, "metadata": []},
+        {**event, "extra": {"x": 1}},
+    ]
+    spoilt += [{k: v for k, v in event.items() if k != key} for key in event if key != "event"]
+    spoilt += [{**event, key: [1, "2"]} for key in event if key != "event"]
+    return spoilt
+
+
+def test_responses_recognised_by_event_name_are_those_rasa_s_check_passes() -> None:
+    """The shortcut says valid exactly when the full schema does: on every kind of event Rasa
+    writes, on each of them spoilt, and on 3,000 random responses made of those."""
+    full = rasa_patches._action_response_validator()
+    events = rasa_events()
+    candidates: list[Any] = [*VALID, *INVALID, None, "events", {"events": None}]
+    candidates += [{"events": [event]} for event in events]
+    candidates += [{"events": [spoilt]} for event in events for spoilt in mutations(event)]
+    candidates += [{"events": [1]}, {"events": [[]]}, {"events": [{}]}, {"responses": {}}]
+    pool = events + [s for event in events for s in mutations(event)]
+    rng = random.Random(2026)
+    for _ in range(3000):
+        response: dict[str, Any] = {"events": rng.sample(pool, rng.randint(0, 4))}
+        if rng.random() < 0.3:
+            response["responses"] = rng.choice([[{"text": "好的"}], [{"text": 3}], [], "x"])
+        candidates.append(response)
+    verdicts = [(rasa_patches.valid_by_event_name(c), full.is_valid(c)) for c in candidates]
+    assert [fast for fast, _ in verdicts] == [whole for _, whole in verdicts]
+    assert 500 < sum(whole for _, whole in verdicts) < len(verdicts) - 500  # both kinds, many
+
+
+def test_the_event_schema_names_one_branch_per_event() -> None:
+    """What the shortcut stands on: the response's events are Rasa's event schema, every branch
+    of its oneOf requires its own event name, and every event must have a name."""
+    from rasa.shared.utils.schemas.events import EVENT_SCHEMA, EVENTS_SCHEMA
+
+    assert RemoteAction.action_response_format_spec()["properties"]["events"] is EVENTS_SCHEMA
+    assert EVENTS_SCHEMA["items"] is EVENT_SCHEMA and "event" in EVENT_SCHEMA["required"]
+    names = [branch["properties"]["event"]["const"] for branch in EVENT_SCHEMA["oneOf"]]
+    assert len(names) == len(set(names)) == len(EVENT_SCHEMA["oneOf"])
