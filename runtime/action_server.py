@@ -9,13 +9,17 @@ or write feedback rows. This starts rasa-sdk's same application, with:
   query parameter), compared in constant time; needed when the action server runs on another
   host (README, "Running the action server elsewhere");
 - no CORS (only the Rasa server calls it, never a browser), bodies capped at MAX_REQUEST_BYTES,
-  and errors answered without the request body or the exception text.
+  and errors answered without the request body or the exception text;
+- a deflate-compressed body (Rasa sends one when COMPRESS_ACTION_SERVER_REQUEST is set) capped at
+  MAX_REQUEST_BYTES once inflated too: rasa-sdk inflates it whole, so a few kilobytes could have
+  asked for gigabytes.
 """
 
 import argparse
 import hmac
 import logging
 import os
+import zlib
 from typing import Any
 
 from sanic import response
@@ -51,8 +55,27 @@ def create_app(token: str | None = None) -> Any:
             logger.error("An action failed: %s", type(exception).__name__)
         return response.json({"error": type(exception).__name__}, status=status)
 
+    @app.on_request
+    async def bounded_inflation(request: Request) -> HTTPResponse | None:
+        if request.headers.get("Content-Encoding") != "deflate":
+            return None
+        if inflated_size(request.body or b"", MAX_REQUEST_BYTES) > MAX_REQUEST_BYTES:
+            return response.json({"error": "request too large"}, status=413)
+        return None
+
     app.error_handler.add(Exception, failed)
     return app
+
+
+def inflated_size(body: bytes, limit: int) -> int:
+    """How many bytes `body` inflates to, counting no further than limit + 1; a body that is not
+    zlib data counts as its own length (rasa-sdk's error then answers it)."""
+    inflater = zlib.decompressobj()
+    try:
+        size = len(inflater.decompress(body, limit + 1))
+    except zlib.error:
+        return len(body)
+    return size
 
 
 def main(argv: list | None = None) -> None:

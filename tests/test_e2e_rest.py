@@ -8,6 +8,7 @@ import asyncio
 import json
 import sqlite3
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -482,6 +483,33 @@ def test_the_servers_listen_on_loopback_and_the_action_server_wants_its_token(se
     )
     assert forged.status_code == 401
     assert rows("SELECT count(*) FROM tickets WHERE conversation_id = 'forged'")[0][0] == 0
+
+
+def test_the_action_server_refuses_a_compressed_body_that_inflates_past_its_limit(
+    server: str,
+) -> None:
+    """rasa-sdk inflates a deflate body whole: 16 MB of zeros fit in a 16 KB request."""
+    from runtime.action_server import MAX_REQUEST_BYTES
+
+    url, token = f"{SERVERS[0].actions}/webhook", {"token": ACTION_TOKEN}
+    headers = {"Content-Encoding": "deflate", "Content-Type": "application/json"}
+    bomb = zlib.compress(b"0" * (4 * MAX_REQUEST_BYTES), 9)
+    assert len(bomb) < 100_000
+    refused = requests.post(url, params=token, data=bomb, headers=headers, timeout=30)
+    assert refused.status_code == 413
+    call = {
+        "next_action": "action_start_over",
+        "sender_id": "compressed",
+        "tracker": {"sender_id": "compressed", "slots": {}, "events": [], "latest_message": {}},
+        "domain": {},
+        "version": "3.6.21",
+    }
+    body = zlib.compress(json.dumps(call).encode("utf-8"))
+    answered = requests.post(url, params=token, data=body, headers=headers, timeout=30)
+    assert answered.status_code == 200
+    assert {e["event"] for e in answered.json()["events"]} == {"reset_slots", "active_loop"}
+    garbled = requests.post(url, params=token, data=b"not zlib", headers=headers, timeout=30)
+    assert garbled.status_code in (400, 500) and "not zlib" not in garbled.text
 
 
 def test_a_handoff_gives_the_contacts_of_the_latest_topic(server: str) -> None:
