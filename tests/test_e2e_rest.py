@@ -464,18 +464,23 @@ def listening_addresses(pid: int) -> list[str]:
     return found
 
 
+def action_call(action: str, sender: str) -> dict:
+    """A call as the Rasa server makes it to the action server, on an empty conversation."""
+    return {
+        "next_action": action,
+        "sender_id": sender,
+        "tracker": {"sender_id": sender, "slots": {}, "events": [], "latest_message": {}},
+        "domain": {},
+        "version": "3.6.21",
+    }
+
+
 def test_the_servers_listen_on_loopback_and_the_action_server_wants_its_token(server: str) -> None:
     servers = SERVERS[0]
     for name in ("actions", "rasa0"):
         listening = listening_addresses(servers.pid(name))
         assert listening and set(listening) == {"0100007F"}, (name, listening)  # 127.0.0.1
-    call = {
-        "next_action": "action_create_handoff_ticket",
-        "sender_id": "forged",
-        "tracker": {"sender_id": "forged", "slots": {}, "events": [], "latest_message": {}},
-        "domain": {},
-        "version": "3.6.21",
-    }
+    call = action_call("action_create_handoff_ticket", "forged")
     refused = requests.post(f"{servers.actions}/webhook", json=call, timeout=10)
     assert refused.status_code == 401
     forged = requests.post(
@@ -497,13 +502,7 @@ def test_the_action_server_refuses_a_compressed_body_that_inflates_past_its_limi
     assert len(bomb) < 100_000
     refused = requests.post(url, params=token, data=bomb, headers=headers, timeout=30)
     assert refused.status_code == 413
-    call = {
-        "next_action": "action_start_over",
-        "sender_id": "compressed",
-        "tracker": {"sender_id": "compressed", "slots": {}, "events": [], "latest_message": {}},
-        "domain": {},
-        "version": "3.6.21",
-    }
+    call = action_call("action_start_over", "compressed")
     body = zlib.compress(json.dumps(call).encode("utf-8"))
     answered = requests.post(url, params=token, data=body, headers=headers, timeout=30)
     assert answered.status_code == 200
