@@ -308,9 +308,11 @@ def test_the_session_patched_is_the_code_that_was_measured() -> None:
 
 
 @contextlib.contextmanager
-def endpoint_server(keepalive: float = 75.0) -> Iterator[tuple[str, list[dict]]]:
+def endpoint_server(close_after: float | None = None) -> Iterator[tuple[str, list[dict]]]:
     """An aiohttp server in a thread of its own, answering JSON; yields its URL and what it saw
-    of each request (which connection it came on, its headers and query)."""
+    of each request (which connection it came on, its headers and query). With `close_after`,
+    it closes each connection that many seconds after answering on it, as a server that stops
+    or times out an idle connection does."""
     from aiohttp import web
 
     seen: list[dict] = []
@@ -332,11 +334,13 @@ def endpoint_server(keepalive: float = 75.0) -> Iterator[tuple[str, list[dict]]]
                 "body": await request.json(),
             }
         )
+        if close_after is not None and request.transport is not None:
+            loop.call_later(close_after, request.transport.close)
         return web.json_response({"events": [], "responses": []})
 
     app = web.Application()
     app.router.add_post("/webhook", webhook)
-    runner = web.AppRunner(app, keepalive_timeout=keepalive)
+    runner = web.AppRunner(app)
     port = []
 
     def serve() -> None:
@@ -425,7 +429,7 @@ def test_an_idle_connection_is_closed_by_the_client_before_the_server(monkeypatc
         assert len(calls(EndpointConfig(url), 2, pause=0.5)) == 2
     assert [s["connection"] for s in seen] == [0, 1]
     monkeypatch.setattr(rasa_patches, "KEEPALIVE_SECONDS", 30)
-    with endpoint_server(keepalive=0.2) as (url, seen):
+    with endpoint_server(close_after=0.1) as (url, seen):
         assert len(calls(EndpointConfig(url), 2, pause=0.5)) == 2
     assert [s["connection"] for s in seen] == [0, 1]
 
