@@ -4,6 +4,7 @@ gets an answer (an apology and the contacts at worst), and no stored event is lo
 import asyncio
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from harness.databases import migrate
-from harness.servers import free_port
+from harness.servers import QUIET_ENV, ROOT, free_port, wait_for
 from tests.helpers import EMAIL, HOTLINE, PASSWORD_PAGE, PASSWORD_PHONE
 from tests.servers import Chat, running
 
@@ -50,6 +51,30 @@ def test_turns_that_need_the_action_server_get_an_answer(
     chat = Chat(without_action_server)
     assert chat.say(text).strip()
     assert PASSWORD_PAGE in chat.say("忘记密码了")  # and the conversation goes on
+
+
+def test_an_action_server_that_restarts_is_reached_again(model_path: Path, tmp_path: Path) -> None:
+    """The Rasa server keeps its connection to the action server open between calls
+    (runtime/rasa_patches.py). Killed and started again on its port, the action server answers
+    the very next turn that needs it: a handoff gets its ticket number, not the apology."""
+    url = f"sqlite:///{tmp_path / 'assistant.db'}"
+    migrate(url)
+    env = {"DATABASE_URL": url, "SANIC_WORKERS": "1"}  # one worker: the one holding the connection
+    with running(model_path, tmp_path, env) as servers:
+        assert "工单号：" in Chat(servers.rasa[0]).say("帮我转人工客服")
+        killed = servers.processes["actions"]
+        killed.kill()
+        killed.wait(10)
+        servers.processes["actions"] = subprocess.Popen(
+            killed.args,
+            cwd=ROOT,
+            env={**QUIET_ENV, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(f"{servers.actions}/health", servers, 60)
+        reply = Chat(servers.rasa[0]).say("帮我转人工客服")
+        assert "工单号：" in reply and "没能生成工单号" not in reply
 
 
 class Proxy:
