@@ -283,7 +283,9 @@ def pooled_session(self: Any) -> Lent:
     from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 
     loop = asyncio.get_running_loop()
-    sessions = self.__dict__.setdefault("_pooled_sessions", weakref.WeakKeyDictionary())
+    sessions = self.__dict__.get("_pooled_sessions")
+    if sessions is None:
+        sessions = self.__dict__["_pooled_sessions"] = weakref.WeakKeyDictionary()
     session = sessions.get(loop)
     if session is None or session.closed:
         basic = self.basic_auth
