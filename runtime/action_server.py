@@ -26,6 +26,8 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from core import http_guard
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -37,6 +39,7 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 def create_app(token: str | None = None) -> Any:
     from rasa_sdk.endpoint import create_app as rasa_sdk_app
 
+    http_guard.apply()
     app = rasa_sdk_app("actions", cors_origins=None)
     app.config.REQUEST_MAX_SIZE = MAX_REQUEST_BYTES
 

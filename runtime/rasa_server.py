@@ -19,6 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core import http_guard
 from runtime import rasa_patches
 
 
@@ -74,6 +75,7 @@ def closing_pooled_sessions(close: Callable[..., Awaitable[Any]]) -> Callable[..
 def main() -> None:
     sys.argv = with_cors_from_environment(sys.argv)
     rasa_patches.apply()
+    http_guard.apply()
     import rasa.core.run
 
     rasa.core.run.load_agent_on_start = trimmed_after_loading(rasa.core.run.load_agent_on_start)

@@ -23,6 +23,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from core import http_guard
 from core.db import queries, staff, takeovers
 from core.db.models import TICKET_STATUSES, Ticket
 from core.shared_state import SharedState
@@ -76,6 +77,7 @@ def with_ticket(handler: Handler) -> Handler:
 
 
 def create_app(name: str = "staff_console") -> Sanic:
+    http_guard.apply()
     app = Sanic(name)
     app.config.REQUEST_MAX_SIZE = MAX_REQUEST_BYTES
     app.config.FORWARDED_SECRET = None
