@@ -44,9 +44,15 @@ CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}(;[^\r\n]*)?")
 PINNED = {
     "Http.http1_request_header": "e52905046f155b2956747e86de2aa1011a021f597b9216fb122fa6d490e8f31a",
     "Http.read": "a0ebea7e3059daa5399be7e5e991d6a784a0e9f7c9f7cdaa297d2f32b599c190",
-    "HttpProtocol.data_received": "80a61c1fbb81312a091612e9410aa55b0a0883abaa21e458d6f33c0759fb02af",
-    "HttpProtocol.check_timeouts": "d4aff8b3b56d1de99aee683c33ce61a58938f0c7b23340a99cf8a9bcfc6c865a",
-    "HttpProtocol.connection_made": "980c201d9ed0979544973cd10a07e3b14cd3484210dc88d890d3ea049a1d03a0",
+    "HttpProtocol.data_received": (
+        "80a61c1fbb81312a091612e9410aa55b0a0883abaa21e458d6f33c0759fb02af"
+    ),
+    "HttpProtocol.check_timeouts": (
+        "d4aff8b3b56d1de99aee683c33ce61a58938f0c7b23340a99cf8a9bcfc6c865a"
+    ),
+    "HttpProtocol.connection_made": (
+        "980c201d9ed0979544973cd10a07e3b14cd3484210dc88d890d3ea049a1d03a0"
+    ),
 }
 
 
@@ -102,7 +108,7 @@ def _guarded_http_class() -> type:
         parses them."""
 
         __slots__ = ()
-        __touchup__ = ()
+        __touchup__ = ()  # type: ignore[assignment]  # nothing of ours for TouchUp to rewrite
 
         def refuse(self, problem: str) -> None:
             self.keep_alive = False
@@ -168,9 +174,8 @@ def _protocol_methods(originals: dict[str, Any]) -> dict[str, Any]:
                 return
             http, waited = self._http, monotonic() - self._time
             stage = http.stage
-            if stage is Stage.REQUEST and waited > HEAD_SECONDS:
-                http.exception = RequestTimeout("Request Timeout")
-            elif _reading(http) and waited > self.request_timeout:
+            limit = HEAD_SECONDS if stage is Stage.REQUEST else self.request_timeout
+            if _reading(http) and waited > limit:
                 http.exception = RequestTimeout("Request Timeout")
             elif stage is Stage.IDLE and waited > self.keep_alive_timeout:
                 pass  # closed below, as Sanic does
@@ -232,6 +237,6 @@ def apply() -> bool:
     originals["connection_made"] = protocol.connection_made
     for name, method in _protocol_methods(originals).items():
         setattr(protocol, name, method)
-    http_protocol.Http = _guarded_http_class()
-    protocol.guarded = True
+    http_protocol.Http = _guarded_http_class()  # type: ignore[misc,assignment]
+    protocol.guarded = True  # type: ignore[attr-defined]
     return not changed
