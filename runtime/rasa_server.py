@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core import http_guard
-from runtime import rasa_patches
+from runtime import rasa_patches, workers
 
 
 def with_cors_from_environment(argv: list[str]) -> list[str]:
@@ -72,14 +72,48 @@ def closing_pooled_sessions(close: Callable[..., Awaitable[Any]]) -> Callable[..
     return close_then_sessions
 
 
+NEUTRAL_ROOT = "ok"
+HIDDEN_PATHS = ("/", "/version")
+
+
+def without_version(configure: Callable[..., Any]) -> Callable[..., Any]:
+    """Rasa's configure_app, then `GET /` answers a neutral word instead of "Hello from Rasa:
+    3.6.21", and `/version` (Rasa's version and its model's) is not found: neither tells an
+    attacker which known bugs to try. `/` stays a liveness check."""
+    if getattr(configure, "hides_version", False):
+        return configure
+
+    @functools.wraps(configure)
+    def configure_then_hide(*args: Any, **kwargs: Any) -> Any:
+        from sanic import response
+
+        app = configure(*args, **kwargs)
+
+        @app.on_request
+        async def neutral(request: Any) -> Any:
+            if request.path not in HIDDEN_PATHS:
+                return None
+            if request.path == "/":
+                return response.text(NEUTRAL_ROOT)
+            return response.json({"error": "not found"}, status=404)
+
+        return app
+
+    configure_then_hide.hides_version = True  # type: ignore[attr-defined]
+    return configure_then_hide
+
+
 def main() -> None:
     sys.argv = with_cors_from_environment(sys.argv)
     rasa_patches.apply()
     http_guard.apply()
+    if sys.argv[1:2] == ["run"]:
+        workers.apply()
     import rasa.core.run
 
     rasa.core.run.load_agent_on_start = trimmed_after_loading(rasa.core.run.load_agent_on_start)
     rasa.core.run.close_resources = closing_pooled_sessions(rasa.core.run.close_resources)
+    rasa.core.run.configure_app = without_version(rasa.core.run.configure_app)
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -40,11 +40,25 @@ scripts/migrate.sh
 # set, through the database otherwise (core/settings.py: shared_between_processes).
 export SANIC_WORKERS="${SANIC_WORKERS:-$(.venv/bin/python -c 'from core.settings import default_workers; print(default_workers())')}"
 
+# The Rasa server's supervisor replaces a worker that exits or hangs (runtime/workers.py) and says
+# how many serve on loopback: curl http://127.0.0.1:${WORKERS_STATUS_PORT}/ready
+export WORKERS_STATUS_PORT="${WORKERS_STATUS_PORT:-5007}"
+
 pids=()
 stop() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # A server that has not stopped 30 s after SIGTERM is killed: stopping must not hang.
+  for _ in $(seq 60); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null && { echo "run: killing pid $pid, still running 30 s after SIGTERM" >&2; kill -9 "$pid"; }
+  done
+  wait "${pids[@]}" 2>/dev/null || true
 }
 interrupted=0
 trap 'interrupted=1' INT TERM
@@ -80,12 +94,18 @@ until curl -fsS "${probe}/status" >/dev/null 2>&1 || curl -fsS "${probe}/" >/dev
   sleep 1
 done
 
+# Say here, not only in the log, when a worker was replaced (tail ends with this script).
+tail --pid=$$ -n +1 -F logs/rasa.log 2>/dev/null \
+  | grep --line-buffered -E 'runtime\.workers +- Worker .*(replaced|stopping the server)' \
+  | sed -u 's/^.*runtime\.workers *- /run: /' &
+
 cat <<MSG
 
   The assistant is running.
     help page: http://localhost:${RASA_PORT}/webhooks/help/   (chat widget; embed: see README)
     REST:      curl -s -XPOST http://localhost:${RASA_PORT}/webhooks/rest/webhook \\
                  -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
+    workers:   curl http://127.0.0.1:${WORKERS_STATUS_PORT}/ready   (how many serve)
     socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered;
                  with several workers, WebSocket only: transports: ["websocket"])
     terminal:  make shell   (in another terminal)
