@@ -1,0 +1,214 @@
+"""Framing, deadlines and the connection cap (core/http_guard.py) on every port the project opens:
+the Rasa server with two workers, the action server and the staff console."""
+
+import concurrent.futures
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from core import http_guard
+from harness.databases import migrate
+from harness.servers import project_command
+from tests.console import console_running
+from tests.servers import Chat, running
+from tests.test_workers import cpu_seconds, worker_pids
+
+CAP = 48  # MAX_CONNECTIONS for these servers: small enough to reach in a test
+
+# Each was seen to pin a worker (-1) or answer 500, or to be read as something else (4_4 as 44).
+MALFORMED = {
+    "negative length": b"Content-Length: -1\r\n",
+    "letters": b"Content-Length: abc\r\n",
+    "underscore": b"Content-Length: 4_4\r\n",
+    "plus sign": b"Content-Length: +2\r\n",
+    "superscript": "Content-Length: ²\r\n".encode(),
+    "two lengths": b"Content-Length: 2\r\nContent-Length: 3\r\n",
+    "space before colon": b"Content-Length : 2\r\n",
+    "capital Chunked": b"Transfer-Encoding: Chunked\r\n",
+    "gzip, no length": b"Transfer-Encoding: gzip\r\n",
+    "length and chunked": b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+    "folded header": b"X-A: b\r\n c\r\nContent-Length: 2\r\n",
+}
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\r\nHost: x",
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 0",
+        b"POST /webhook HTTP/1.1\r\ncontent-length:\t17 ",
+        b"POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked",
+        b"GET / HTTP/1.0",
+    ],
+)
+def test_well_framed_heads_pass(head: bytes) -> None:
+    assert http_guard.framing_problem(head) is None
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_each_malformed_framing_is_named(name: str) -> None:
+    head = b"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: x\r\n" + MALFORMED[name].rstrip(b"\r\n")
+    assert http_guard.framing_problem(head) is not None
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/2.0",
+        b"GET /",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked",
+        b"GET / HTTP/1.1\r\nno colon here",
+        b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999",
+    ],
+)
+def test_other_bad_heads_are_named(head: bytes) -> None:
+    assert http_guard.framing_problem(head) is not None
+
+
+@pytest.mark.parametrize("line", [b"0", b"1a", b"FFFF;name=value"])
+def test_hex_chunk_sizes_pass(line: bytes) -> None:
+    assert http_guard.chunk_line_problem(line) is None
+
+
+@pytest.mark.parametrize("line", [b"4_4", b"-1", b"+4", b"0x10", b" 4", b"", b"123456789"])
+def test_other_chunk_sizes_are_refused(line: bytes) -> None:
+    assert http_guard.chunk_line_problem(line) == "chunk size"
+
+
+def test_the_sanic_code_it_wraps_is_the_one_pinned() -> None:
+    """In a fresh process: once an app has started, Sanic's TouchUp has recompiled its methods."""
+    shown = project_command(
+        "python", "-c", "from core import http_guard as g; print(g.pinned_sources() == g.PINNED)"
+    )
+    assert shown.stdout.strip() == "True", shown.stderr
+
+
+@pytest.fixture(scope="module")
+def ports(model_path: Path, tmp_path_factory) -> Iterator[dict]:
+    """A Rasa server with two workers, its action server and the staff console."""
+    tmp = tmp_path_factory.mktemp("http-guard")
+    database = f"sqlite:///{tmp / 'assistant.db'}"
+    migrate(database)
+    env = {"DATABASE_URL": database, "SANIC_WORKERS": "2", "MAX_CONNECTIONS": str(CAP)}
+    with (
+        running(model_path, tmp, env) as servers,
+        console_running(env, tmp / "console.log") as console,
+    ):
+        yield {
+            "servers": servers,
+            "rasa": servers.rasa[0],
+            "by port": {
+                "rasa": (servers.rasa[0], "/webhooks/rest/webhook"),
+                "actions": (servers.actions, "/webhook"),
+                "console": (console, "/login"),
+            },
+        }
+
+
+def raw_request(base: str, head: bytes, body: bytes = b"{}") -> bytes:
+    """Sends one request as bytes; returns the status line (b"" when the server just closed)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(head + b"\r\n" + body)
+        try:
+            return connection.recv(4096).split(b"\r\n")[0]
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+
+def test_malformed_framing_gets_400_on_every_port_and_nobody_waits(ports) -> None:
+    for name, (base, path) in ports["by port"].items():
+        for kind, headers in MALFORMED.items():
+            head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + headers
+            for _ in range(20 if kind == "negative length" else 2):
+                status = raw_request(base, head)
+                assert status in (b"HTTP/1.1 400 Bad Request", b""), (name, kind, status)
+                assert status, (name, kind)  # an answer, not only a closed connection
+    workers = worker_pids(ports["servers"])
+    assert len(workers) == 2
+    before = [cpu_seconds(pid) for pid in workers]
+    chat = Chat(ports["rasa"])
+    for _ in range(12):  # the kernel spreads new connections over both workers
+        started = time.monotonic()
+        assert "密码" in chat.say("学信网密码忘了")
+        assert time.monotonic() - started < 1.0
+    time.sleep(1)
+    spent = [cpu_seconds(pid) - was for pid, was in zip(workers, before, strict=True)]
+    assert all(seconds < 2.0 for seconds in spent), spent  # nothing is spinning
+
+
+def test_a_bad_chunk_size_gets_400(ports) -> None:
+    base, path = ports["by port"]["rasa"]
+    head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    head += b"Content-Type: application/json\r\n"
+    assert raw_request(base, head, b"4_4\r\n" + b"x" * 68 + b"\r\n0\r\n\r\n").endswith(
+        b" 400 Bad Request"
+    )
+    good = b'{"sender": "chunked-1", "message": "\xe4\xbd\xa0\xe5\xa5\xbd"}'
+    assert raw_request(base, head, b"%x\r\n%b\r\n0\r\n\r\n" % (len(good), good)).endswith(
+        b" 200 OK"
+    )
+
+
+def trickled_head(base: str) -> tuple[float, bytes]:
+    """Sends a head a line a second for as long as the server lets it; how long the connection
+    was held, and what the server said."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        started = time.monotonic()
+        connection.sendall(b"GET / HTTP/1.1\r\n")
+        try:
+            for _ in range(30):
+                time.sleep(1)
+                connection.sendall(b"X-Slow: 1\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            answer = connection.recv(4096)
+        except (ConnectionResetError, TimeoutError):
+            answer = b""
+        return time.monotonic() - started, answer
+
+
+def test_a_trickled_head_is_cut_off_at_its_deadline(ports) -> None:
+    bases = {name: base for name, (base, _) in ports["by port"].items()}
+    with concurrent.futures.ThreadPoolExecutor(len(bases)) as pool:
+        results = dict(zip(bases, pool.map(trickled_head, bases.values()), strict=True))
+    limit = http_guard.HEAD_SECONDS + 6  # the deadline, and the check's interval
+    for name, (held, answer) in results.items():
+        assert held < limit, (name, held)  # Sanic's own timer let one run 81 s
+        assert answer.startswith(b"HTTP/1.1 408") or answer == b"", (name, answer[:40])
+
+
+def test_connections_over_the_cap_are_closed_and_the_server_recovers(ports) -> None:
+    base = ports["rasa"]
+    host, port = base.removeprefix("http://").split(":")
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3 * CAP)]
+    try:
+        time.sleep(1)
+        closed = 0
+        for connection in held:
+            connection.settimeout(0.2)
+            try:
+                closed += connection.recv(1) == b""
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        assert closed >= CAP - 4, closed  # two workers hold at most 2 × CAP of them
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.5)
+    assert "密码" in Chat(base).say("密码忘记了怎么找回")
+
+
+def test_the_root_does_not_tell_the_rasa_version(ports) -> None:
+    root = requests.get(f"{ports['rasa']}/", timeout=10)
+    assert root.status_code == 200 and "rasa" not in root.text.lower()
+    assert "3.6" not in root.text
+    assert requests.get(f"{ports['rasa']}/version", timeout=10).status_code == 404
