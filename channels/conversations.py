@@ -8,6 +8,7 @@ agent and tracker store) is known once the server has started.
 import logging
 from typing import Any
 
+from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, Sanic
 
@@ -34,6 +35,42 @@ async def stored(conversation_id: str) -> DialogueStateTracker | None:
     except Exception as error:
         logger.warning("Could not read a conversation's state: %s", type(error).__name__)
         return None
+
+
+async def answered_before(conversation_id: str, message_id: str) -> list[dict[str, Any]] | None:
+    """The bot's messages that followed the stored user message `message_id`, when a worker that
+    is gone answered it and stored the turn before it could hand the reply over (so a re-delivery
+    that took its claim over must not run the turn again); None when it is not stored."""
+    tracker = await stored(conversation_id)
+    if tracker is None:
+        return None
+    events = list(tracker.events)
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            return [
+                as_message(conversation_id, e) for e in following_bot_events(events[index + 1 :])
+            ]
+    return None
+
+
+def following_bot_events(events: list[Any]) -> list[BotUttered]:
+    said = []
+    for event in events:
+        if isinstance(event, UserUttered):
+            break
+        if isinstance(event, BotUttered):
+            said.append(event)
+    return said
+
+
+def as_message(conversation_id: str, event: BotUttered) -> dict[str, Any]:
+    """A stored bot message as the REST channel answers it (CollectingOutputChannel's shape)."""
+    message: dict[str, Any] = {"recipient_id": conversation_id}
+    if event.text:
+        message["text"] = event.text
+    message.update({key: value for key, value in (event.data or {}).items() if value})
+    return message
 
 
 def last_turn_actions(tracker: DialogueStateTracker) -> list[str]:

@@ -32,10 +32,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits, screenshots, takeover
+from channels import conversations, limits, screenshots, takeover
 from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooManyStreams
 from channels.replies import replies, unavailable, with_personal_data_note
-from core.deliveries import Deliveries
+from core.deliveries import Claim, Deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class ResilientRestInput(RestInput):
             return response.json({"status": "ok"})
 
         limits.cap_request_size(webhook)
+        conversations.remember_app(webhook)
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -123,7 +124,11 @@ class ResilientRestInput(RestInput):
                 return bad_request('"message" must be a string')
             return response.json(
                 await self.answer(
-                    on_new_message, fields["sender"], text, fields["message_id"], fields["metadata"]
+                    on_new_message,
+                    fields["sender"],
+                    text,
+                    fields["message_id"],
+                    fields["metadata"],
                 )
             )
 
@@ -171,11 +176,23 @@ class ResilientRestInput(RestInput):
                 return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])
             read = replies()["screenshot_read"].format(text=reading.text)
             messages = await self.answer(
-                on_new_message, sender, reading.text, fields["message_id"], fields["metadata"]
+                on_new_message,
+                sender,
+                reading.text,
+                fields["message_id"],
+                fields["metadata"],
             )
             return response.json([{"recipient_id": sender, "text": read}, *messages])
 
         return webhook
+
+    @staticmethod
+    async def silent_turn(sender: str) -> list[dict[str, Any]]:
+        """What a turn without a bot message is answered with: "waiting" while an agent holds
+        the conversation, else the apology with the contacts (never an empty reply)."""
+        if await takeover.is_paused(sender):
+            return [{"recipient_id": sender, "custom": {"takeover": "waiting"}}]
+        return unavailable()
 
     async def answer(
         self,
@@ -188,11 +205,18 @@ class ResilientRestInput(RestInput):
         key = None
         if message_id is not None:
             key = Deliveries.key(sender, message_id)
-            if not await self.deliveries.claim(key):
-                return (
-                    await self.deliveries.wait_for_reply(key, DUPLICATE_WAIT_SECONDS)
-                    or unavailable()
-                )
+            claim = await self.deliveries.claim(key)
+            if not claim:
+                waited = await self.deliveries.wait_for_reply(key, DUPLICATE_WAIT_SECONDS)
+                if not waited.claimed:
+                    return waited.reply or unavailable()
+                claim = Claim.TAKEN_OVER
+            if claim is Claim.TAKEN_OVER:
+                done = await conversations.answered_before(sender, message_id)
+                if done is not None:  # stored by the worker that is gone: not run twice
+                    done = done or await self.silent_turn(sender)
+                    await self.deliveries.keep_reply(key, done)
+                    return done
 
         text, cut = limits.clip(text)
         collector = CollectingOutputChannel()
@@ -208,11 +232,10 @@ class ResilientRestInput(RestInput):
                 )
             )
             messages = collector.messages
-            if not messages and await takeover.is_paused(sender):
-                messages = [{"recipient_id": sender, "custom": {"takeover": "waiting"}}]
-            elif not messages:
-                logger.error("No reply to a message in conversation %s", sender)
-                messages = unavailable()
+            if not messages:
+                if not await takeover.is_paused(sender):
+                    logger.error("No reply to a message in conversation %s", sender)
+                messages = await self.silent_turn(sender)
             else:
                 messages = with_personal_data_note(text, messages, sender)
         except Exception as error:  # the student still gets an answer; the log gets no user text

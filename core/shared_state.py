@@ -82,6 +82,26 @@ class DatabaseValues:
                 session.execute(sa.update(SharedValue).where(this).values(**row))
             return True
 
+    def swap(self, key: str, old: str, new: str, seconds: float) -> bool:
+        """Sets `new` where the live value is exactly `old`; False otherwise."""
+        key, now = self._key(key), time.time()
+        with session_scope() as session:
+            changed = session.execute(
+                sa.update(SharedValue)
+                .where(SharedValue.key == key, SharedValue.value == old, SharedValue.expires > now)
+                .values(value=new, expires=now + seconds)
+            )
+            return bool(changed.rowcount)
+
+
+SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 
 class SharedState:
     """Keyed values with an expiry: in Redis, in the database for several workers without Redis
@@ -157,6 +177,31 @@ class SharedState:
                     "Database unavailable (%s); using this process's memory.", type(error).__name__
                 )
         return self._set_local(key, value, seconds, only_if_new, only_if_present)
+
+    async def swap(self, key: str, old: str, new: str, seconds: float) -> bool:
+        """Replaces the value `old` by `new` atomically (compare and set); False when the value
+        is no longer `old`, so that of two processes swapping at once only one succeeds."""
+        if self.url:
+            try:
+                client = redis_connection.client(self.url)
+                args = [old, new, max(1, int(seconds))]
+                return bool(await client.eval(SWAP, 1, redis_connection.key(key), *args))
+            except Exception as error:
+                logger.warning(
+                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
+                )
+        if self.database:
+            try:
+                return await asyncio.to_thread(self.database.swap, key, old, new, seconds)
+            except Exception as error:
+                logger.warning(
+                    "Database unavailable (%s); using this process's memory.", type(error).__name__
+                )
+        entry = self._live(key)
+        if entry is None or entry[1] != old:
+            return False
+        self._local[key] = (time.time() + seconds, new)
+        return True
 
     def _set_local(
         self, key: str, value: str, seconds: float, only_if_new: bool, only_if_present: bool

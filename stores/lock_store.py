@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 
-from core import redis_connection, settings
+from core import processes, redis_connection, settings
 from core.db.engine import session_scope
 from core.db.models import ConversationTurn
 
@@ -386,9 +386,11 @@ class ConversationLockStore(LockStore):
         """Wait for this turn's place at the head of the conversation's queue, then run it.
 
         The turn may wait at most `lock_lifetime` seconds; after that its place has expired and
-        LockError is raised (the channel answers with an apology and the contacts).
+        LockError is raised (the channel answers with an apology and the contacts). A place whose
+        worker is gone (killed, replaced: core/processes.py) is released at once, not left to
+        expire: its token names the worker.
         """
-        token = secrets.token_hex(16)
+        token = f"{processes.this_process()}-{secrets.token_hex(8)}"
         try:
             known = await self.take_place(conversation_id, token, lock_lifetime)
         except Exception as error:
@@ -403,6 +405,10 @@ class ConversationLockStore(LockStore):
                 known = None
                 if head == token:
                     break
+                if head is not None and processes.is_gone(head.rpartition("-")[0]):
+                    logger.warning("A turn's place was held by a worker that is gone; released.")
+                    await self.release(conversation_id, head)
+                    continue
                 if head is None or time.monotonic() > deadline:  # our own place has expired
                     raise LockError(f"Waited too long for conversation '{conversation_id}'.")
                 await asyncio.sleep(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)])
