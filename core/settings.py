@@ -123,3 +123,14 @@ def takeover_check_seconds() -> float:
     """How often the console looks for takeovers to hand back: `TAKEOVER_CHECK_SECONDS`, 30."""
     raw = os.environ.get("TAKEOVER_CHECK_SECONDS", "").strip()
     return max(0.5, float(raw)) if raw else DEFAULT_TAKEOVER_CHECK_SECONDS
+
+
+def workers_status_urls() -> list[str]:
+    """Where the staff console reads how many workers each Rasa server has serving
+    (runtime/workers.py, `GET /ready` on loopback): `WORKERS_STATUS_URLS`, comma-separated, or
+    this machine's WORKERS_STATUS_PORT (scripts/run.sh sets 5007), or none."""
+    raw = os.environ.get("WORKERS_STATUS_URLS", "").strip()
+    if raw:
+        return [url.strip() for url in raw.split(",") if url.strip()]
+    port = os.environ.get("WORKERS_STATUS_PORT", "").strip()
+    return [f"http://127.0.0.1:{port}/ready"] if port.isascii() and port.isdigit() else []

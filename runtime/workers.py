@@ -15,8 +15,11 @@ starts the same workers (Sanic's own `serve`, on one shared listening socket) an
 - on SIGTERM or SIGINT every worker gets SIGTERM, and SIGKILL after Sanic's graceful shutdown
   time and STOP_MARGIN_SECONDS more: a server that must stop, stops;
 - with WORKERS_STATUS_PORT set, `GET /ready` on 127.0.0.1 of that port answers how many workers
-  serve (200 when at least one does, 503 when none): for systemd, a load balancer on the host, and
-  the staff console.
+  serve (200 when at least one does, 503 when none): for a load balancer on the host and the staff
+  console (WORKERS_STATUS_URLS);
+- under systemd (`Type=notify`, deploy/systemd/chsi-rasa@.service) it says READY=1 once every
+  worker serves, a STATUS line whenever the count changes, and pings the service manager's
+  watchdog (WatchdogSec) from its loop, so that a supervisor that hangs is restarted too.
 
 A turn is never lost or answered twice across a replacement: a conversation's turns are queued and
 locked outside the worker (stores/lock_store.py), a killed worker's place expires, and duplicate
@@ -30,6 +33,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +48,7 @@ START_SECONDS = 300.0
 START_FAILURES = 3
 STOP_MARGIN_SECONDS = 5.0
 POLL_SECONDS = 0.2
+WATCHDOG_PING_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -143,10 +148,21 @@ class Supervisor:
     def run(self) -> None:
         for worker in self.workers:
             self.start(worker)
+        said, ready, next_ping = -1, False, 0.0
         while not self.stopping:
             now = time.monotonic()
             for worker in self.workers:
                 self.check(worker, now)
+            serving = self.serving()
+            if serving != said:
+                said = serving
+                notify(f"STATUS={serving} of {self.count} workers serving")
+            if serving == self.count and not ready:
+                ready = True
+                notify("READY=1")
+            if now >= next_ping:
+                next_ping = now + WATCHDOG_PING_SECONDS
+                notify("WATCHDOG=1")
             time.sleep(POLL_SECONDS)
 
     def stop(self, grace: float) -> None:
@@ -162,6 +178,21 @@ class Supervisor:
             if process.is_alive():
                 logger.warning("Worker pid %s did not stop in %.0f s; killed.", process.pid, grace)
                 kill(process)
+
+
+def notify(message: str) -> None:
+    """Tells systemd (sd_notify's protocol: one datagram to $NOTIFY_SOCKET); nothing elsewhere."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as connection:
+            connection.setblocking(False)  # a listener that does not read never stalls the loop
+            connection.sendto(message.encode("utf-8"), address)
+    except OSError:
+        pass
 
 
 def exit_reason(code: int | None) -> str:

@@ -1,5 +1,6 @@
 """The console's admin pages: what the assistant did not understand (grouped, exportable as NLU
-YAML), whether its answers helped (table and CSV), and tickets per topic per day (SVG)."""
+YAML), whether its answers helped (table and CSV), tickets per topic per day (SVG), and how many
+workers each Rasa server has serving."""
 
 import asyncio
 from datetime import timedelta
@@ -10,7 +11,7 @@ from sanic.response import HTTPResponse
 
 from core.db import queries
 from core.db.models import utcnow
-from staff import improve
+from staff import improve, servers
 from staff.pages import HEADERS, page, signed_in
 
 CHART_DAYS = 14
@@ -62,6 +63,11 @@ def add_routes(app: Sanic) -> None:
             content_type="text/csv; charset=utf-8",
             headers={**HEADERS, "Content-Disposition": 'attachment; filename="feedback.csv"'},
         )
+
+    @app.get("/admin/servers")
+    @signed_in(role="admin")
+    async def server_status(request: Request) -> HTTPResponse:
+        return page("servers.html", user=request.ctx.user, servers=await servers.statuses())
 
     @app.get("/admin/topics.svg")
     @signed_in(role="admin")

@@ -215,3 +215,9 @@ def test_the_systemd_units_restart_keep_to_loopback_and_read_the_settings() -> N
             assert command[command.index(flag) + 1] == "127.0.0.1", unit.name
     actions = (DEPLOY / "systemd" / "chsi-actions.service").read_text(encoding="utf-8")
     assert "ACTION_SERVER_HOST=127.0.0.1" in actions
+    rasa = configparser.ConfigParser(strict=False, interpolation=None)
+    rasa.read_string((DEPLOY / "systemd" / "chsi-rasa@.service").read_text(encoding="utf-8"))
+    service = rasa["Service"]  # the supervisor's READY=1 and watchdog (runtime/workers.py)
+    assert service["Type"] == "notify" and service["NotifyAccess"] == "main"
+    assert int(service["WatchdogSec"]) >= 10 and "WORKERS_STATUS_PORT=1%i" in service["Environment"]
+    assert {"WORKERS_STATUS_URLS", "WORKER_HANG_SECONDS", "MAX_CONNECTIONS"} <= documented

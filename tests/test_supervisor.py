@@ -2,10 +2,12 @@
 replaced, the log says so, no answered turn is lost or stored twice, and a server whose worker
 ignores SIGTERM still stops."""
 
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -20,6 +22,7 @@ from channels.replies import replies
 from harness.databases import migrate
 from harness.servers import free_port
 from runtime import workers
+from tests.console import add_user, console_running, signed_in
 from tests.servers import running
 from tests.test_e2e_rest import listening_addresses
 from tests.test_workers import worker_pids
@@ -49,16 +52,34 @@ def supervised(model_path: Path, tmp_path_factory) -> Iterator[dict]:
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
     port = free_port()
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd's NOTIFY_SOCKET
+    systemd.bind(str(tmp / "notify"))
+    heard: list[str] = []
+
+    def listen() -> None:  # systemd reads at once; so must this, or datagrams are dropped
+        with contextlib.suppress(OSError):
+            while True:
+                heard.append(systemd.recv(256).decode())
+
+    threading.Thread(target=listen, daemon=True).start()
     env = {
         "DATABASE_URL": database,
         "SANIC_WORKERS": "2",
         "WORKERS_STATUS_PORT": str(port),
         "WORKER_HANG_SECONDS": str(HANG_SECONDS),
+        "NOTIFY_SOCKET": str(tmp / "notify"),
     }
-    with running(model_path, tmp, env) as servers:
+    with running(model_path, tmp, env) as servers, systemd:
         status = f"http://127.0.0.1:{port}"
         wait_until_serving(status, 2, 120)
-        yield {"servers": servers, "status": status, "db": database, "log": servers.logs["rasa0"]}
+        yield {
+            "servers": servers,
+            "status": status,
+            "db": database,
+            "log": servers.logs["rasa0"],
+            "systemd": heard,
+            "tmp": tmp,
+        }
 
 
 class Load:
@@ -152,6 +173,35 @@ def test_ready_says_how_many_serve_on_loopback_only(supervised) -> None:
     assert requests.get(f"{supervised['status']}/other", timeout=5).status_code == 404
     listening = listening_addresses(supervised["servers"].pid("rasa0"))
     assert listening and set(listening) == {"0100007F"}
+
+
+def test_systemd_hears_ready_the_count_and_the_watchdog(supervised) -> None:
+    heard = supervised["systemd"]
+    time.sleep(1.5)  # a watchdog ping a second
+    assert heard.index("STATUS=0 of 2 workers serving") < heard.index("READY=1")
+    assert heard.index("STATUS=2 of 2 workers serving") < heard.index("READY=1")
+    assert heard.count("READY=1") == 1 and heard.count("WATCHDOG=1") >= 2
+
+
+def test_the_console_shows_admins_how_many_workers_serve(supervised) -> None:
+    database, tmp = supervised["db"], supervised["tmp"]
+    add_user(database, "lead", "admin")
+    add_user(database, "agent", "agent")
+    nobody = f"http://127.0.0.1:{free_port()}/ready"
+    env = {
+        "DATABASE_URL": database,
+        "WORKERS_STATUS_URLS": f"{supervised['status']}/ready,{nobody}",
+    }
+    with console_running(env, tmp / "console.log") as console:
+        admin, _ = signed_in(console, "lead")
+        page = admin.get(f"{console}/admin/servers", timeout=10)
+        assert page.status_code == 200
+        row = page.text.split(supervised["status"])[1].split("</tr>")[0]
+        assert "正常" in row and "<td>2</td><td>2</td>" in row
+        assert "连不上" in page.text.split(nobody)[1]
+        agent, _ = signed_in(console, "agent")
+        refused = agent.get(f"{console}/admin/servers", timeout=10, allow_redirects=False)
+        assert refused.status_code in (302, 303, 403)
 
 
 def test_a_killed_worker_is_replaced_under_load(supervised) -> None:
