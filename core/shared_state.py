@@ -103,6 +103,15 @@ return 0
 """
 
 
+ADD = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+# Tries of a compare-and-set increment in the database before it gives up (others won each time).
+ADD_TRIES = 50
+
+
 class SharedState:
     """Keyed values with an expiry: in Redis, in the database for several workers without Redis
     (core/settings.py: shared_between_processes), or in this process."""
@@ -202,6 +211,45 @@ class SharedState:
             return False
         self._local[key] = (time.time() + seconds, new)
         return True
+
+    async def add(self, key: str, delta: int, seconds: float) -> int:
+        """Adds `delta` to the counter at `key` atomically and returns the new count; a new
+        counter starts at 0 and expires `seconds` after its first count (a window)."""
+        if self.url:
+            try:
+                client = redis_connection.client(self.url)
+                args = [delta, max(1, int(seconds))]
+                return int(await client.eval(ADD, 1, redis_connection.key(key), *args))
+            except Exception as error:
+                logger.warning(
+                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
+                )
+        if self.database:
+            try:
+                return await self._add_in_database(key, delta, seconds)
+            except Exception as error:
+                logger.warning(
+                    "Database unavailable (%s); using this process's memory.", type(error).__name__
+                )
+        entry = self._live(key)  # no await from here on: atomic within this process
+        expires, count = (
+            (entry[0], int(entry[1]) + delta) if entry else (time.time() + seconds, delta)
+        )
+        self._local[key] = (expires, str(count))
+        return count
+
+    async def _add_in_database(self, key: str, delta: int, seconds: float) -> int:
+        """Compare-and-set until this process's increment is the one that lands."""
+        for _ in range(ADD_TRIES):
+            old = await self.get(key)
+            if old is None:
+                if await self.set(key, str(delta), seconds, only_if_new=True):
+                    return delta
+                continue
+            count = int(old) + delta
+            if await self.swap(key, old, str(count), seconds):
+                return count
+        raise RuntimeError("the counter kept changing")
 
     def _set_local(
         self, key: str, value: str, seconds: float, only_if_new: bool, only_if_present: bool

@@ -108,21 +108,23 @@ def create_app(name: str = "staff_console") -> Sanic:
             return refused(403, "表单已过期，请刷新页面后再试。")
         name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))[:256]
         keys = [f"staff-login:ip:{request.ip}", f"staff-login:name:{name}"]
-        counts = [int(await attempts.get(key) or 0) for key in keys]
-        if counts[0] >= ADDRESS_ATTEMPTS or counts[1] >= LOGIN_ATTEMPTS:
+        # Counted before the password is checked, atomically: attempts sent at once each take
+        # their own number, so the limit holds however many arrive together.
+        counts = [await attempts.add(key, 1, LOGIN_WINDOW_SECONDS) for key in keys]
+        if counts[0] > ADDRESS_ATTEMPTS or counts[1] > LOGIN_ATTEMPTS:
             return refused(429, "登录失败次数太多，请 15 分钟后再试。")
         stored = staff.password_hash_of(name)
         # scrypt takes ~0.1 s of CPU: off the event loop, so other pages keep answering
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, passwords.matches, password, stored):
-            for key, count in zip(keys, counts, strict=True):
-                await attempts.set(key, str(count + 1), LOGIN_WINDOW_SECONDS)
             csrf = secrets.token_urlsafe(24)
             reply = page(
                 "login.html", http_status=401, csrf=csrf, user=None, failed=True, name=name
             )
             set_cookie(reply, LOGIN_COOKIE, csrf, 3600)
             return reply
+        for key in keys:  # a sign-in that succeeds is not a failure
+            await attempts.add(key, -1, LOGIN_WINDOW_SECONDS)
         token = secrets.token_urlsafe(32)
         staff.open_session(name, token_hash(token), secrets.token_urlsafe(32))
         reply = response.redirect("/tickets", status=303, headers=HEADERS)

@@ -1,10 +1,13 @@
 """ChineseTextNormalizer on its own, and in the trained pipeline."""
 
+import unicodedata
+
 import pytest
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from core import settings
 from understanding.normalizer import ChineseTextNormalizer, normalize
 
 
@@ -65,3 +68,13 @@ def test_the_trained_pipeline_reads_past_a_lone_surrogate(model_path) -> None:
     agent = Agent.load(str(model_path))
     parsed = asyncio.run(agent.parse_message("学信网密码忘记了\ud800怎么找回"))
     assert parsed["intent"]["name"] == "forgot_password"
+
+
+@pytest.mark.parametrize("char", ["\ufdfa", "\u3300", "\ufb03", "\u2474"])
+def test_characters_that_nfkc_multiplies_cannot_pass_the_read_limit(char: str) -> None:
+    """U+FDFA is 18 characters once normalised; the pipeline still reads NLU_MAX_CHARS at most."""
+    assert len(unicodedata.normalize("NFKC", char)) > 1
+    component = ChineseTextNormalizer.create({}, None, None, None)  # type: ignore[arg-type]
+    limit = settings.nlu_max_chars()
+    assert len(component.rewrite(char * limit)) == limit
+    assert component.rewrite("忘記密碼" + char) == normalize("忘記密碼" + char)  # short: unchanged

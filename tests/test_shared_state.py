@@ -97,3 +97,45 @@ def test_a_hanging_redis_neither_blocks_the_loop_nor_loses_the_value(silent_redi
     assert first and value == "v"
     assert elapsed < 2 * redis_connection.TIMEOUT_SECONDS + 1
     assert ticks >= elapsed / 0.05 * 0.5  # the loop went on ticking while Redis hung
+
+
+@pytest.fixture(params=["process", "database", "redis"])
+def any_state(request, monkeypatch, sqlite_url: str) -> SharedState:
+    """A SharedState of each kind: this process, the database (two workers), Redis."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    if request.param == "redis":
+        from tests.helpers import require_redis
+
+        url = require_redis()
+        redis_connection._CLIENTS.clear()
+        return SharedState(url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SANIC_WORKERS", "2" if request.param == "database" else "1")
+    return SharedState()
+
+
+def test_counters_added_to_at_once_count_every_addition(any_state: SharedState) -> None:
+    """The sign-in limit counts this way: each attempt takes its own number."""
+    key = f"count:{time.monotonic_ns()}"
+
+    async def burst() -> list[int]:
+        return list(await asyncio.gather(*(any_state.add(key, 1, 60) for _ in range(12))))
+
+    counts = asyncio.run(burst())
+    assert sorted(counts) == list(range(1, 13))
+    assert asyncio.run(any_state.add(key, -1, 60)) == 11
+
+
+def test_a_swap_happens_once_when_two_race(any_state: SharedState) -> None:
+    key = f"swap:{time.monotonic_ns()}"
+
+    async def race() -> list[bool]:
+        await any_state.set(key, "pending:old", 60)
+        return list(
+            await asyncio.gather(
+                *(any_state.swap(key, "pending:old", f"new{n}", 60) for n in range(6))
+            )
+        )
+
+    assert sorted(asyncio.run(race())) == [False] * 5 + [True]
+    assert asyncio.run(any_state.swap(key, "absent", "x", 60)) is False

@@ -2,10 +2,12 @@
 session, CSRF tokens on every form, rate-limited sign-in, roles, hashed passwords; and a support
 agent's work on a real handoff in headless Chromium."""
 
+import concurrent.futures
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +104,27 @@ def test_sign_in_is_rate_limited_and_passwords_are_hashed(console) -> None:
     assert reply.status_code == 429  # even the right password waits out the window
     stored = Path(console["db"][len("sqlite:///") :]).read_bytes()
     assert PASSWORD.encode() not in stored and b"scrypt$" in stored
+
+
+def test_wrong_passwords_sent_at_once_still_meet_the_limit(console) -> None:
+    """Twelve at once for one name: all were 401 when the count was read before the check."""
+    url = console["url"]
+    forms = []
+    for _ in range(12):
+        session = requests.Session()
+        page = session.get(f"{url}/login", timeout=10).text
+        forms.append((session, page.split('name="csrf" value="')[1].split('"')[0]))
+    start = threading.Barrier(len(forms))
+
+    def attempt(form: tuple) -> int:
+        session, csrf = form
+        start.wait()
+        data = {"csrf": csrf, "name": "burst-name", "password": "wrong password"}
+        return session.post(f"{url}/login", data=data, timeout=60).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(len(forms)) as pool:
+        statuses = list(pool.map(attempt, forms))
+    assert statuses.count(401) <= 5 and statuses.count(429) >= 7, statuses
 
 
 def test_a_cli_password_must_be_long_enough(console) -> None:

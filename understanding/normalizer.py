@@ -7,6 +7,10 @@ emit space tokens, rasa#7910) and kept as one space between Latin words. 忘記�
 then read exactly as 忘记密码 and id号码.
 
 Only the text the pipeline reads is changed: the tracker keeps what the student wrote.
+
+NFKC can make one character many (U+FDFA becomes 18): the prefix cut before this component
+(understanding/message_prefix.py) counts characters as typed, so the normalised text is cut to
+NLU_MAX_CHARS again. 300 × U+FDFA had become 5,400 characters for DIET to read (seconds a message).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 
+from core import settings
 from understanding import cjk
 from understanding.text_rewriter import TextRewriter
 
@@ -58,4 +63,4 @@ class ChineseTextNormalizer(TextRewriter):
         return ["opencc"]
 
     def rewrite(self, text: str) -> str:
-        return normalize(text)
+        return normalize(text)[: settings.nlu_max_chars()]
