@@ -27,6 +27,7 @@ MAX_MESSAGE_CHARS = 2000
 # the note; a body Sanic would otherwise buffer up to 100 MB of is refused with 413.
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 8
 SENDER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 
 
@@ -45,13 +46,29 @@ def valid_sender(sender: Any) -> TypeGuard[str]:
     return isinstance(sender, str) and SENDER_ID.fullmatch(sender) is not None
 
 
+def depth(value: Any, limit: int) -> int:
+    """How deeply `value` nests lists and objects, counted without recursion and no further than
+    limit + 1 (a body of 1,000 nested lists made json.dumps raise RecursionError)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, at = level.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, at)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, at + 1) for child in children)
+    return deepest
+
+
 def bounded_metadata(metadata: Any) -> dict[str, Any] | None:
-    """`metadata` when it is a JSON object of at most MAX_METADATA_BYTES, else None."""
-    if not isinstance(metadata, dict):
+    """`metadata` when it is a JSON object of at most MAX_METADATA_BYTES and MAX_METADATA_DEPTH
+    levels, with text that UTF-8 can carry (no lone surrogates), else None."""
+    if not isinstance(metadata, dict) or depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
         return None
     try:
         size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         return None
     return metadata if size <= MAX_METADATA_BYTES else None
 

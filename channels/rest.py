@@ -35,6 +35,7 @@ from sanic.response import HTTPResponse
 from channels import conversations, limits, screenshots, takeover
 from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooManyStreams
 from channels.replies import replies, unavailable, with_personal_data_note
+from core import parsing
 from core.deliveries import Claim, Deliveries
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,11 @@ def checked_fields(request: Request) -> dict[str, Any] | HTTPResponse:
     sender, message_id = body.get("sender"), body.get("message_id")
     if not limits.valid_sender(sender):
         return bad_request('"sender" must be 1-128 characters: letters, digits, "_", "-" or "."')
-    if message_id is not None and (
-        not isinstance(message_id, str) or not message_id or len(message_id) > MAX_FIELD_CHARS
-    ):
-        return bad_request('"message_id", when given, must be a string of 1-255 characters')
+    if message_id is not None and not parsing.plain_id(message_id, MAX_FIELD_CHARS):
+        return bad_request(
+            '"message_id", when given, must be 1-255 characters: letters, digits, "_", ".", ":"'
+            ' or "-"'
+        )
     metadata = body.get("metadata")
     if metadata is not None and limits.bounded_metadata(metadata) is None:
         return bad_request(

@@ -71,7 +71,7 @@ class Deliveries:
         """A fixed-length key that no other (sender, message id) pair can produce: the two are
         hashed as a JSON list, so "a:b" + "c" and "a" + "b:c" differ."""
         pair = json.dumps([sender_id, message_id], ensure_ascii=False)
-        return "delivery:" + hashlib.sha256(pair.encode("utf-8")).hexdigest()
+        return "delivery:" + hashlib.sha256(pair.encode("utf-8", "surrogatepass")).hexdigest()
 
     async def claim(self, key: str) -> Claim:
         """FIRST for the first delivery of this key, TAKEN_OVER for a re-delivery that took the

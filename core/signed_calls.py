@@ -12,6 +12,8 @@ import hmac
 import secrets
 import time
 
+from core import parsing
+
 FRESH_SECONDS = 120
 TIMESTAMP, NONCE, SIGNATURE = "X-Takeover-Timestamp", "X-Takeover-Nonce", "X-Takeover-Signature"
 
@@ -38,11 +40,12 @@ def verified(secret: str, headers: dict[str, str], body: bytes, now: float) -> s
     timestamp = headers.get(TIMESTAMP.lower(), "")
     nonce = headers.get(NONCE.lower(), "")
     sent = headers.get(SIGNATURE.lower(), "")
-    if not (secret and timestamp.isdigit() and len(timestamp) <= 12):
+    sent_at = parsing.ascii_int(timestamp, 12)
+    if not secret or sent_at is None or not sent.isascii():
         return None
     if not (nonce.isascii() and nonce.isalnum() and 16 <= len(nonce) <= 64):
         return None
-    if abs(now - int(timestamp)) > FRESH_SECONDS:
+    if abs(now - sent_at) > FRESH_SECONDS:
         return None
     expected = signature(secret, timestamp, nonce, body)
-    return nonce if hmac.compare_digest(sent.encode("utf-8"), expected.encode("utf-8")) else None
+    return nonce if hmac.compare_digest(sent.encode("ascii"), expected.encode("ascii")) else None

@@ -23,7 +23,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from core import http_guard
+from core import http_guard, parsing
 from core.db import queries, staff, takeovers
 from core.db.models import TICKET_STATUSES, Ticket
 from core.shared_state import SharedState
@@ -48,6 +48,7 @@ from staff.takeover import call, hand_back, keep_handing_back
 # Failed sign-ins allowed per name, and per address (higher: a team may share one address), in
 # the window; past either, 429 until the window ends.
 LOGIN_ATTEMPTS, ADDRESS_ATTEMPTS, LOGIN_WINDOW_SECONDS = 5, 20, 15 * 60
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_NOTE_CHARS = 4000
 MAX_REPLY_CHARS = 2000  # what the channels deliver of one message (channels/limits.py)
@@ -82,6 +83,18 @@ def create_app(name: str = "staff_console") -> Sanic:
     app.config.REQUEST_MAX_SIZE = MAX_REQUEST_BYTES
     app.config.FORWARDED_SECRET = None
     attempts = SharedState()
+
+    @app.on_request
+    async def readable_form(request: Request) -> HTTPResponse | None:
+        """Sanic parses a form when a handler first reads it and raises on a part it cannot
+        decode (charset=utf-7 with bad bytes, an unknown charset): answered 500. Read it here
+        first, so that any handler reads a form that parsed, and a bad one gets 400."""
+        if request.method == "POST" and request.content_type.startswith(FORM_TYPES):
+            try:
+                _ = request.form
+            except Exception:
+                return refused(400, "表单无法读取，请刷新页面后再试。")
+        return None
 
     @app.get("/console.css")
     async def style(_: Request) -> HTTPResponse:
@@ -186,8 +199,7 @@ def create_app(name: str = "staff_console") -> Sanic:
         ticket = existing_ticket(number)
         if ticket is None:
             return response.json({"error": "no such ticket"}, status=404, headers=HEADERS)
-        after = request.args.get("after", "0")
-        after_id = int(after) if after.isdigit() and len(after) < 19 else 0
+        after_id = parsing.ascii_int(request.args.get("after", "0")) or 0
         transcript = staff.transcript(ticket.conversation_id, after_id=after_id)
         lines = [
             {

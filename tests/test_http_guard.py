@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from core import http_guard
+from core import http_guard, signed_calls
 from harness.databases import migrate
 from harness.servers import project_command
-from tests.console import console_running
+from tests.console import add_user, console_running, signed_in
 from tests.servers import Chat, running
 from tests.test_workers import cpu_seconds, worker_pids
 
 CAP = 48  # MAX_CONNECTIONS for these servers: small enough to reach in a test
+TAKEOVER_KEY = "guard-takeover-key"
 
 # Each was seen to pin a worker (-1) or answer 500, or to be read as something else (4_4 as 44).
 MALFORMED = {
@@ -93,7 +94,13 @@ def ports(model_path: Path, tmp_path_factory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("http-guard")
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
-    env = {"DATABASE_URL": database, "SANIC_WORKERS": "2", "MAX_CONNECTIONS": str(CAP)}
+    add_user(database, "guard-admin", "admin")
+    env = {
+        "DATABASE_URL": database,
+        "SANIC_WORKERS": "2",
+        "MAX_CONNECTIONS": str(CAP),
+        "TAKEOVER_SECRET": TAKEOVER_KEY,
+    }
     with (
         running(model_path, tmp, env) as servers,
         console_running(env, tmp / "console.log") as console,
@@ -212,3 +219,44 @@ def test_the_root_does_not_tell_the_rasa_version(ports) -> None:
     assert root.status_code == 200 and "rasa" not in root.text.lower()
     assert "3.6" not in root.text
     assert requests.get(f"{ports['rasa']}/version", timeout=10).status_code == 404
+
+
+def test_inputs_that_answered_500_get_a_clear_4xx(ports) -> None:
+    rest = f"{ports['rasa']}/webhooks/rest/webhook"
+    json_body = {"Content-Type": "application/json"}
+    lone = b'{"sender": "s-500", "message": "hi", "message_id": "\\ud800"}'
+    assert requests.post(rest, data=lone, headers=json_body, timeout=10).status_code == 400
+    nested = b'{"sender": "s-500", "message": "hi", "metadata": {"a": ' + b"[" * 1000
+    nested += b"]" * 1000 + b"}}"
+    assert requests.post(rest, data=nested, headers=json_body, timeout=10).status_code == 400
+    body = b'{"conversation_id": "s-500", "agent": "x"}'
+    for digits in ("²", "¹²³⁴"):  # str.isdigit() says yes to both
+        changed = {"X-Takeover-Timestamp": digits.encode("utf-8")}
+        headers = {**signed_calls.signed_headers(TAKEOVER_KEY, body), **changed}
+        url = f"{ports['rasa']}/webhooks/takeover/pause"
+        call = requests.post(url, data=body, headers=headers, timeout=10)
+        assert call.status_code in (401, 403), call.status_code
+    base, _ = ports["by port"]["rasa"]
+    signed = signed_calls.signed_headers(TAKEOVER_KEY, body)
+    head = b"POST /webhooks/takeover/pause HTTP/1.1\r\nHost: x\r\n"
+    for name in (signed_calls.TIMESTAMP, signed_calls.NONCE):
+        head += f"{name}: {signed[name]}\r\n".encode()
+    head += b"X-Takeover-Signature: \xff\xff\xff\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n" % len(body)
+    assert raw_request(base, head, body).split(b" ")[1] in (b"401", b"403")
+    console = ports["by port"]["console"][0]
+    admin, _ = signed_in(console, "guard-admin")
+    assert admin.get(f"{console}/tickets/1/messages?after=²", timeout=10).status_code == 404
+    form = requests.Session()
+    form.get(f"{console}/login", timeout=10)
+    multipart = (
+        b'--b\r\nContent-Disposition: form-data; name="csrf"\r\n'
+        b"Content-Type: text/plain; charset=utf-7\r\n\r\n+AGEAYgBj-\r\n--b--\r\n"
+    )
+    login = form.post(
+        f"{console}/login",
+        data=multipart,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        timeout=10,
+    )
+    assert 400 <= login.status_code < 500, login.status_code
