@@ -10,6 +10,8 @@ TAKEOVER_CHECK_SECONDS (30): the student is told, and the assistant answers agai
 import asyncio
 import json
 import logging
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -76,8 +78,32 @@ async def call(step: str, conversation_id: str, agent: str, **fields: str) -> Ou
     return Outcome(False, "消息没有送达学生，请稍后再试。", status)
 
 
+# One lock per conversation: a take-over and a hand-back of the same conversation (a double submit,
+# two tabs, an admin handing back while the agent takes over again) run one after the other, so
+# the pause in the tracker and the claim in `takeovers` cannot be left disagreeing.
+_STEPS: "weakref.WeakValueDictionary[str, asyncio.Lock]" = weakref.WeakValueDictionary()
+# How far back the repair looks for a pause that nobody holds.
+REPAIR_WINDOW_SECONDS = 7 * 24 * 3600
+
+
+def one_step_at_a_time(conversation_id: str) -> asyncio.Lock:
+    """The lock a conversation's take-over and hand-back steps hold, in this console process."""
+    lock = _STEPS.get(conversation_id)
+    if lock is None:
+        lock = _STEPS[conversation_id] = asyncio.Lock()
+    return lock
+
+
 async def hand_back(held: takeovers.Held, reason: str, by: str) -> Outcome:
     """Resumes the assistant in `held`'s conversation and ends the takeover (and says so)."""
+    async with one_step_at_a_time(held.conversation_id):
+        now = takeovers.holder(held.conversation_id)
+        if now is None or (now.agent, now.started_at) != (held.agent, held.started_at):
+            return Outcome(True)  # handed back meanwhile (and perhaps taken over again)
+        return await _hand_back(held, reason, by)
+
+
+async def _hand_back(held: takeovers.Held, reason: str, by: str) -> Outcome:
     outcome = await call("resume", held.conversation_id, by, reason=reason)
     # 404/409: nothing left to resume there; the takeover ends all the same
     if outcome.ok or outcome.status in (404, 409):
@@ -92,12 +118,27 @@ async def hand_back(held: takeovers.Held, reason: str, by: str) -> Outcome:
 
 
 async def hand_back_stale() -> int:
-    """Hands back every takeover whose agent went quiet or signed out; how many were."""
+    """Hands back every takeover whose agent went quiet or signed out, and resumes every paused
+    conversation that no agent holds; how many were."""
     idle_since = utcnow() - timedelta(minutes=settings.takeover_idle_minutes())
     done = 0
     for held in takeovers.stale(idle_since):
         if (await hand_back(held, "timeout", "系统")).ok:
             done += 1
+    return done + await resume_unheld()
+
+
+async def resume_unheld() -> int:
+    """Resumes the conversations left paused with nobody holding them; how many were."""
+    done = 0
+    for conversation_id in takeovers.paused_without_holder(time.time() - REPAIR_WINDOW_SECONDS):
+        async with one_step_at_a_time(conversation_id):
+            if takeovers.holder(conversation_id) is not None:
+                continue  # taken over meanwhile: paused as it should be
+            outcome = await call("resume", conversation_id, "系统", reason="timeout")
+            if outcome.ok or outcome.status in (404, 409):
+                logger.warning("Resumed a paused conversation that no agent held.")
+                done += 1
     return done
 
 

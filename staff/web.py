@@ -43,7 +43,7 @@ from staff.pages import (
     token_hash,
     who,
 )
-from staff.takeover import call, hand_back, keep_handing_back
+from staff.takeover import call, hand_back, keep_handing_back, one_step_at_a_time
 
 # Failed sign-ins allowed per name, and per address (higher: a team may share one address), in
 # the window; past either, 429 until the window ends.
@@ -225,13 +225,17 @@ def create_app(name: str = "staff_console") -> Sanic:
             return refused(409, "这个工单已经解决了；要继续跟进，请先在队列里重新打开。")
         if ticket.status == "claimed" and ticket.claimed_by != agent:
             return refused(409, f"这个工单已由 {ticket.claimed_by} 认领。")
-        held = takeovers.take(ticket.conversation_id, ticket.id, agent)
-        if held is None:
-            return refused(409, "另一位同事已经接管了这段对话。")
-        outcome = await call("pause", ticket.conversation_id, agent)
-        if not outcome.ok:
-            takeovers.release(ticket.conversation_id, agent)
-            return refused(502, outcome.message)
+        async with one_step_at_a_time(ticket.conversation_id):
+            before = takeovers.holder(ticket.conversation_id)
+            if before is not None and before.agent == agent:  # a second submit: done already
+                return response.redirect(f"/tickets/{ticket.id}#reply", status=303, headers=HEADERS)
+            held = takeovers.take(ticket.conversation_id, ticket.id, agent)
+            if held is None:
+                return refused(409, "另一位同事已经接管了这段对话。")
+            outcome = await call("pause", ticket.conversation_id, agent)
+            if not outcome.ok:
+                takeovers.release(ticket.conversation_id, agent)
+                return refused(502, outcome.message)
         if ticket.status == "open":
             with contextlib.suppress(ValueError):  # claimed meanwhile: the takeover holds anyway
                 queries.change_status(ticket.id, "claimed", staff=agent)

@@ -2,9 +2,11 @@
 student's conversation over, answers on the student's channel and hands it back; against a real
 console, Rasa server and action server on one database, and a simulated WeChat server."""
 
+import concurrent.futures
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from harness.servers import ROOT
 from tests.accessibility import require_axe, violations
 from tests.console import PASSWORD, add_user, console_running, signed_in
 from tests.helpers import PASSWORD_PAGE
-from tests.servers import Chat, Stream, running
+from tests.servers import Chat, Stream, running, takeover_call
 from tests.tencent_sim import SECRET, ApiStub, inbound, sent_to
 
 KEY = "takeover-test-secret"
@@ -227,6 +229,59 @@ def test_a_takeover_whose_agent_signs_out_goes_back_to_the_assistant(live) -> No
     assert PASSWORD_PAGE in chat.say("忘记密码了")
     lead, _ = signed_in(live["console"], "lead")
     assert "已自动交回助手" in lead.get(ticket, timeout=10).text
+
+
+def paused_and_held(live: dict, chat: Chat) -> tuple[bool, bool]:
+    """Whether the student's conversation is paused (a message gets "waiting"), and whether an
+    agent holds it in the console's table."""
+    import sqlite3
+
+    with sqlite3.connect(live["db"][len("sqlite:///") :]) as db:
+        held = db.execute(
+            "SELECT count(*) FROM takeovers WHERE conversation_id = ?", (chat.sender,)
+        ).fetchone()[0]
+    reply = chat.post("还在吗")
+    return reply[0].get("custom") == {"takeover": "waiting"}, held == 1
+
+
+def test_take_over_and_hand_back_at_once_never_leave_a_pause_nobody_holds(live) -> None:
+    """A double submit, two tabs, an admin handing back while the agent takes over again."""
+    chat = Chat(live["rasa"])
+    number = handoff(chat)
+    ticket = f"{live['console']}/tickets/{number}"
+    tabs = [signed_in(live["console"], "li") for _ in range(2)]
+    lead = signed_in(live["console"], "lead")
+    for _ in range(4):
+        start = threading.Barrier(4)
+
+        def step(session_csrf: tuple, action: str, start: threading.Barrier = start) -> int:
+            session, csrf = session_csrf
+            start.wait()
+            return post(session, f"{ticket}/{action}", csrf=csrf).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [
+                pool.submit(step, tabs[0], "takeover"),
+                pool.submit(step, tabs[1], "takeover"),
+                pool.submit(step, tabs[1], "handback"),
+                pool.submit(step, lead, "handback"),
+            ]
+            assert all(f.result() in (303, 409) for f in futures)
+        paused, held = paused_and_held(live, chat)
+        assert paused == held, (paused, held)
+    post(tabs[0][0], f"{ticket}/handback", csrf=tabs[0][1])
+    assert paused_and_held(live, chat) == (False, False)
+
+
+def test_a_pause_that_nobody_holds_is_resumed_by_the_console(live) -> None:
+    chat = Chat(live["rasa"])
+    chat.say("忘记密码了")
+    assert takeover_call(live["rasa"], "pause", chat.sender, KEY).status_code == 200
+    deadline = time.monotonic() + 20
+    while chat.post("有人吗")[0].get("custom") == {"takeover": "waiting"}:
+        assert time.monotonic() < deadline, "still paused with nobody holding it"
+        time.sleep(0.5)
+    assert PASSWORD_PAGE in chat.say("忘记密码了")
 
 
 def test_two_agents_racing_for_one_conversation_cannot_both_hold_it(

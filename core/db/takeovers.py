@@ -11,7 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core.db.engine import session_scope
+from core.db.engine import engine, session_scope
 from core.db.models import StaffSession, StaffUser, Takeover, utcnow
 
 
@@ -70,6 +70,33 @@ def release(conversation_id: str, agent: str | None = None) -> bool:
         query = query.where(Takeover.agent == agent)
     with session_scope() as session:
         return session.execute(query).rowcount == 1
+
+
+def paused_without_holder(since: float) -> list[str]:
+    """Conversations whose last pause or resume (since the Unix time `since`) is a pause, and that
+    no agent holds: a take-over and a hand-back that crossed left them so. The console resumes
+    them (staff/takeover.py)."""
+    from core.db.queries import EVENTS  # Rasa's table, as the transcript reads it
+
+    if not sa.inspect(engine()).has_table("events"):
+        return []
+    steps = EVENTS.c.type_name.in_(("pause", "resume"))
+    last = (
+        sa.select(sa.func.max(EVENTS.c.id).label("id"))
+        .where(steps, EVENTS.c.timestamp > since)
+        .group_by(EVENTS.c.sender_id)
+        .subquery()
+    )
+    query = (
+        sa.select(EVENTS.c.sender_id)
+        .join(last, EVENTS.c.id == last.c.id)
+        .where(
+            EVENTS.c.type_name == "pause",
+            EVENTS.c.sender_id.not_in(sa.select(Takeover.conversation_id)),
+        )
+    )
+    with session_scope() as session:
+        return [row.sender_id for row in session.execute(query)]
 
 
 def stale(idle_since: datetime) -> list[Held]:
