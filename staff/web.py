@@ -27,7 +27,7 @@ from core import http_guard, parsing
 from core.db import queries, staff, takeovers
 from core.db.models import TICKET_STATUSES, Ticket
 from core.shared_state import SharedState
-from staff import admin, passwords
+from staff import admin, passwords, rights
 from staff.pages import (
     HEADERS,
     HERE,
@@ -263,8 +263,11 @@ def create_app(name: str = "staff_console") -> Sanic:
     async def give_back(request: Request, ticket: Ticket) -> HTTPResponse:
         agent = request.ctx.user.name
         held = takeovers.holder(ticket.conversation_id)
-        if held is None or (held.agent != agent and request.ctx.user.role != "admin"):
-            return refused(409, "你没有接管这段对话。")
+        if held is None:
+            return refused(409, "这段对话现在没有被接管。")
+        why_not = rights.may_end(agent, request.ctx.user.role, ticket, held)
+        if why_not:
+            return refused(403, why_not)
         outcome = await hand_back(held, "ended", agent)
         if not outcome.ok:
             return refused(502, outcome.message)
@@ -276,6 +279,10 @@ def create_app(name: str = "staff_console") -> Sanic:
     async def ticket_action(request: Request, ticket: Ticket, action: str) -> HTTPResponse:
         number = ticket.id
         held = takeovers.holder(ticket.conversation_id)
+        if action in ("release", "resolve"):
+            why_not = rights.may_end(request.ctx.user.name, request.ctx.user.role, ticket, held)
+            if why_not:
+                return refused(403, why_not)
         if held is not None and action in ("release", "resolve"):
             # a released or resolved case must not leave the student with a silent assistant
             outcome = await hand_back(held, "ended", request.ctx.user.name)

@@ -273,6 +273,26 @@ def test_take_over_and_hand_back_at_once_never_leave_a_pause_nobody_holds(live) 
     assert paused_and_held(live, chat) == (False, False)
 
 
+def test_only_the_holder_or_an_admin_ends_a_colleague_s_work(live) -> None:
+    """One rule (staff/rights.py) for hand-back, release and resolve: an agent could not hand
+    back another's takeover, but could release or resolve that agent's ticket, which ended it."""
+    chat = Chat(live["rasa"])
+    number = handoff(chat)
+    ticket = f"{live['console']}/tickets/{number}"
+    li, zhao, lead = (signed_in(live["console"], name) for name in ("li", "zhao", "lead"))
+    assert post(li[0], f"{ticket}/takeover", csrf=li[1]).status_code == 303
+    for action in ("handback", "release", "resolve"):
+        assert post(zhao[0], f"{ticket}/{action}", csrf=zhao[1]).status_code == 403, action
+    assert paused_and_held(live, chat) == (True, True)
+    assert post(lead[0], f"{ticket}/resolve", csrf=lead[1]).status_code == 303
+    assert paused_and_held(live, chat) == (False, False)
+    other = handoff(Chat(live["rasa"]))  # claimed only, no takeover
+    page = f"{live['console']}/tickets/{other}"
+    assert post(li[0], f"{page}/claim", csrf=li[1]).status_code == 303
+    assert post(zhao[0], f"{page}/release", csrf=zhao[1]).status_code == 403
+    assert post(li[0], f"{page}/release", csrf=li[1]).status_code == 303
+
+
 def test_a_pause_that_nobody_holds_is_resumed_by_the_console(live) -> None:
     chat = Chat(live["rasa"])
     chat.say("忘记密码了")
