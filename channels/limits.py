@@ -27,6 +27,9 @@ MAX_MESSAGE_CHARS = 2000
 # the note; a body Sanic would otherwise buffer up to 100 MB of is refused with 413.
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_METADATA_BYTES = 4096
+# A screenshot of MAX_IMAGE_BYTES (channels/screenshots.py: 4 MB) as base64 in a JSON body, the
+# only body allowed over MAX_REQUEST_BYTES (channels/rest.py reads it itself).
+MAX_SCREENSHOT_BODY_BYTES = (4 * 1024 * 1024) * 4 // 3 + 64 * 1024
 MAX_METADATA_DEPTH = 8
 SENDER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 

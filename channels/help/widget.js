@@ -142,8 +142,11 @@
       body: JSON.stringify(body),
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
-      if (!response.ok) { throw new Error("HTTP " + response.status); }
-      return response.json();
+      // 413 from the screenshot route carries the student's words (a picture over 4 MB)
+      return response.json().catch(function () { return null; }).then(function (body) {
+        if (response.ok || (response.status === 413 && Array.isArray(body))) { return body; }
+        throw new Error("HTTP " + response.status);
+      });
     }).then(function (messages) {
       if (!messages.length) { throw new Error("empty reply"); }
       messages.forEach(function (m) {
