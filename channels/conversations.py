@@ -12,6 +12,8 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, Sanic
 
+from core.privacy import stored_message_id
+
 logger = logging.getLogger(__name__)
 
 _APP: dict[str, Sanic] = {}
@@ -44,10 +46,10 @@ async def answered_before(conversation_id: str, message_id: str) -> list[dict[st
     tracker = await stored(conversation_id)
     if tracker is None:
         return None
-    events = list(tracker.events)
+    events, stored_id = list(tracker.events), stored_message_id(message_id)
     for index in range(len(events) - 1, -1, -1):
         event = events[index]
-        if isinstance(event, UserUttered) and event.message_id == message_id:
+        if isinstance(event, UserUttered) and event.message_id in (message_id, stored_id):
             return [
                 as_message(conversation_id, e) for e in following_bot_events(events[index + 1 :])
             ]

@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 from sanic import Blueprint
 
 from channels.replies import replies
+from core.privacy import is_mostly_personal_data
 
 # About ten times the longest question in the training data; 10,000 characters of ordinary
 # words took 6.1 s and +1.8 GB of memory to read with no limit (2-core machine).
@@ -46,7 +47,13 @@ def too_long_note() -> str:
 
 
 def valid_sender(sender: Any) -> TypeGuard[str]:
-    return isinstance(sender, str) and SENDER_ID.fullmatch(sender) is not None
+    """A sender id of the allowed characters that is not a phone or ID number in disguise (it
+    would be stored as the conversation's id, in plain text)."""
+    return (
+        isinstance(sender, str)
+        and SENDER_ID.fullmatch(sender) is not None
+        and not is_mostly_personal_data(sender)
+    )
 
 
 def depth(value: Any, limit: int) -> int:

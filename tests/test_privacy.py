@@ -1,6 +1,7 @@
 """Masking of ID numbers (MOD 11-2 check character, old 15-digit form), mobiles and emails, in
 whatever form they are typed: separators, full-width, zero-width, prefixes, Chinese numerals."""
 
+import json
 import os
 import unicodedata
 
@@ -9,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasa.shared.core.events import ActionExecuted, UserUttered
 
-from core.privacy import EMAIL, ID_NUMBER, MOBILE, id_check_character, is_id_number, mask
+from core import parsing
+from core.privacy import (
+    EMAIL,
+    ID_NUMBER,
+    MOBILE,
+    id_check_character,
+    is_id_number,
+    mask,
+    stored_message_id,
+)
 from stores.masking import masked
 
 
@@ -97,6 +107,24 @@ EMAIL_FORMS = [
     "lisi@qq。com",
     "li\u200bsi@qq.com",
 ]
+# Forms an outside attacker found stored verbatim (round two of hardening).
+MOBILE_FORMS_SEEN = [
+    "138，1234，5678",
+    "138、1234、5678",
+    "138,1234,5678",
+    "138          1234          5678",
+    "138\u202e1234\u202c5678",
+    "138\u20661234\u20695678",
+    "1\ufe0f\u20e33\ufe0f\u20e38\ufe0f\u20e312345678",
+    "壹叁捌壹贰叁肆伍陆柒捌",
+]
+ID_FORMS_SEEN = ["11010519491231002×", "110105，19491231，002X", "110105\u202e19491231002X"]
+EMAIL_FORMS_SEEN = [
+    "zhaoliu @ example.edu.cn",
+    "zhaoliu#example.com",
+    "zhaoliu@qq",
+    "zhaoliu@例子.中国",
+]
 LEFT_ALONE = [
     "2",
     "1234567",
@@ -120,6 +148,7 @@ LEFT_ALONE = [
 def _readable_digits(text: str) -> str:
     """Every digit a reader could still see in `text`, Chinese numerals included."""
     chinese = dict(zip("零〇○一幺二两三四五六七八九", "00011223456789", strict=True))
+    chinese.update(zip("壹贰叁肆伍陆柒捌玖", "123456789", strict=True))
     return "".join(
         chinese.get(c, c)
         for c in unicodedata.normalize("NFKC", text)
@@ -149,13 +178,33 @@ def test_emails_in_any_typed_form_are_masked(form: str) -> None:
     assert mask(f"邮箱是{form}谢谢") == f"邮箱是{EMAIL}谢谢"
 
 
+@pytest.mark.parametrize("form", MOBILE_FORMS_SEEN)
+def test_mobiles_in_the_forms_found_stored_are_masked(form: str) -> None:
+    masked_text = mask(f"我的手机是{form}，谢谢")
+    assert masked_text == f"我的手机是{MOBILE}，谢谢"
+
+
+@pytest.mark.parametrize("form", ID_FORMS_SEEN)
+def test_id_numbers_in_the_forms_found_stored_are_masked(form: str) -> None:
+    assert mask(f"身份证{form}。") == f"身份证{ID_NUMBER}。"
+
+
+@pytest.mark.parametrize("form", EMAIL_FORMS_SEEN)
+def test_emails_in_the_forms_found_stored_are_masked(form: str) -> None:
+    assert "zhaoliu" not in mask(f"发到{form}就行"), mask(f"发到{form}就行")
+
+
 def test_a_number_glued_to_a_chinese_numeral_is_still_found() -> None:
     assert mask("我是大一13812345678") == f"我是大一{MOBILE}"
     assert mask("一13812345678") == f"一{MOBILE}"
 
 
 # ---- property-based: valid numbers, written any way a student might ------------------------
-SEPARATORS = ["", " ", "  ", "-", ".", "—", "－", "\u3000", "\u200b", "_", " - "]
+SEPARATORS = [
+    *["", " ", "  ", "-", ".", "—", "－", "\u3000", "\u200b", "_", " - "],
+    *["，", "、", ",", " " * 9, "\u202e", "\u2066", "\u2069", "\u200f", "\ufe0f\u20e3"],
+]
+CAPITALS = dict(zip("0123456789", "零壹贰叁肆伍陆柒捌玖", strict=True))
 CONTEXT = st.sampled_from(["", "我的号码", "身份证：", "手机号是", "帮我查查", "麻烦了！", "。"])
 
 
@@ -185,8 +234,15 @@ def typed(draw: st.DrawFn, number: str) -> str:
     for i, char in enumerate(number):
         if i and draw(st.booleans()):
             out.append(draw(st.sampled_from(SEPARATORS)))
-        if char.isdigit() and draw(st.integers(0, 3)) == 0:
+        form = draw(st.integers(0, 7)) if char.isdigit() else 7
+        if form == 0:
             char = chr(ord(char) - ord("0") + ord("０"))
+        elif form == 1:
+            char += "\ufe0f\u20e3"  # a keycap
+        elif form == 2:
+            char = CAPITALS[char]
+        elif char == "X" and draw(st.booleans()):
+            char = "×"
         out.append(char)
     return "".join(out)
 
@@ -229,6 +285,40 @@ def test_tracker_store_writes_masked_copies_of_user_messages_only() -> None:
     assert event.text == "身份证11010519491231002X"  # the live conversation is untouched
     assert safe.intent_name == "share_personal_info"
     assert "11010519491231002X" not in str(safe.as_dict())
+
+
+def test_metadata_and_message_ids_are_stored_masked_and_hashed() -> None:
+    """Both were stored as a client sent them: a mobile as message_id, an email in metadata."""
+    event = UserUttered(
+        "你好",
+        {"name": "greet", "confidence": 1.0},
+        message_id="13812345678",
+        metadata={"note": "zhaoliu@qq", "deep": [{"手机13987654321": ["139，8765，4321"]}]},
+    )
+    safe = masked(event)
+    stored = json.dumps(safe.as_dict(), ensure_ascii=False)
+    assert "zhaoliu" not in stored and "8765" not in stored and "13812345678" not in stored
+    assert safe.message_id == stored_message_id("13812345678")
+    assert masked(safe).message_id == safe.message_id  # saved again: not hashed twice
+    forged = masked(UserUttered("hi", message_id="m:13812345678000000000000000000000"))
+    assert "13812345678" not in str(forged.message_id)
+    assert not parsing.plain_id(safe.message_id)  # no client can send a digest as its own id
+
+
+@pytest.mark.parametrize(
+    ("sender", "refused"),
+    [
+        ("13812345678", True),
+        ("u-13812345678", True),
+        ("11010519491231002X", True),
+        ("w-4f1c9a13812345678e0b7d2c31a9f0e", False),  # a random id with a digit run in it
+        ("student-1", False),
+    ],
+)
+def test_a_sender_id_that_is_a_phone_or_id_number_is_refused(sender: str, refused: bool) -> None:
+    from channels import limits
+
+    assert limits.valid_sender(sender) is not refused
 
 
 def test_sqlite_store_keeps_no_plain_personal_data(sqlite_url: str) -> None:
