@@ -14,7 +14,9 @@ with the same policies:
   latency of each and how much the Rasa server's resident memory grew;
 - one conversation of 300 messages on that server: turn 300's latency beside turn 10's; and the
   database rows and bytes of a 4-message conversation (bench/long_session.py);
-- the same load on two Rasa servers sharing PostgreSQL and Redis, when those are reachable.
+- the same load on two Rasa servers sharing PostgreSQL and Redis, when those are reachable;
+- resilience (bench/resilience.py): a worker lost under load (SIGKILL, SIGSTOP) and replaced,
+  a 2,000 × U+FDFA message, the admin page's grouping of 500 hostile not-understood messages.
 Writes results/bench/report.md (with ratios to the documented pipeline), results/bench/*.png and
 results/bench/figures.json, and prints the summary. `--quick` runs smaller loads.
 """
@@ -32,7 +34,7 @@ from typing import Any
 import requests
 import yaml
 
-from bench import long_session
+from bench import long_session, resilience
 from bench import screenshots as screenshot_bench
 from bench.flows import FLOWS
 from bench.stats import percentile
@@ -551,6 +553,7 @@ def report(results: dict[str, dict], seconds: float) -> str:
             )
         ],
         "",
+        *resilience.report_lines(ours.get("resilience")),
         "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
         flame_graphs(),
         "",
@@ -581,6 +584,8 @@ def main() -> None:
         results[name]["sqlite"] = sqlite_setup(results[name]["model"], levels, profile)
         print(f"bench: {name}: two servers on PostgreSQL + Redis …", flush=True)
         results[name]["cluster"] = cluster_setup(results[name]["model"], levels)
+    print("bench: resilience (a worker lost under load, hostile input) …", flush=True)
+    results["project"]["resilience"] = resilience.measure(results["project"]["model"])
     plots(results)
     text = report(results, time.monotonic() - started)
     (RESULTS / "report.md").write_text(text, encoding="utf-8")
