@@ -1,5 +1,12 @@
 """What every channel accepts from the internet, checked before any work is done.
 
+- A client address (the connection's, or behind a proxy the one Sanic reads from X-Forwarded-For
+  when SANIC_PROXIES_COUNT says how many proxies to trust) sends at most MESSAGES_PER_ADDRESS
+  messages a minute over REST, screenshots and socket.io, counted across workers and servers
+  (core/shared_state.py): one client opened 32 tickets a second, one per new sender id, before.
+  The limit is generous because a campus network can put many students behind one address.
+  Loopback is not limited: behind a proxy on this machine, set SANIC_PROXIES_COUNT=1.
+
 - A message is cut at MAX_MESSAGE_CHARS: the FAQ's questions are a sentence or two, and a student
   who pastes a whole page gets an answer to its beginning with a note asking to keep it short
   (`too_long_note`). The cut text is what the conversation keeps (masked). The NLU pipeline reads
@@ -12,6 +19,8 @@
   WeChat follower.
 """
 
+import hashlib
+import ipaddress
 import json
 import re
 from typing import Any, TypeGuard
@@ -20,6 +29,7 @@ from sanic import Blueprint
 
 from channels.replies import replies
 from core.privacy import is_mostly_personal_data
+from core.shared_state import SharedState
 
 # About ten times the longest question in the training data; 10,000 characters of ordinary
 # words took 6.1 s and +1.8 GB of memory to read with no limit (2-core machine).
@@ -33,6 +43,44 @@ MAX_METADATA_BYTES = 4096
 MAX_SCREENSHOT_BODY_BYTES = (4 * 1024 * 1024) * 4 // 3 + 64 * 1024
 MAX_METADATA_DEPTH = 8
 SENDER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+MESSAGES_PER_ADDRESS = 120
+RATE_WINDOW_SECONDS = 60
+
+
+class Throttle:
+    """Counts each client address's messages in a shared window (created on first use)."""
+
+    def __init__(self) -> None:
+        self._state: SharedState | None = None
+
+    async def allows(self, address: str) -> bool:
+        if not address:
+            return True
+        if self._state is None:
+            self._state = SharedState()
+        key = "rate:" + hashlib.sha256(address.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        return await self._state.add(key, 1, RATE_WINDOW_SECONDS) <= MESSAGES_PER_ADDRESS
+
+
+def client_address(request: Any) -> str:
+    """The client's address as Sanic trusts it (a proxy's X-Forwarded-For only when
+    SANIC_PROXIES_COUNT is set); "" for this machine itself (the bench, the tests, or a proxy
+    that does not say whose request it passes on), which is not limited."""
+    forwarded = str(getattr(request, "remote_addr", "") or "")
+    if forwarded:
+        return forwarded
+    address = str(getattr(request, "ip", "") or "")
+    try:
+        return "" if ipaddress.ip_address(address).is_loopback else address
+    except ValueError:
+        return address
+
+
+def slow_down(sender: str) -> list[dict[str, Any]]:
+    """What a client over its rate is answered (429), in the student's words."""
+    return [{"recipient_id": sender, "text": replies()["rate_limited"]}]
 
 
 def clip(text: str) -> tuple[str, bool]:

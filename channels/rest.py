@@ -96,10 +96,17 @@ class ResilientRestInput(RestInput):
 
     def __init__(self, deliveries: Deliveries | None = None) -> None:
         self._deliveries = deliveries
+        self._throttle: limits.Throttle | None = None
 
     @classmethod
     def name(cls) -> str:
         return "rest"
+
+    @property
+    def throttle(self) -> limits.Throttle:
+        if self._throttle is None:
+            self._throttle = limits.Throttle()
+        return self._throttle
 
     @property
     def deliveries(self) -> Deliveries:
@@ -125,6 +132,8 @@ class ResilientRestInput(RestInput):
             text = fields["body"].get("message")
             if not isinstance(text, str):
                 return bad_request('"message" must be a string')
+            if not await self.throttle.allows(limits.client_address(request)):
+                return response.json(limits.slow_down(fields["sender"]), status=429)
             return response.json(
                 await self.answer(
                     on_new_message,
@@ -183,6 +192,8 @@ class ResilientRestInput(RestInput):
             if data is None:
                 return bad_request('"image" must be a base64 string (a data: URL is accepted)')
             sender = fields["sender"]
+            if not await self.throttle.allows(limits.client_address(request)):
+                return response.json(limits.slow_down(sender), status=429)
             reading = await screenshots.reader().read(data)
             if not reading.text:
                 return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])

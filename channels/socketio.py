@@ -38,7 +38,7 @@ from socketio import AsyncServer
 
 from channels import limits, takeover
 from channels.live_updates import HUB
-from channels.replies import with_personal_data_note
+from channels.replies import replies, with_personal_data_note
 from core import settings
 
 logger = logging.getLogger(__name__)
@@ -127,8 +127,13 @@ class WidgetSocketIOInput(SocketIOInput):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
+        throttle = limits.Throttle()
+
         async def connect(sid: str, environ: dict, auth: dict | None = None) -> bool:
             HUB.start_relay()  # an agent's words may come through another worker or server
+            request = environ.get("sanic.request")
+            address = limits.client_address(request) if request is not None else ""
+            await sio.save_session(sid, {"address": address}, namespace=namespace)
             if not self.session_persistence:
                 await sio.enter_room(sid, SENDER_PREFIX + sid, namespace=namespace)
             return True
@@ -145,6 +150,15 @@ class WidgetSocketIOInput(SocketIOInput):
         async def handle_message(sid: str, data: Any) -> None:
             output = SocketIOOutput(sio, self.bot_message_evt)
             data = data if isinstance(data, dict) else {}
+            session = await sio.get_session(sid, namespace=namespace)
+            if not await throttle.allows(str(session.get("address", ""))):
+                await sio.emit(
+                    self.bot_message_evt,
+                    {"text": replies()["rate_limited"]},
+                    room=sid,
+                    namespace=namespace,
+                )
+                return
             if self.session_persistence:
                 session_id = data.get("session_id")
                 if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from channels import limits
+from channels.replies import replies
 from core import http_guard, signed_calls
 from harness.databases import migrate
 from harness.servers import project_command
@@ -100,6 +102,7 @@ def ports(model_path: Path, tmp_path_factory) -> Iterator[dict]:
         "SANIC_WORKERS": "2",
         "MAX_CONNECTIONS": str(CAP),
         "TAKEOVER_SECRET": TAKEOVER_KEY,
+        "SANIC_PROXIES_COUNT": "1",  # as behind deploy/nginx: the client is X-Forwarded-For's
     }
     with (
         running(model_path, tmp, env) as servers,
@@ -260,3 +263,26 @@ def test_inputs_that_answered_500_get_a_clear_4xx(ports) -> None:
         timeout=10,
     )
     assert 400 <= login.status_code < 500, login.status_code
+
+
+def test_one_address_is_slowed_down_and_others_are_not(ports) -> None:
+    """One client opened 32 tickets a second, a new sender id each; now an address gets
+    MESSAGES_PER_ADDRESS messages a minute, across both workers, and then a polite 429."""
+    rest = f"{ports['rasa']}/webhooks/rest/webhook"
+    flooding = {"X-Forwarded-For": "203.0.113.7"}
+
+    def send(number: int) -> int:
+        body = {"sender": f"flood-{number}", "message": "/request_human"}
+        return requests.post(rest, json=body, headers=flooding, timeout=60).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(send, range(limits.MESSAGES_PER_ADDRESS + 20)))
+    assert statuses.count(200) == limits.MESSAGES_PER_ADDRESS, statuses
+    assert statuses.count(429) == 20
+    slowed = requests.post(
+        rest, json={"sender": "flood-x", "message": "你好"}, headers=flooding, timeout=60
+    )
+    assert slowed.status_code == 429 and slowed.json()[0]["text"] == replies()["rate_limited"]
+    other = {"X-Forwarded-For": "198.51.100.9"}
+    fine = requests.post(rest, json={"sender": "other-1", "message": "你好"}, headers=other)
+    assert fine.status_code == 200 and fine.json()

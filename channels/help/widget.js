@@ -142,9 +142,10 @@
       body: JSON.stringify(body),
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
-      // 413 from the screenshot route carries the student's words (a picture over 4 MB)
+      // 413 (a picture over 4 MB) and 429 (too many messages) carry the student's words
       return response.json().catch(function () { return null; }).then(function (body) {
-        if (response.ok || (response.status === 413 && Array.isArray(body))) { return body; }
+        var told = (response.status === 413 || response.status === 429) && Array.isArray(body);
+        if (response.ok || told) { return body; }
         throw new Error("HTTP " + response.status);
       });
     }).then(function (messages) {
