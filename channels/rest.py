@@ -194,7 +194,8 @@ class ResilientRestInput(RestInput):
             sender = fields["sender"]
             if not await self.throttle.allows(limits.client_address(request)):
                 return response.json(limits.slow_down(sender), status=429)
-            reading = await screenshots.reader().read(data)
+            client = limits.client_address(request) or sender
+            reading = await screenshots.reader().read(data, client)
             if not reading.text:
                 return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])
             read = replies()["screenshot_read"].format(text=reading.text)

@@ -9,7 +9,9 @@ Limits, checked before any pixel is decoded:
 - MAX_PIXELS from the header (a 100-byte PNG can claim 60,000 × 60,000 pixels: a decompression
   bomb), then the picture is scaled to at most MAX_SIDE pixels on its longer side;
 - one OCR at a time in a worker thread (onnxruntime releases the GIL: the event loop keeps
-  answering), at most MAX_WAITING more waiting, and TIME_BUDGET_SECONDS for each.
+  answering), at most MAX_WAITING more waiting, and TIME_BUDGET_SECONDS for each;
+- one picture in the queue per client (its address, or its sender id on loopback): a client that
+  sends several at once gets a note for the others, and everyone else keeps their share.
 
 What is read: the lines that hold one of the page messages the FAQ answers
 (screenshot_messages.yml), or else every line, top to bottom, at most MAX_TEXT_CHARS.
@@ -28,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from core import memory
 from core.privacy import mask
 from core.yaml_files import read_yaml
 
@@ -124,6 +127,8 @@ class ScreenshotReader:
         self._loading = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ocr")
         self._waiting = 0
+        self._clients: set[str] = set()
+        self._counting = threading.Lock()
 
     def _ocr(self) -> Any:
         with self._loading:
@@ -136,19 +141,38 @@ class ScreenshotReader:
     def lines(self, data: bytes) -> list[str]:
         """The lines of text in the image, top to bottom (blocking: run it in the pool)."""
         picture = decoded(data)
-        found, _ = self._ocr()(picture)
+        try:
+            found, _ = self._ocr()(picture)
+        finally:
+            del picture
+            memory.hand_back_free_memory(collect=False)  # the OCR's buffers, from this thread
         boxes = [(box, text) for box, text, score in found or [] if float(score) >= MIN_SCORE]
         boxes.sort(key=lambda item: (min(p[1] for p in item[0]), min(p[0] for p in item[0])))
         return [text.strip() for _, text in boxes if text.strip()]
 
-    async def read(self, data: bytes) -> Reading:
-        """The masked text of the screenshot, or the reason there is none."""
-        if self._waiting > MAX_WAITING:
-            return Reading(problem="screenshot_busy")
-        self._waiting += 1
+    async def read(self, data: bytes, client: str = "") -> Reading:
+        """The masked text of the screenshot, or the reason there is none. A picture counts as
+        waiting until its OCR has really finished (a reading over its time budget still holds
+        the thread), and each client (address or sender) has one picture in the queue at most:
+        one client sending seven large pictures at once had kept the reader busy for everyone."""
+        with self._counting:
+            if self._waiting > MAX_WAITING:
+                return Reading(problem="screenshot_busy")
+            if client and client in self._clients:
+                return Reading(problem="screenshot_one_at_a_time")
+            self._waiting += 1
+            self._clients.add(client)
+
+        def finished(_: Any) -> None:  # in the OCR thread, when the reading really ends
+            with self._counting:
+                self._waiting -= 1
+                self._clients.discard(client)
+
+        done = self._pool.submit(self.lines, data)
+        done.add_done_callback(finished)
+        work = asyncio.wrap_future(done)
         try:
-            work = asyncio.get_running_loop().run_in_executor(self._pool, self.lines, data)
-            lines = await asyncio.wait_for(work, TIME_BUDGET_SECONDS)
+            lines = await asyncio.wait_for(asyncio.shield(work), TIME_BUDGET_SECONDS)
         except ImageRefused as refused:
             return Reading(problem=str(refused))
         except asyncio.TimeoutError:
@@ -157,8 +181,6 @@ class ScreenshotReader:
         except Exception as error:  # a broken image or engine: the student is asked to type
             logger.error("Could not read a screenshot: %s", type(error).__name__)
             return Reading(problem="screenshot_unreadable")
-        finally:
-            self._waiting -= 1
         text = chosen_text(lines)
         return Reading(text=text) if text else Reading(problem="screenshot_unreadable")
 

@@ -203,7 +203,7 @@ class TencentChannel(InputChannel):
     ) -> None:
         """One turn; a picture's text is read first and said back (channels/screenshots.py)."""
         if media_id:
-            reading = await self._read_screenshot(media_id)
+            reading = await self._read_screenshot(media_id, message.sender_id)
             if not reading.text:
                 await message.output_channel.send_text_message(
                     message.sender_id, replies()[reading.problem]
@@ -214,7 +214,7 @@ class TencentChannel(InputChannel):
             message.text = reading.text
         await on_new_message(message)
 
-    async def _read_screenshot(self, media_id: str) -> screenshots.Reading:
+    async def _read_screenshot(self, media_id: str, user: str) -> screenshots.Reading:
         try:
             data = await self.api.download(media_id, screenshots.MAX_IMAGE_BYTES)
         except MediaTooLarge:
@@ -222,7 +222,7 @@ class TencentChannel(InputChannel):
         except Exception as error:
             logger.error("Could not fetch a %s picture: %s", self.name(), type(error).__name__)
             return screenshots.Reading(problem="screenshot_busy")
-        return await screenshots.reader().read(data)
+        return await screenshots.reader().read(data, user)  # one picture at a time per user
 
     async def chosen(self, user: str, text: str) -> str:
         """The payload of choice 2 when `text` is "2" ("２", "②") after a numbered list; else

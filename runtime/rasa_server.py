@@ -10,16 +10,13 @@ Once a worker has loaded the model, the memory the loading used and freed (the u
 its JSON) is handed back to the system: about 12 MB of each worker's own memory (make bench).
 """
 
-import ctypes
-import ctypes.util
 import functools
-import gc
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core import http_guard
+from core import http_guard, memory
 from runtime import rasa_patches, workers
 
 
@@ -30,17 +27,6 @@ def with_cors_from_environment(argv: list[str]) -> list[str]:
     return [*argv, "--cors", *origins]
 
 
-def hand_back_free_memory() -> bool:
-    """Returns the C heap's free pages to the system (glibc's malloc_trim); False elsewhere."""
-    gc.collect()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return True
-
-
 def trimmed_after_loading(load: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Rasa's load_agent_on_start, then hand_back_free_memory."""
     if getattr(load, "trims_memory", False):
@@ -49,7 +35,7 @@ def trimmed_after_loading(load: Callable[..., Awaitable[Any]]) -> Callable[..., 
     @functools.wraps(load)
     async def load_then_trim(*args: Any, **kwargs: Any) -> Any:
         agent = await load(*args, **kwargs)
-        hand_back_free_memory()
+        memory.hand_back_free_memory()
         return agent
 
     load_then_trim.trims_memory = True  # type: ignore[attr-defined]

@@ -83,7 +83,26 @@ def test_a_reading_over_its_time_budget_gives_up(monkeypatch) -> None:
     monkeypatch.setattr(screenshots, "TIME_BUDGET_SECONDS", 0.2)
     monkeypatch.setattr(slow, "lines", lambda data: time.sleep(1) or ["证件号码已被注册"])
     assert asyncio.run(slow.read(b"x")) == Reading(problem="screenshot_busy")
+    assert slow._waiting == 1  # the OCR still holds the thread: it still counts
+    time.sleep(1.2)
     assert slow._waiting == 0
+
+
+def test_one_client_has_one_picture_in_the_queue_and_others_keep_their_share(monkeypatch) -> None:
+    """Seven large pictures at once from one client had kept the reader busy for everyone."""
+    import time
+
+    fair = screenshots.ScreenshotReader()
+    monkeypatch.setattr(fair, "lines", lambda data: time.sleep(0.3) or ["证件号码已被注册"])
+
+    async def burst() -> list[Reading]:
+        mine = [fair.read(b"x", "203.0.113.7") for _ in range(7)]
+        return list(await asyncio.gather(*mine, fair.read(b"x", "198.51.100.9")))
+
+    readings = asyncio.run(burst())
+    assert readings[0].text and readings[-1].text  # the first of one, and the other client's
+    assert readings[1:7] == [Reading(problem="screenshot_one_at_a_time")] * 6
+    assert fair._waiting == 0 and not fair._clients
 
 
 def test_every_reason_has_a_reply() -> None:
