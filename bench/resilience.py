@@ -10,11 +10,15 @@
   (tests/test_supervisor.py shows those answered, once).
 - Hostile input on that server: a message of 2,000 × U+FDFA (18 characters each once NFKC reads
   it), and a normal message sent to the server while it is read.
+- Seven large text pictures at once from one student and one from another meanwhile: how many
+  were read, and the other's latency; the workers' resident memory afterwards.
 - The console's grouping of 500 not-understood messages that are reorderings of one sentence
   (staff/improve.py): the first page view, and the next one.
 """
 
+import base64
 import concurrent.futures
+import io
 import json
 import os
 import random
@@ -29,6 +33,7 @@ from typing import Any
 import requests
 
 from bench.stats import percentile
+from channels.replies import replies
 from core import settings
 from harness import databases
 from harness.servers import BIN, QUIET_ENV, ROOT, free_port, running
@@ -101,6 +106,54 @@ def hostile_message(url: str) -> dict[str, Any]:
     return {"status": status, "hostile_ms": hostile_ms, "normal_ms": normal_ms}
 
 
+def text_picture() -> bytes:
+    """A 2,000 × 2,000 picture full of text: the costliest kind to read."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (2000, 2000), "white")
+    draw = ImageDraw.Draw(picture)
+    for y in range(0, 2000, 24):
+        draw.text((10, y), "证件号码已被注册 学信网账号 忘记密码 " * 8, fill="black")
+    encoded = io.BytesIO()
+    picture.save(encoded, "PNG")
+    return encoded.getvalue()
+
+
+def post_picture(url: str, data: bytes, sender: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    reply = requests.post(
+        f"{url}/webhooks/rest/screenshot",
+        json={"sender": sender, "image": base64.b64encode(data).decode()},
+        timeout=90,
+    )
+    said = reply.json()[0].get("text", "") if reply.status_code == 200 else str(reply.status_code)
+    return said, (time.perf_counter() - started) * 1000
+
+
+def screenshot_fairness(url: str, main: int) -> dict[str, Any]:
+    """Seven large pictures at once from one student, and one from another student meanwhile;
+    then the workers' resident memory."""
+    data = text_picture()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        flood = [pool.submit(post_picture, url, data, "bench-flood") for _ in range(7)]
+        time.sleep(0.2)
+        other = pool.submit(post_picture, url, data, "bench-other")
+        results = [f.result() for f in flood]
+        said, other_ms = other.result()
+    one_at_a_time = sum(1 for text, _ in results if text == replies()["screenshot_one_at_a_time"])
+    rss = 0.0
+    for pid in worker_pids(main):
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss += int(status.split("VmRSS:")[1].split()[0]) / 1024
+    return {
+        "flood_read": sum(1 for text, _ in results if text.startswith("我看到截图")),
+        "flood_one_at_a_time": one_at_a_time,
+        "other_read": said.startswith("我看到截图"),
+        "other_ms": other_ms,
+        "workers_rss_mb": rss,
+    }
+
+
 def grouping() -> dict[str, float]:
     base = "学信网账号被别人注册了怎么办我的身份证号码显示已经被注册请问怎么处理"
     shuffle, texts = random.Random(5), set[str]()
@@ -142,6 +195,7 @@ def measure(model: Path) -> dict[str, Any]:
                 for how in (signal.SIGKILL, signal.SIGSTOP)
             ]
             figures["hostile"] = hostile_message(servers.rasa[0])
+            figures["pictures"] = screenshot_fairness(servers.rasa[0], main)
     figures["grouping"] = grouping()
     return figures
 
@@ -165,7 +219,7 @@ def report_lines(figures: dict[str, Any] | None) -> list[str]:
             f"| {loss['signal']} | {loss['back_s']:.1f} | {loss['answered']} | {loss['errors']} "
             f"| {loss['empty']} | {loss['p95_ms']:.0f} | {loss['max_ms']:.0f} |"
         )
-    hostile, grouped = figures["hostile"], figures["grouping"]
+    hostile, grouped, pictures = figures["hostile"], figures["grouping"], figures["pictures"]
     lines += [
         "",
         f"A SIGSTOP is noticed after WORKER_HANG_SECONDS ({HANG_SECONDS} s), then the worker is "
@@ -179,6 +233,12 @@ def report_lines(figures: dict[str, Any] | None) -> list[str]:
         f"| admin page grouping of {grouped['messages']} reorderings of one sentence: first view "
         f"(ms) | {grouped['first_view_ms']:.0f} |",
         f"| the same, next view (ms) | {grouped['next_view_ms']:.1f} |",
+        f"| 7 text pictures (2,000 × 2,000) at once from one student: read, told to wait | "
+        f"{pictures['flood_read']}, {pictures['flood_one_at_a_time']} |",
+        f"| another student's picture meanwhile: read, latency (ms) | "
+        f"{'yes' if pictures['other_read'] else 'no'}, {pictures['other_ms']:.0f} |",
+        f"| the workers' resident memory after those pictures (MB, all workers) | "
+        f"{pictures['workers_rss_mb']:.0f} |",
         "",
     ]
     return lines
