@@ -125,6 +125,8 @@ def create_app(name: str = "staff_console") -> Sanic:
         # their own number, so the limit holds however many arrive together.
         counts = [await attempts.add(key, 1, LOGIN_WINDOW_SECONDS) for key in keys]
         if counts[0] > ADDRESS_ATTEMPTS or counts[1] > LOGIN_ATTEMPTS:
+            for key in keys:  # a refused attempt checks nothing: it does not count
+                await attempts.add(key, -1, LOGIN_WINDOW_SECONDS)
             return refused(429, "登录失败次数太多，请 15 分钟后再试。")
         stored = staff.password_hash_of(name)
         # scrypt takes ~0.1 s of CPU: off the event loop, so other pages keep answering
