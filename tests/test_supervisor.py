@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from channels.replies import replies
+from core.privacy import stored_message_id
 from harness.databases import migrate
 from harness.servers import free_port
 from runtime import workers
@@ -161,8 +162,8 @@ def replaced_under_load(supervised: dict, how: signal.Signals, logged: str) -> f
     # Every turn answered, the ones the lost worker held included (their retries took over).
     assert [turn for turn in turns if not answered(turn)] == []
     counts = stored_message_ids(supervised["db"])
-    for turn in turns:
-        assert counts.get(turn["message_id"]) == 1, turn  # answered: stored once
+    for turn in turns:  # answered: stored once (the id as a digest: core/privacy.py)
+        assert counts.get(stored_message_id(turn["message_id"])) == 1, turn
     assert all(count == 1 for count in counts.values())  # nothing stored twice
     print(f"{how.name}: {len(turns)} turns; both workers serving {back:.1f} s after the signal")
     return back
