@@ -72,7 +72,7 @@ def framing_problem(head: bytes) -> str | None:
         if lowered == b"content-length":
             lengths.append(value.strip(b" \t"))
         elif lowered == b"transfer-encoding":
-            encodings.append(value.strip(b" \t"))
+            encodings.append(value.lstrip(b" \t"))  # as Sanic reads it: "chunked " is not chunked
     if encodings and (lengths or encodings != [b"chunked"] or parts[2] != b"HTTP/1.1"):
         return "transfer-encoding"
     if len(lengths) > 1 or any(DIGITS.fullmatch(length) is None for length in lengths):
@@ -101,7 +101,7 @@ def source_sha256(function: Any) -> str:
 
 def _guarded_http_class() -> type:
     from sanic.exceptions import InvalidUsage, PayloadTooLarge
-    from sanic.http import Http
+    from sanic.http import HTTP_CONTINUE, Http
 
     class GuardedHttp(Http):
         """Sanic's HTTP/1.1 cycle, with the head and each chunk-size line checked before Sanic
@@ -134,11 +134,18 @@ def _guarded_http_class() -> type:
 
         async def read(self) -> bytes | None:
             if self.request_body == "chunked" and self.request_bytes_left == 0:
+                if self.expecting_continue:  # the client waits for this before the chunks
+                    self.expecting_continue = False
+                    await self._send(HTTP_CONTINUE)
                 buf = self.recv_buffer
                 pos = buf.find(b"\r\n", 3)
                 while pos == -1 and len(buf) <= MAX_CHUNK_LINE:
                     await self._receive_more()
                     pos = buf.find(b"\r\n", 3)
+                # the CRLF that ends the previous chunk (or the head), then the size line: a
+                # chunk longer than its size would otherwise have its rest read as the next size
+                if len(buf) >= 2 and buf[:2] != b"\r\n":
+                    self.refuse("chunk framing")
                 if pos != -1 and chunk_line_problem(bytes(buf[2:pos])):
                     self.refuse("chunk size")
             return await super().read()
@@ -177,6 +184,10 @@ def _protocol_methods(originals: dict[str, Any]) -> dict[str, Any]:
             limit = HEAD_SECONDS if stage is Stage.REQUEST else self.request_timeout
             if _reading(http) and waited > limit:
                 http.exception = RequestTimeout("Request Timeout")
+                # answer 408 and close: Sanic would otherwise drain the rest of the body after
+                # the answer, with no timer left to stop a client that never sends it
+                http.keep_alive = False
+                http.request_body = None
             elif stage is Stage.IDLE and waited > self.keep_alive_timeout:
                 pass  # closed below, as Sanic does
             elif stage is Stage.HANDLER and http.upgrade_websocket:

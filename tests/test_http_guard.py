@@ -2,6 +2,7 @@
 the Rasa server with two workers, the action server and the staff console."""
 
 import concurrent.futures
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from tests.test_workers import cpu_seconds, worker_pids
 
 CAP = 48  # MAX_CONNECTIONS for these servers: small enough to reach in a test
 TAKEOVER_KEY = "guard-takeover-key"
+BODY_SECONDS = 6
 
 # Each was seen to pin a worker (-1) or answer 500, or to be read as something else (4_4 as 44).
 MALFORMED = {
@@ -33,6 +35,7 @@ MALFORMED = {
     "space before colon": b"Content-Length : 2\r\n",
     "capital Chunked": b"Transfer-Encoding: Chunked\r\n",
     "gzip, no length": b"Transfer-Encoding: gzip\r\n",
+    "chunked with a trailing space": b"Transfer-Encoding: chunked \r\n",
     "length and chunked": b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
     "folded header": b"X-A: b\r\n c\r\nContent-Length: 2\r\n",
 }
@@ -103,6 +106,7 @@ def ports(model_path: Path, tmp_path_factory) -> Iterator[dict]:
         "MAX_CONNECTIONS": str(CAP),
         "TAKEOVER_SECRET": TAKEOVER_KEY,
         "SANIC_PROXIES_COUNT": "1",  # as behind deploy/nginx: the client is X-Forwarded-For's
+        "SANIC_REQUEST_TIMEOUT": str(BODY_SECONDS),  # Sanic's own setting: the body's deadline
     }
     with (
         running(model_path, tmp, env) as servers,
@@ -162,6 +166,33 @@ def test_a_bad_chunk_size_gets_400(ports) -> None:
     assert raw_request(base, head, b"%x\r\n%b\r\n0\r\n\r\n" % (len(good), good)).endswith(
         b" 200 OK"
     )
+
+
+def test_a_chunk_longer_than_its_size_gets_400(ports) -> None:
+    """Its rest would have been read as the next chunk's size (a framing desync)."""
+    base, path = ports["by port"]["rasa"]
+    head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    head += b"Content-Type: application/json\r\n"
+    assert raw_request(base, head, b"2\r\n{}abc\r\n0\r\n\r\n").endswith(b" 400 Bad Request")
+
+
+def test_a_body_that_stops_coming_is_cut_off_and_its_connection_closed(ports) -> None:
+    """After the 408 Sanic went on draining the body with no timer: the socket stayed open."""
+    for name, (base, path) in ports["by port"].items():
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as connection:
+            started = time.monotonic()
+            connection.sendall(
+                b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a": 1'
+            )
+            answer = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := connection.recv(4096):  # until the server closes
+                    answer += chunk
+            held = time.monotonic() - started
+        assert answer.split(b"\r\n")[0].split(b" ")[1] in (b"408", b"503"), (name, answer[:60])
+        assert held < BODY_SECONDS + 8, (name, held)
 
 
 def trickled_head(base: str) -> tuple[float, bytes]:
