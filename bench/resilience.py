@@ -39,9 +39,9 @@ from harness import databases
 from harness.servers import BIN, QUIET_ENV, ROOT, free_port, running
 from staff import improve
 
-LOAD_SECONDS = 40
+LOAD_SECONDS = 60
 KILL_AFTER_SECONDS = 8
-HANG_SECONDS = 10  # WORKER_HANG_SECONDS: the default
+HANG_SECONDS = 30  # WORKER_HANG_SECONDS: the default
 
 
 def worker_pids(main: int) -> list[int]:

@@ -41,6 +41,8 @@ MAX_METADATA_BYTES = 4096
 # A screenshot of MAX_IMAGE_BYTES (channels/screenshots.py: 4 MB) as base64 in a JSON body, the
 # only body allowed over MAX_REQUEST_BYTES (channels/rest.py reads it itself).
 MAX_SCREENSHOT_BODY_BYTES = (4 * 1024 * 1024) * 4 // 3 + 64 * 1024
+# Such bodies one worker reads at once (each about 20 MB while it is parsed); others get 429.
+LARGE_BODIES_AT_ONCE = 4
 MAX_METADATA_DEPTH = 8
 SENDER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 

@@ -38,6 +38,7 @@ from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooMan
 from channels.replies import replies, unavailable, with_personal_data_note
 from core import parsing
 from core.deliveries import Claim, Deliveries
+from core.privacy import is_mostly_personal_data
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ def checked_fields(request: Request) -> dict[str, Any] | HTTPResponse:
     sender, message_id = body.get("sender"), body.get("message_id")
     if not limits.valid_sender(sender):
         return bad_request('"sender" must be 1-128 characters: letters, digits, "_", "-" or "."')
-    if message_id is not None and not parsing.plain_id(message_id, MAX_FIELD_CHARS):
+    if message_id is not None and (
+        not parsing.plain_id(message_id, MAX_FIELD_CHARS) or is_mostly_personal_data(message_id)
+    ):
         return bad_request(
             '"message_id", when given, must be 1-255 characters: letters, digits, "_", ".", ":"'
             ' or "-"'
@@ -97,10 +100,18 @@ class ResilientRestInput(RestInput):
     def __init__(self, deliveries: Deliveries | None = None) -> None:
         self._deliveries = deliveries
         self._throttle: limits.Throttle | None = None
+        self._large_bodies: asyncio.Semaphore | None = None
 
     @classmethod
     def name(cls) -> str:
         return "rest"
+
+    @property
+    def large_bodies(self) -> asyncio.Semaphore:
+        """Screenshot bodies (up to 5.6 MB each) read at once by this worker."""
+        if self._large_bodies is None:
+            self._large_bodies = asyncio.Semaphore(limits.LARGE_BODIES_AT_ONCE)
+        return self._large_bodies
 
     @property
     def throttle(self) -> limits.Throttle:
@@ -178,23 +189,31 @@ class ResilientRestInput(RestInput):
         async def screenshot(request: Request) -> HTTPResponse:
             # The server's 1 MB body cap would stop a 4 MB picture at 770 KB (base64 is a third
             # longer): this route reads its own body, up to what a MAX_IMAGE_BYTES picture needs.
-            if request.stream is not None:
-                request.stream.request_max_size = limits.MAX_SCREENSHOT_BODY_BYTES
-            try:
-                await request.receive_body()
-            except PayloadTooLarge:  # the student's words, for any client that shows them
-                too_large = [{"recipient_id": "", "text": replies()["screenshot_too_large"]}]
-                return response.json(too_large, status=413)
-            fields = checked_fields(request)
-            if isinstance(fields, HTTPResponse):
-                return fields
-            data = decoded_image(fields["body"].get("image"))
+            # Before the body is read: a client over its rate, or more large bodies than a worker
+            # reads at once, costs nothing but the answer.
+            if not await self.throttle.allows(limits.client_address(request)):
+                return response.json(limits.slow_down(""), status=429)
+            if self.large_bodies.locked():
+                busy = [{"recipient_id": "", "text": replies()["screenshot_busy"]}]
+                return response.json(busy, status=429)
+            async with self.large_bodies:
+                if request.stream is not None:
+                    request.stream.request_max_size = limits.MAX_SCREENSHOT_BODY_BYTES
+                try:
+                    await request.receive_body()
+                except PayloadTooLarge:  # the student's words, for any client that shows them
+                    too_large = [{"recipient_id": "", "text": replies()["screenshot_too_large"]}]
+                    return response.json(too_large, status=413)
+                fields = checked_fields(request)
+                if isinstance(fields, HTTPResponse):
+                    return fields
+                data = decoded_image(fields["body"].get("image"))
+                request.body = b""  # the raw body is not needed once parsed
             if data is None:
                 return bad_request('"image" must be a base64 string (a data: URL is accepted)')
             sender = fields["sender"]
-            if not await self.throttle.allows(limits.client_address(request)):
-                return response.json(limits.slow_down(sender), status=429)
-            client = limits.client_address(request) or sender
+            # one picture in the queue per student; many students may share a campus address
+            client = f"{limits.client_address(request)}|{sender}"
             reading = await screenshots.reader().read(data, client)
             if not reading.text:
                 return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])

@@ -236,6 +236,7 @@ class SharedState:
             (entry[0], int(entry[1]) + delta) if entry else (time.time() + seconds, delta)
         )
         self._local[key] = (expires, str(count))
+        self._cap_local()
         return count
 
     async def _add_in_database(self, key: str, delta: int, seconds: float) -> int:
@@ -259,6 +260,10 @@ class SharedState:
             return False
         self._local.pop(key, None)
         self._local[key] = (time.time() + seconds, value)
+        self._cap_local()
+        return True
+
+    def _cap_local(self) -> None:
+        """The oldest values go first past MAX_LOCAL_ENTRIES (a flood of keys cannot grow it)."""
         while len(self._local) > MAX_LOCAL_ENTRIES:
             self._local.pop(next(iter(self._local)))
-        return True

@@ -8,7 +8,7 @@ starts the same workers (Sanic's own `serve`, on one shared listening socket) an
 - a worker that exits is replaced at once, and the log says which, why (exit code or signal) and
   how many serve;
 - each serving worker's event loop marks a heartbeat every BEAT_SECONDS; one whose mark is older
-  than WORKER_HANG_SECONDS (10 by default) is killed (SIGKILL) and replaced the same way,
+  than WORKER_HANG_SECONDS (30 by default) is killed (SIGKILL) and replaced the same way,
   whatever made it hang. A worker not serving within START_SECONDS (loading the model) is too;
 - a slot whose worker dies START_FAILURES times in a row before serving stops the server, with
   the reason: a model that cannot load is not retried for ever;
@@ -43,7 +43,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 BEAT_SECONDS = 0.5
-DEFAULT_HANG_SECONDS = 10.0
+DEFAULT_HANG_SECONDS = 30.0
 START_SECONDS = 300.0
 START_FAILURES = 3
 STOP_MARGIN_SECONDS = 5.0
@@ -110,7 +110,13 @@ class Supervisor:
                 worker.failed_starts,
             )
             raise SystemExit(1)
-        self.start(worker)
+        try:
+            self.start(worker)
+        except OSError as error:  # no memory to fork now: the next check tries again
+            logger.error("Could not start a worker in slot %d: %s", worker.slot + 1, error)
+            worker.failed_starts -= 0 if was_serving else 1
+            time.sleep(1)
+            return
         self.replaced += 1
         logger.warning(
             "Worker %d (pid %s) %s; replaced by pid %s. %d of %d workers serving.",
@@ -197,7 +203,10 @@ def notify(message: str) -> None:
 
 def exit_reason(code: int | None) -> str:
     if code is not None and code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:  # a real-time signal has no name
+            return f"was killed by signal {-code}"
     return f"exited with code {code}"
 
 
@@ -278,7 +287,9 @@ STATUS = StatusServer()
 
 def hang_seconds() -> float:
     """WORKER_HANG_SECONDS, or DEFAULT_HANG_SECONDS: how long a serving worker's event loop may
-    be silent before it is killed. Longer than any one turn's work on the loop."""
+    be silent before it is killed. Longer than any one turn's work on the loop, and than the
+    tracker store's synchronous database calls may wait (about 4 s of retries, longer behind a
+    PostgreSQL lock): a database that stalls every worker must not get them all killed."""
     raw = os.environ.get("WORKER_HANG_SECONDS", "").strip()
     try:
         seconds = float(raw) if raw else DEFAULT_HANG_SECONDS
@@ -297,7 +308,11 @@ def serve_status(supervisor: Supervisor) -> None:
     if port is None:
         return
     handler = type("Status", (StatusRequest,), {"supervisor": supervisor})
-    STATUS.server = HTTPServer(("127.0.0.1", port), handler)
+    try:
+        STATUS.server = HTTPServer(("127.0.0.1", port), handler)
+    except OSError as error:  # the port is taken: the workers serve all the same
+        logger.error("No worker status on port %d: %s", port, error)
+        return
     threading.Thread(target=STATUS.server.serve_forever, daemon=True).start()
     logger.info("Worker status on http://127.0.0.1:%d/ready", port)
 

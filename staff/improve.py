@@ -80,8 +80,6 @@ class GroupIndex:
         known = self.group_of.get(text)
         if known is not None:
             return known
-        if len(self.group_of) >= MAX_INDEXED:
-            self.clear()
         keys = bands(text)
         shared: dict[int, int] = {}
         for key in keys:
@@ -106,6 +104,8 @@ def grouped(
     """The rows (text, count, first seen, last seen) in groups of near-identical texts, the most
     asked first; `index` keeps the grouping of texts seen before (the console keeps one)."""
     index = index or GroupIndex()
+    if len(index.group_of) + len(rows) > MAX_INDEXED:
+        index.clear()  # between views only: group numbers of one view never mix
     groups: dict[int, Group] = {}
     for text, count, first, last in rows[:MAX_GROUPED]:
         home = groups.setdefault(index.place(text), Group())

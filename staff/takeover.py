@@ -82,8 +82,12 @@ async def call(step: str, conversation_id: str, agent: str, **fields: str) -> Ou
 # two tabs, an admin handing back while the agent takes over again) run one after the other, so
 # the pause in the tracker and the claim in `takeovers` cannot be left disagreeing.
 _STEPS: "weakref.WeakValueDictionary[str, asyncio.Lock]" = weakref.WeakValueDictionary()
-# How far back the repair looks for a pause that nobody holds.
-REPAIR_WINDOW_SECONDS = 7 * 24 * 3600
+# How far back the repair looks for a pause that nobody holds (an agent is idle after 10 minutes;
+# a day covers a console that was down).
+REPAIR_WINDOW_SECONDS = 24 * 3600
+# Conversations the repair found nothing to resume in (bounded: forgotten all at once when full).
+_SETTLED: set[str] = set()
+MAX_SETTLED = 10_000
 
 
 def one_step_at_a_time(conversation_id: str) -> asyncio.Lock:
@@ -129,14 +133,24 @@ async def hand_back_stale() -> int:
 
 
 async def resume_unheld() -> int:
-    """Resumes the conversations left paused with nobody holding them; how many were."""
+    """Resumes the conversations left paused with nobody holding them; how many were. One the
+    Rasa server says is not paused (409: a new session began) or does not know (404) is not
+    tried again by this console."""
+    since = time.time() - REPAIR_WINDOW_SECONDS
+    found = await asyncio.to_thread(takeovers.paused_without_holder, since)
     done = 0
-    for conversation_id in takeovers.paused_without_holder(time.time() - REPAIR_WINDOW_SECONDS):
+    for conversation_id in found:
+        if conversation_id in _SETTLED:
+            continue
         async with one_step_at_a_time(conversation_id):
             if takeovers.holder(conversation_id) is not None:
                 continue  # taken over meanwhile: paused as it should be
             outcome = await call("resume", conversation_id, "系统", reason="timeout")
-            if outcome.ok or outcome.status in (404, 409):
+            if outcome.status in (404, 409):
+                if len(_SETTLED) >= MAX_SETTLED:
+                    _SETTLED.clear()
+                _SETTLED.add(conversation_id)
+            elif outcome.ok:
                 logger.warning("Resumed a paused conversation that no agent held.")
                 done += 1
     return done
