@@ -7,7 +7,7 @@ or write feedback rows. This starts rasa-sdk's same application, with:
 - ACTION_SERVER_HOST, 127.0.0.1 by default: only the Rasa server on this machine reaches it;
 - ACTION_SERVER_TOKEN, when set: every call must carry it (endpoints.yml sends it as the `token`
   query parameter), compared in constant time; needed when the action server runs on another
-  host (README, "Running the action server elsewhere");
+  host (docs/operations.md, "Running the action server elsewhere");
 - no CORS (only the Rasa server calls it, never a browser), bodies capped at MAX_REQUEST_BYTES,
   and errors answered without the request body or the exception text;
 - a deflate-compressed body (Rasa sends one when COMPRESS_ACTION_SERVER_REQUEST is set) capped at

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 RASA_PORT="${RASA_PORT:-5005}"
 ACTION_PORT=5055  # endpoints.yml points the Rasa server here
 # Both servers listen on loopback unless told otherwise: WeChat and browsers reach the Rasa server
-# through a reverse proxy with TLS (README), and only the Rasa server calls the action server.
+# through a reverse proxy with TLS (docs/operations.md), and only the Rasa server calls the action server.
 RASA_HOST="${RASA_HOST:-127.0.0.1}"
 # The staff console is for the support team only: its own port, on loopback unless told otherwise.
 STAFF_PORT="${STAFF_PORT:-5006}" STAFF_HOST="${STAFF_HOST:-127.0.0.1}"
@@ -102,7 +102,7 @@ tail --pid=$$ -n +1 -F logs/rasa.log 2>/dev/null \
 cat <<MSG
 
   The assistant is running.
-    help page: http://localhost:${RASA_PORT}/webhooks/help/   (chat widget; embed: see README)
+    help page: http://localhost:${RASA_PORT}/webhooks/help/   (chat widget; embed: docs/channels.md)
     REST:      curl -s -XPOST http://localhost:${RASA_PORT}/webhooks/rest/webhook \\
                  -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
     workers:   curl http://127.0.0.1:${WORKERS_STATUS_PORT}/ready   (how many serve)
