@@ -16,6 +16,8 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +95,19 @@ class DatabaseValues:
             )
             return bool(changed.rowcount)
 
+    def add(self, key: str, delta: int, seconds: float) -> int:
+        """Compare-and-set until this increment is the one that lands (see SharedState.add)."""
+        for _ in range(ADD_TRIES):
+            old = self.get(key)
+            if old is None:
+                if self.set(key, str(delta), seconds, only_if_new=True, only_if_present=False):
+                    return delta
+                continue
+            count = int(old) + delta
+            if self.swap(key, old, str(count), seconds):
+                return count
+        raise RuntimeError("the counter kept changing")
+
 
 SWAP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -110,6 +125,8 @@ return value
 """
 # Tries of a compare-and-set increment in the database before it gives up (others won each time).
 ADD_TRIES = 50
+# What SharedState._shared answers when neither Redis nor the database did.
+LOCAL = object()
 
 
 class SharedState:
@@ -133,22 +150,37 @@ class SharedState:
         entry = self._local.get(key)
         return entry if entry is not None and entry[0] > now else None
 
-    async def get(self, key: str) -> str | None:
+    async def _shared(
+        self,
+        on_redis: Callable[[Any], Awaitable[Any]],
+        on_database: Callable[[DatabaseValues], Any],
+    ) -> Any:
+        """Redis's answer, else the database's (`on_database` runs in a thread), else LOCAL: the
+        caller then answers from this process's memory. A failure is logged and falls through."""
         if self.url:
             try:
-                raw = await redis_connection.client(self.url).get(redis_connection.key(key))
-                return raw.decode() if raw is not None else None
+                return await on_redis(redis_connection.client(self.url))
             except Exception as error:
                 logger.warning(
                     "Redis unavailable (%s); using this server's memory.", type(error).__name__
                 )
         if self.database:
             try:
-                return await asyncio.to_thread(self.database.get, key)
+                return await asyncio.to_thread(on_database, self.database)
             except Exception as error:
                 logger.warning(
                     "Database unavailable (%s); using this process's memory.", type(error).__name__
                 )
+        return LOCAL
+
+    async def get(self, key: str) -> str | None:
+        async def on_redis(client: Any) -> str | None:
+            raw = await client.get(redis_connection.key(key))
+            return raw.decode() if raw is not None else None
+
+        answer = await self._shared(on_redis, lambda values: values.get(key))
+        if answer is not LOCAL:
+            return answer
         entry = self._live(key)
         return entry[1] if entry else None
 
@@ -161,51 +193,30 @@ class SharedState:
         only_if_present: bool = False,
     ) -> bool:
         """Stores `value` for `seconds`; False when the condition stopped it."""
-        if self.url:
-            try:
-                return bool(
-                    await redis_connection.client(self.url).set(
-                        redis_connection.key(key),
-                        value,
-                        ex=max(1, int(seconds)),
-                        nx=only_if_new,
-                        xx=only_if_present,
-                    )
-                )
-            except Exception as error:
-                logger.warning(
-                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
-                )
-        if self.database:
-            try:
-                return await asyncio.to_thread(
-                    self.database.set, key, value, seconds, only_if_new, only_if_present
-                )
-            except Exception as error:
-                logger.warning(
-                    "Database unavailable (%s); using this process's memory.", type(error).__name__
-                )
+
+        async def on_redis(client: Any) -> bool:
+            ex = max(1, int(seconds))
+            named = redis_connection.key(key)
+            return bool(await client.set(named, value, ex=ex, nx=only_if_new, xx=only_if_present))
+
+        answer = await self._shared(
+            on_redis, lambda values: values.set(key, value, seconds, only_if_new, only_if_present)
+        )
+        if answer is not LOCAL:
+            return bool(answer)
         return self._set_local(key, value, seconds, only_if_new, only_if_present)
 
     async def swap(self, key: str, old: str, new: str, seconds: float) -> bool:
         """Replaces the value `old` by `new` atomically (compare and set); False when the value
         is no longer `old`, so that of two processes swapping at once only one succeeds."""
-        if self.url:
-            try:
-                client = redis_connection.client(self.url)
-                args = [old, new, max(1, int(seconds))]
-                return bool(await client.eval(SWAP, 1, redis_connection.key(key), *args))
-            except Exception as error:
-                logger.warning(
-                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
-                )
-        if self.database:
-            try:
-                return await asyncio.to_thread(self.database.swap, key, old, new, seconds)
-            except Exception as error:
-                logger.warning(
-                    "Database unavailable (%s); using this process's memory.", type(error).__name__
-                )
+
+        async def on_redis(client: Any) -> bool:
+            args = [old, new, max(1, int(seconds))]
+            return bool(await client.eval(SWAP, 1, redis_connection.key(key), *args))
+
+        answer = await self._shared(on_redis, lambda values: values.swap(key, old, new, seconds))
+        if answer is not LOCAL:
+            return bool(answer)
         entry = self._live(key)
         if entry is None or entry[1] != old:
             return False
@@ -215,22 +226,14 @@ class SharedState:
     async def add(self, key: str, delta: int, seconds: float) -> int:
         """Adds `delta` to the counter at `key` atomically and returns the new count; a new
         counter starts at 0 and expires `seconds` after its first count (a window)."""
-        if self.url:
-            try:
-                client = redis_connection.client(self.url)
-                args = [delta, max(1, int(seconds))]
-                return int(await client.eval(ADD, 1, redis_connection.key(key), *args))
-            except Exception as error:
-                logger.warning(
-                    "Redis unavailable (%s); using this server's memory.", type(error).__name__
-                )
-        if self.database:
-            try:
-                return await self._add_in_database(key, delta, seconds)
-            except Exception as error:
-                logger.warning(
-                    "Database unavailable (%s); using this process's memory.", type(error).__name__
-                )
+
+        async def on_redis(client: Any) -> int:
+            args = [delta, max(1, int(seconds))]
+            return int(await client.eval(ADD, 1, redis_connection.key(key), *args))
+
+        answer = await self._shared(on_redis, lambda values: values.add(key, delta, seconds))
+        if answer is not LOCAL:
+            return int(answer)
         entry = self._live(key)  # no await from here on: atomic within this process
         expires, count = (
             (entry[0], int(entry[1]) + delta) if entry else (time.time() + seconds, delta)
@@ -238,19 +241,6 @@ class SharedState:
         self._local[key] = (expires, str(count))
         self._cap_local()
         return count
-
-    async def _add_in_database(self, key: str, delta: int, seconds: float) -> int:
-        """Compare-and-set until this process's increment is the one that lands."""
-        for _ in range(ADD_TRIES):
-            old = await self.get(key)
-            if old is None:
-                if await self.set(key, str(delta), seconds, only_if_new=True):
-                    return delta
-                continue
-            count = int(old) + delta
-            if await self.swap(key, old, str(count), seconds):
-                return count
-        raise RuntimeError("the counter kept changing")
 
     def _set_local(
         self, key: str, value: str, seconds: float, only_if_new: bool, only_if_present: bool

@@ -99,22 +99,29 @@ def test_a_hanging_redis_neither_blocks_the_loop_nor_loses_the_value(silent_redi
     assert ticks >= elapsed / 0.05 * 0.5  # the loop went on ticking while Redis hung
 
 
-@pytest.fixture(params=["process", "database", "redis"])
-def any_state(request, monkeypatch, sqlite_url: str) -> SharedState:
-    """A SharedState of each kind: this process, the database (two workers), Redis."""
+@pytest.fixture(params=["process", "sqlite", "postgresql", "redis"])
+def any_state(request, monkeypatch, sqlite_url: str) -> Iterator[SharedState]:
+    """A SharedState of each kind: this process, the database of two workers (SQLite or
+    PostgreSQL), Redis."""
+    from core.db.engine import dispose_all
+    from tests.helpers import new_postgres_database, require_redis
+
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("SANIC_WORKERS", "1" if request.param == "process" else "2")
     if request.param == "redis":
-        from tests.helpers import require_redis
-
-        url = require_redis()
         redis_connection._CLIENTS.clear()
-        return SharedState(url)
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("SANIC_WORKERS", "2" if request.param == "database" else "1")
-    return SharedState()
+        yield SharedState(require_redis())
+    elif request.param == "postgresql":
+        with new_postgres_database() as url:
+            monkeypatch.setenv("DATABASE_URL", url)
+            yield SharedState()
+            dispose_all()
+    else:
+        monkeypatch.setenv("DATABASE_URL", sqlite_url)
+        yield SharedState()
 
 
-def test_counters_added_to_at_once_count_every_addition(any_state: SharedState) -> None:
+def test_counters_added_to_at_once_count_every_addition(any_state: SharedState, caplog) -> None:
     """The sign-in limit counts this way: each attempt takes its own number."""
     key = f"count:{time.monotonic_ns()}"
 
@@ -124,9 +131,10 @@ def test_counters_added_to_at_once_count_every_addition(any_state: SharedState) 
     counts = asyncio.run(burst())
     assert sorted(counts) == list(range(1, 13))
     assert asyncio.run(any_state.add(key, -1, 60)) == 11
+    assert "unavailable" not in caplog.text  # counted where it says, not in the fallback
 
 
-def test_a_swap_happens_once_when_two_race(any_state: SharedState) -> None:
+def test_a_swap_happens_once_when_two_race(any_state: SharedState, caplog) -> None:
     key = f"swap:{time.monotonic_ns()}"
 
     async def race() -> list[bool]:
@@ -139,3 +147,4 @@ def test_a_swap_happens_once_when_two_race(any_state: SharedState) -> None:
 
     assert sorted(asyncio.run(race())) == [False] * 5 + [True]
     assert asyncio.run(any_state.swap(key, "absent", "x", 60)) is False
+    assert "unavailable" not in caplog.text
