@@ -13,8 +13,13 @@ This one, under the same name and URL:
   message its page shows (channels/screenshots.py), and says first what it read;
 - while an agent has taken the conversation over (channels/takeover.py), answers a message with
   `[{"custom": {"takeover": "waiting"}}]` instead of the assistant's words, and pushes the agent's
-  words on a Server-Sent Events stream, GET /webhooks/rest/stream?sender=… (the help page's
-  widget listens to it; channels/live_updates.py).
+  words on a Server-Sent Events stream, GET /webhooks/rest/stream?sender=…&token=… (the help
+  page's widget listens to it; channels/live_updates.py);
+- issues the help-page widget its conversation: POST /webhooks/rest/session answers a fresh
+  sender id ("web-" and 128 random bits) with its token. A "web-" conversation then takes a
+  message, a screenshot or a stream only with that token ("token" in the JSON body, or in the
+  stream's query): its id alone, seen in a log or over a shoulder, gives nothing. Other sender
+  ids (an integration calling the REST API from its own server) need no token, and have no stream.
 """
 
 import asyncio
@@ -36,13 +41,17 @@ from sanic.response import HTTPResponse
 from channels import conversations, limits, screenshots, takeover
 from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooManyStreams
 from channels.replies import replies, unavailable, with_personal_data_note
-from core import parsing
+from core import parsing, session_tokens
 from core.deliveries import Claim, Deliveries
 from core.privacy import is_mostly_personal_data
 
 logger = logging.getLogger(__name__)
 
 MAX_FIELD_CHARS = 255
+# The help-page widget's conversations: issued by POST /webhooks/rest/session with a token that
+# every message, screenshot and stream of theirs must show (core/session_tokens.py).
+WIDGET_PREFIX, TOKEN_PURPOSE = "web-", "rest"
+SESSION_REFUSED = "session: this conversation needs its token; start a new one (POST /session)"
 # How long a re-delivery waits for the first delivery's reply before it gets the apology.
 DUPLICATE_WAIT_SECONDS = 30
 
@@ -73,6 +82,10 @@ def checked_fields(request: Request) -> dict[str, Any] | HTTPResponse:
             '"message_id", when given, must be 1-255 characters: letters, digits, "_", ".", ":"'
             ' or "-"'
         )
+    if sender.startswith(WIDGET_PREFIX) and not session_tokens.valid(
+        TOKEN_PURPOSE, sender, body.get("token")
+    ):
+        return bad_request(SESSION_REFUSED, 403)
     metadata = body.get("metadata")
     if metadata is not None and limits.bounded_metadata(metadata) is None:
         return bad_request(
@@ -134,6 +147,15 @@ class ResilientRestInput(RestInput):
 
         limits.cap_request_size(webhook)
         conversations.remember_app(webhook)
+        session_tokens.key()  # drawn now, before workers fork, when SESSION_SECRET is not set
+
+        @webhook.route("/session", methods=["POST"])
+        async def session(_: Request) -> HTTPResponse:
+            sender = session_tokens.new_conversation(WIDGET_PREFIX)
+            token = session_tokens.token(TOKEN_PURPOSE, sender)
+            return response.json(
+                {"sender": sender, "token": token}, headers={"Cache-Control": "no-store"}
+            )
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -162,6 +184,8 @@ class ResilientRestInput(RestInput):
                 return bad_request(
                     '"sender" must be 1-128 characters: letters, digits, "_", "-" or "."'
                 )
+            if not session_tokens.valid(TOKEN_PURPOSE, sender, request.args.get("token")):
+                return bad_request(SESSION_REFUSED, 403)
             try:
                 queue = HUB.listen(sender)
             except TooManyStreams:

@@ -17,14 +17,21 @@ Rasa's SocketIOInput under the same name, URL and events, with what it lacks on 
   letters, digits, "_" or "-" (otherwise the server makes one).
 - Its users have a namespace of their own: the conversation of session S is `sio:S`, so a widget
   cannot join a REST, WeChat or WeCom conversation by naming it.
-- Several workers (SANIC_WORKERS > 1): WebSocket only (`transports`), and an agent's words go
-  through channels/live_updates.py to the worker that holds the student's socket.
+- A session belongs to the client it was issued to. The server issues every session id, as
+  "<conversation>_<token>" (core/session_tokens.py); a client that offers one back (a widget
+  after a reload) resumes its conversation only if the token matches, and gets a new one
+  otherwise. A message goes to the conversation its socket's session names, whatever session id
+  it carries. Only the conversation part is stored, logged or shown in the console, so nothing
+  there lets anyone else join.
+- Any worker serves any client, with engine.io's default transports (long-polling first, then
+  the upgrade to a WebSocket): a request for a session another worker holds is passed on to it
+  (channels/sibling_relay.py). An agent's words reach the worker or server that holds the
+  student's socket through channels/live_updates.py.
 """
 
 import logging
 import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,15 +43,16 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from channels import limits, takeover
+from channels import limits, sibling_relay, takeover
 from channels.live_updates import HUB
 from channels.replies import replies, with_personal_data_note
-from core import settings
+from core import session_tokens
 
 logger = logging.getLogger(__name__)
 
 SENDER_PREFIX = "sio:"
-SESSION_ID = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+SESSION_ID = re.compile(r"[A-Za-z0-9_\-]{8,80}")
+TOKEN_PURPOSE = "socketio"
 # A 2,000-character message with its JSON and socket.io framing is about 12 KB.
 MAX_PACKET_BYTES = 64 * 1024
 
@@ -82,12 +90,19 @@ def refusal(query: str, headers: dict[str, str]) -> str | None:
     return None
 
 
-def transports() -> list[str]:
-    """engine.io's transports. Its long-polling keeps a session in the process that opened it,
-    and the workers of one server share its port, so with several workers (SANIC_WORKERS) a poll
-    could reach a worker that does not know its session: WebSocket only, one connection that stays
-    with its worker. Clients then connect with `transports: ["websocket"]` (README)."""
-    return ["websocket"] if settings.workers() > 1 else ["polling", "websocket"]
+def issued_session() -> str:
+    """A new session id: a conversation and its token."""
+    conversation = session_tokens.new_conversation("")
+    return f"{conversation}_{session_tokens.token(TOKEN_PURPOSE, conversation)}"
+
+
+def conversation_of(session_id: object) -> str | None:
+    """The conversation a session id issued by this server names, or None for any other id."""
+    if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
+        return None
+    conversation, _, token = session_id.rpartition("_")
+    valid = conversation and session_tokens.valid(TOKEN_PURPOSE, conversation, token)
+    return conversation if valid else None
 
 
 class WidgetSocketIOInput(SocketIOInput):
@@ -102,8 +117,9 @@ class WidgetSocketIOInput(SocketIOInput):
             async_mode="sanic",
             cors_allowed_origins=[],
             max_http_buffer_size=MAX_PACKET_BYTES,
-            transports=transports(),
         )
+        sio.eio.generate_id = sibling_relay.tagged_id  # names the worker that holds the session
+        session_tokens.key()  # drawn now, before workers fork, when SESSION_SECRET is not set
         self.sio, namespace = sio, self.namespace or "/"
         webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         limits.cap_request_size(webhook)  # bounds what the guard below reads
@@ -119,6 +135,9 @@ class WidgetSocketIOInput(SocketIOInput):
                 # engine.io would refuse it too, but only after closing the session and waiting
                 # for the client's next poll (tens of seconds); this answers at once
                 return response.text("packet too large", status=413)
+            holder = sibling_relay.owner(request.args.get("sid"))
+            if holder is not None:
+                return await sibling_relay.RELAY.pass_on(request, holder)
             return await engine_request(request, *args, **kwargs)
 
         sio.eio.handle_request = guarded  # what SocketBlueprint attaches to the app's route
@@ -138,14 +157,26 @@ class WidgetSocketIOInput(SocketIOInput):
                 await sio.enter_room(sid, SENDER_PREFIX + sid, namespace=namespace)
             return True
 
+        async def confirm(sid: str, offered: object) -> str:
+            """Joins the socket to the conversation `offered` names when its token matches, to a
+            new one otherwise; says which (session_confirm) and returns its sender id."""
+            session_id = offered if conversation_of(offered) else issued_session()
+            sender = SENDER_PREFIX + str(conversation_of(session_id))
+            session = await sio.get_session(sid, namespace=namespace)
+            previous = session.get("sender")
+            if previous and previous != sender:
+                await sio.leave_room(sid, previous, namespace=namespace)
+            await sio.save_session(sid, {**session, "sender": sender}, namespace=namespace)
+            await sio.enter_room(sid, sender, namespace=namespace)
+            await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+            return sender
+
         async def session_request(sid: str, data: Any) -> None:
             data = data if isinstance(data, dict) else {}
-            session_id = data.get("session_id")
-            if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
-                session_id = uuid.uuid4().hex
             if self.session_persistence:
-                await sio.enter_room(sid, SENDER_PREFIX + session_id, namespace=namespace)
-            await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+                await confirm(sid, data.get("session_id"))
+            else:
+                await sio.emit("session_confirm", sid, room=sid, namespace=namespace)
 
         async def handle_message(sid: str, data: Any) -> None:
             output = SocketIOOutput(sio, self.bot_message_evt)
@@ -160,11 +191,9 @@ class WidgetSocketIOInput(SocketIOInput):
                 )
                 return
             if self.session_persistence:
-                session_id = data.get("session_id")
-                if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
-                    logger.warning("socket.io: a message without a valid session_id is ignored.")
-                    return
-                sender = SENDER_PREFIX + session_id
+                # the socket's own session, never one the message names; a client that did not
+                # ask for one first gets one now
+                sender = session.get("sender") or await confirm(sid, data.get("session_id"))
             else:
                 sender = SENDER_PREFIX + sid
             text = data.get("message")
@@ -186,7 +215,7 @@ class WidgetSocketIOInput(SocketIOInput):
             await HUB.publish(SENDER_PREFIX + user, {"text": text})
 
         async def deliver(user: str, message: dict[str, Any]) -> None:
-            room = SENDER_PREFIX + user
+            room = SENDER_PREFIX + user  # the conversation's sender id
             said = {"text": message["text"]}
             await sio.emit(self.bot_message_evt, said, room=room, namespace=namespace)
 

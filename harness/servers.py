@@ -7,6 +7,7 @@ it is given (DATABASE_URL, REDIS_URL…). Stopped on exit.
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -129,7 +130,9 @@ def running(
         .replace(STORE_TYPE, STORE_TYPE if compact else f"{STORE_TYPE}\n  compact: false"),
         encoding="utf-8",
     )
-    environment = {**QUIET_ENV, **env}
+    # the servers of one set check each other's widget tokens (core/session_tokens.py), as the
+    # servers of one deployment do with the same SESSION_SECRET
+    environment = {"SESSION_SECRET": secrets.token_hex(32), **QUIET_ENV, **env}
     commands: dict[str, list[str]] = {}
     if action_server:
         commands["actions"] = [

@@ -19,7 +19,9 @@ starts the same workers (Sanic's own `serve`, on one shared listening socket) an
   console (WORKERS_STATUS_URLS);
 - under systemd (`Type=notify`, deploy/systemd/chsi-rasa@.service) it says READY=1 once every
   worker serves, a STATUS line whenever the count changes, and pings the service manager's
-  watchdog (WatchdogSec) from its loop, so that a supervisor that hangs is restarted too.
+  watchdog (WatchdogSec) from its loop, so that a supervisor that hangs is restarted too;
+- with several workers, each also serves the app on a Unix socket of its own in a private folder,
+  so that a worker can pass on a request about state another one holds (core/siblings.py).
 
 A turn is never lost or answered twice across a replacement: a conversation's turns are queued and
 locked outside the worker (stores/lock_store.py), a killed worker's place expires, and duplicate
@@ -32,13 +34,17 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+
+from core import siblings
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +242,7 @@ def run_worker(slot: int, beats: Any, settings: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if STATUS.server is not None:
         STATUS.server.socket.close()  # the supervisor's, inherited through fork
+    siblings.become(slot)
 
     async def start_beating(app: Any, loop: Any) -> None:
         def beat() -> None:
@@ -244,8 +251,38 @@ def run_worker(slot: int, beats: Any, settings: dict[str, Any]) -> None:
 
         beat()
 
+    async def listen_for_siblings(app: Any, loop: Any) -> None:
+        await listen_on_unix_socket(app, loop, settings, siblings.path(slot))
+
     settings["app"].register_listener(start_beating, "after_server_start")
+    if siblings.count() > 1:
+        settings["app"].register_listener(listen_for_siblings, "after_server_start")
     serve(**settings)
+
+
+async def listen_on_unix_socket(app: Any, loop: Any, settings: dict[str, Any], path: str) -> None:
+    """The same app, served on a Unix socket too (core/siblings.py): Sanic's own protocol, as
+    serve() builds it, so that every request is framed and guarded the same way."""
+    from functools import partial
+
+    from sanic.server.protocols.http_protocol import HttpProtocol
+    from sanic.server.runners import _build_protocol_kwargs
+    from sanic.server.socket import bind_unix_socket
+
+    protocol = settings.get("protocol") or HttpProtocol
+    factory = partial(
+        protocol,
+        loop=loop,
+        app=app,
+        connections=settings.get("connections"),
+        signal=settings.get("signal"),
+        state={"requests_count": 0},
+        unix=path,
+        **_build_protocol_kwargs(protocol, app.config),
+    )
+    sock = bind_unix_socket(path, mode=0o600, backlog=settings.get("backlog", 100))
+    # kept: an asyncio server nobody refers to is collected, and its socket closed with it
+    app.ctx.sibling_server = await loop.create_server(factory, sock=sock)
 
 
 class StatusRequest(BaseHTTPRequestHandler):
@@ -338,6 +375,8 @@ def serve_supervised(server_settings: dict[str, Any], workers: int) -> None:
         )
         sock.set_inheritable(True)
         server_settings.update(sock=sock, host=None, port=None)
+    folder = tempfile.mkdtemp(prefix="chsi-workers-")  # mode 0700
+    siblings.configure(folder, workers)
     supervisor = Supervisor(server_settings, workers, hang_seconds=hang_seconds())
 
     def stop_requested(signum: int, _: Any) -> None:
@@ -357,6 +396,7 @@ def serve_supervised(server_settings: dict[str, Any], workers: int) -> None:
             STATUS.server.server_close()
         trigger_events(main_stop, loop)
         server_settings["sock"].close()
+        shutil.rmtree(folder, ignore_errors=True)
         loop.close()
 
 

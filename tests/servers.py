@@ -41,13 +41,24 @@ def running(
 class Chat:
     """One student's conversation over the REST channel, with any of the given servers."""
 
-    def __init__(self, base: str, sender: str | None = None) -> None:
+    def __init__(self, base: str, sender: str | None = None, token: str | None = None) -> None:
         self.url = f"{base}/webhooks/rest/webhook"
         self.sender = sender or f"e2e-{uuid.uuid4().hex[:8]}"
+        self.token = token
+
+    @classmethod
+    def widget(cls, base: str) -> "Chat":
+        """A conversation as the help-page widget has it: issued by the server, with its token."""
+        issued = requests.post(f"{base}/webhooks/rest/session", timeout=30)
+        assert issued.status_code == 200, issued.text
+        return cls(base, issued.json()["sender"], issued.json()["token"])
 
     def post(self, text: str, url: str | None = None, **extra: str) -> list[dict]:
+        token = {"token": self.token} if self.token else {}
         response = requests.post(
-            url or self.url, json={"sender": self.sender, "message": text, **extra}, timeout=60
+            url or self.url,
+            json={"sender": self.sender, "message": text, **token, **extra},
+            timeout=60,
         )
         assert response.status_code == 200, response.text
         return response.json()
@@ -67,10 +78,13 @@ class Chat:
 class Stream:
     """The widget's Server-Sent Events stream for one conversation, read in a thread."""
 
-    def __init__(self, rasa: str, sender: str) -> None:
+    def __init__(self, rasa: str, chat: Chat) -> None:
         self.pushed: list[dict] = []
         self.reply = requests.get(
-            f"{rasa}/webhooks/rest/stream", params={"sender": sender}, stream=True, timeout=60
+            f"{rasa}/webhooks/rest/stream",
+            params={"sender": chat.sender, "token": chat.token or ""},
+            stream=True,
+            timeout=60,
         )
         assert self.reply.status_code == 200
         assert self.reply.headers["Content-Type"].startswith("text/event-stream")

@@ -147,9 +147,9 @@ def test_one_message_delivered_to_both_servers_is_one_turn(cluster) -> None:
 def test_a_takeover_holds_on_both_servers_and_reaches_a_widget_on_the_other(cluster) -> None:
     servers, _ = cluster
     first, second = servers.rasa
-    chat = Chat(first)
+    chat = Chat.widget(first)  # its token is checked by the other server too (same key)
     assert PASSWORD_PAGE in chat.say("忘记密码了")
-    stream = Stream(second, chat.sender)  # the widget streams from the other server
+    stream = Stream(second, chat)  # the widget streams from the other server
     try:
         assert takeover_call(first, "pause", chat.sender, TAKEOVER_KEY).status_code == 200
         waiting = [{"recipient_id": chat.sender, "custom": {"takeover": "waiting"}}]

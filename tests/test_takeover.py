@@ -147,23 +147,55 @@ def test_the_widget_stream_is_bounded_and_checks_the_sender(live) -> None:
     stream = f"{live['rasa']}/webhooks/rest/stream"
     assert requests.get(stream, params={"sender": "a:b"}, timeout=10).status_code == 400
     assert requests.get(stream, timeout=10).status_code == 400
-    sender = f"s-{uuid.uuid4().hex[:8]}"
-    open_streams = [Stream(live["rasa"], sender) for _ in range(4)]
+    chat = Chat.widget(live["rasa"])
+    open_streams = [Stream(live["rasa"], chat) for _ in range(4)]
     try:
-        one_more = requests.get(stream, params={"sender": sender}, timeout=10)
+        one_more = requests.get(
+            stream, params={"sender": chat.sender, "token": chat.token}, timeout=10
+        )
         assert one_more.status_code == 429
     finally:
         for opened in open_streams:
             opened.close()
 
 
+def test_a_widget_s_conversation_is_its_own_whoever_learns_its_id(live) -> None:
+    """#24 item 13: the id alone (seen in a log, over a shoulder) opens no stream, fills none of
+    the student's stream places and sends nothing into the conversation."""
+    student, other = Chat.widget(live["rasa"]), Chat.widget(live["rasa"])
+    assert student.sender.startswith("web-") and student.sender != other.sender
+    assert PASSWORD_PAGE in student.say("忘记密码了")
+    stream = f"{live['rasa']}/webhooks/rest/stream"
+    for token in (None, "", "0" * 32, other.token, student.token.upper()):
+        params = {"sender": student.sender, **({"token": token} if token is not None else {})}
+        refused = requests.get(stream, params=params, timeout=10)
+        assert refused.status_code == 403, (token, refused.status_code)
+    # eight tries with the id alone, and the student's own widget still opens its stream
+    for _ in range(8):
+        alone = requests.get(stream, params={"sender": student.sender}, timeout=10)
+        assert alone.status_code == 403
+    own = Stream(live["rasa"], student)
+    own.close()
+    # nor can anyone speak in it: a message or a screenshot without its token is refused
+    webhook = f"{live['rasa']}/webhooks/rest/webhook"
+    for token in ({}, {"token": other.token}):
+        body = {"sender": student.sender, "message": "我要转人工", **token}
+        assert requests.post(webhook, json=body, timeout=10).status_code == 403
+    picture = {"sender": student.sender, "image": "aGVsbG8="}
+    screenshot = f"{live['rasa']}/webhooks/rest/screenshot"
+    assert requests.post(screenshot, json=picture, timeout=10).status_code == 403
+    # the conversation kept only the student's own message
+    said = [text for kind, text in stored_texts(live["db"], student.sender) if kind == "user"]
+    assert said == ["忘记密码了"]
+
+
 # ---- the whole takeover ------------------------------------------------------------------------
 
 
 def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -> None:
-    chat = Chat(live["rasa"])
+    chat = Chat.widget(live["rasa"])
     number = handoff(chat)
-    stream = Stream(live["rasa"], chat.sender)
+    stream = Stream(live["rasa"], chat)
     wang, wang_csrf = signed_in(live["console"], "wang")
     li, li_csrf = signed_in(live["console"], "li")
     ticket = f"{live['console']}/tickets/{number}"
@@ -213,9 +245,9 @@ def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -
 
 
 def test_a_takeover_whose_agent_signs_out_goes_back_to_the_assistant(live) -> None:
-    chat = Chat(live["rasa"])
+    chat = Chat.widget(live["rasa"])
     number = handoff(chat)
-    stream = Stream(live["rasa"], chat.sender)
+    stream = Stream(live["rasa"], chat)
     zhao, csrf = signed_in(live["console"], "zhao")
     ticket = f"{live['console']}/tickets/{number}"
     try:

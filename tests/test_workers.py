@@ -210,9 +210,9 @@ def test_one_wechat_message_delivered_to_both_workers_is_one_turn(two_workers) -
 
 
 def test_an_agent_s_words_reach_the_widget_whichever_worker_is_called(two_workers) -> None:
-    url, chat = two_workers["url"], Chat(two_workers["url"])
+    url, chat = two_workers["url"], Chat.widget(two_workers["url"])
     chat.say("密码忘了")
-    stream = Stream(url, chat.sender)  # held by one worker
+    stream = Stream(url, chat)  # held by one worker
     try:
         assert takeover_call(url, "pause", chat.sender, TAKEOVER_KEY).status_code == 200
         for number in range(6):  # each call on a new connection: either worker

@@ -7,7 +7,10 @@
  * links too. The conversation (sender id and messages) is kept in sessionStorage, so it survives a
  * reload but not the closing of the tab, and is dropped after KEEP_MS without use: on a shared
  * lab PC the next student does not see the last one's questions. "新对话" clears it at once. The
- * sender id is 128 random bits (crypto.getRandomValues). A typing indicator shows while the
+ * sender id and its token are issued by the server (POST /webhooks/rest/session): every message,
+ * screenshot and the stream show the token, so the id alone gives nobody else the conversation.
+ * When the server no longer knows the token (its key changed), the widget asks for a new session
+ * and sends the message again there. A typing indicator shows while the
  * assistant answers; when the server cannot be reached the widget says so, with the contacts
  * (data-unreachable, from the server's replies.yml).
  * Screenshots: the picture button, or pasting an image, sends a screenshot of the error page. It
@@ -45,10 +48,24 @@
   }
   var state = load();
   function fresh() {
-    state = { sender: randomId("web-"), history: [] };
+    state = { sender: null, token: null, history: [] };
   }
-  if (!state.sender) { fresh(); }
+  if (!state.sender || !state.token) { fresh(); }
   state.history = state.history || [];
+  // The conversation's id and token, from the server; then(ok) once known (ok false: unreachable).
+  function session(then) {
+    if (state.token) { then(true); return; }
+    fetch(server + "/webhooks/rest/session", { method: "POST" }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    }).then(function (issued) {
+      state.sender = issued.sender;
+      state.token = issued.token;
+      save();
+      listen();
+      then(true);
+    }).catch(function () { then(false); });
+  }
   function save() {
     state.history = state.history.slice(-MAX_KEPT);
     state.savedAt = Date.now();
@@ -129,13 +146,22 @@
     if (shown !== null) { add({ from: "user", text: shown || message }); }
     post("/webhooks/rest/webhook", { message: message });
   }
-  function post(path, fields) {
+  function post(path, fields, retried) {
     busy = true;
     typing.hidden = false;
+    session(function (ok) {
+      if (ok) { deliver(path, fields, retried); return; }
+      add({ from: "system", text: unreachable }, false);
+      typing.hidden = true;
+      busy = false;
+    });
+  }
+  function deliver(path, fields, retried) {
     var controller = window.AbortController ? new AbortController() : null;
     var timer = setTimeout(function () { if (controller) { controller.abort(); } }, 45000);
-    var body = { sender: state.sender, message_id: randomId("m-") };
+    var body = { sender: state.sender, token: state.token, message_id: randomId("m-") };
     Object.keys(fields).forEach(function (k) { body[k] = fields[k]; });
+    var again = false;
     fetch(server + path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -146,9 +172,15 @@
       return response.json().catch(function () { return null; }).then(function (body) {
         var told = (response.status === 413 || response.status === 429) && Array.isArray(body);
         if (response.ok || told) { return body; }
+        if (response.status === 403 && !retried) {  // the token is no longer known: a new session
+          state.token = null;
+          again = true;
+          return [];
+        }
         throw new Error("HTTP " + response.status);
       });
     }).then(function (messages) {
+      if (again) { return; }
       if (!messages.length) { throw new Error("empty reply"); }
       messages.forEach(function (m) {
         // a person has taken the conversation over: their answer arrives on the stream
@@ -159,6 +191,7 @@
       add({ from: "system", text: unreachable }, false);
     }).then(function () {
       clearTimeout(timer);
+      if (again) { post(path, fields, true); return; }
       typing.hidden = true;
       busy = false;
     });
@@ -225,8 +258,9 @@
   var stream = null;
   function listen() {
     if (stream) { stream.close(); }
-    if (!window.EventSource) { return; }
-    stream = new EventSource(server + "/webhooks/rest/stream?sender=" + encodeURIComponent(state.sender));
+    if (!window.EventSource || !state.token) { return; }
+    stream = new EventSource(server + "/webhooks/rest/stream?sender=" +
+      encodeURIComponent(state.sender) + "&token=" + encodeURIComponent(state.token));
     stream.onmessage = function (event) {
       try {
         var pushed = JSON.parse(event.data);
@@ -239,7 +273,7 @@
     if (busy) { return; }
     try { window.sessionStorage.removeItem(KEY); } catch (e) { /* private mode */ }
     fresh();
-    listen();
+    if (stream) { stream.close(); stream = null; }
     log.innerHTML = "";
     send("/greet", null);
   });
