@@ -377,6 +377,8 @@ def serve_supervised(server_settings: dict[str, Any], workers: int) -> None:
         server_settings.update(sock=sock, host=None, port=None)
     folder = tempfile.mkdtemp(prefix="chsi-workers-")  # mode 0700
     siblings.configure(folder, workers)
+    if workers > 1:
+        logger.info("Workers pass requests to each other through %s.", folder)
     supervisor = Supervisor(server_settings, workers, hang_seconds=hang_seconds())
 
     def stop_requested(signum: int, _: Any) -> None:

@@ -3,17 +3,21 @@ alike goes through the database. `make run` starts one worker per core."""
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
-import requests
-import websockets
+from websockets.client import connect as websockets_connect
+from websockets.client import unix_connect as websockets_unix_connect
 
 from channels.live_updates import Hub
 from core import settings
@@ -21,11 +25,12 @@ from core.shared_state import SharedState
 from harness.databases import migrate
 from harness.servers import Servers
 from stores.lock_store import ConversationLockStore, DatabaseTurns, FileTurns
-from tests import test_lock_store
-from tests.helpers import new_postgres_database
+from tests import test_lock_store, webchat
+from tests.helpers import PASSWORD_PAGE, PASSWORD_PHONE, new_postgres_database
 from tests.servers import Chat, Stream, running, takeover_call
 from tests.tencent_sim import ApiStub
 from tests.test_wechat import AES_KEY, Follower, inbound, user_turns, wechat_env
+from tests.webchat import ask_in_webchat, embedding_page, socketio_conversations
 
 TAKEOVER_KEY = "workers-takeover-key"
 
@@ -156,11 +161,22 @@ def two_workers(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[d
     tmp = tmp_path_factory.mktemp("workers")
     database = f"sqlite:///{tmp / 'assistant.db'}"
     migrate(database)
+    page_port = webchat.page_port()  # a page elsewhere that embeds rasa-webchat
     env = wechat_env(
-        stub, database, WECHAT_AES_KEY=AES_KEY, SANIC_WORKERS="2", TAKEOVER_SECRET=TAKEOVER_KEY
+        stub,
+        database,
+        WECHAT_AES_KEY=AES_KEY,
+        SANIC_WORKERS="2",
+        TAKEOVER_SECRET=TAKEOVER_KEY,
+        CORS_ORIGINS=f"http://127.0.0.1:{page_port}",
     )
     with running(model_path, tmp, env) as servers:
-        yield {"servers": servers, "db": database, "url": servers.rasa[0]}
+        yield {
+            "servers": servers,
+            "db": database,
+            "url": servers.rasa[0],
+            "page_port": page_port,
+        }
 
 
 def worker_pids(servers: Servers) -> list[int]:
@@ -225,46 +241,170 @@ def test_an_agent_s_words_reach_the_widget_whichever_worker_is_called(two_worker
         stream.close()
 
 
-async def socket_turn(url: str, session_id: str, text: str) -> list[str]:
-    """A socket.io client over WebSocket only (engine.io 4 packets by hand: python-socketio's
-    WebSocket client needs a newer aiohttp than Rasa's): joins the session, says `text`, and
-    returns the bot_uttered texts of the turn."""
-    address = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    async with websockets.connect(address, open_timeout=10) as socket:
-        assert (await socket.recv()).startswith("0")  # engine.io open
-        await socket.send("40")
-        assert (await socket.recv()).startswith("40")  # namespace joined
-        await socket.send("42" + json.dumps(["session_request", {"session_id": session_id}]))
-        texts: list[str] = []
-        confirmed = False
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+class SocketClient:
+    """A socket.io client over WebSocket only, engine.io 4 packets by hand (python-socketio's
+    WebSocket client needs a newer aiohttp than Rasa's): what a widget configured with
+    `transports: ["websocket"]` does."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connected(cls, url: str) -> AsyncIterator["SocketClient"]:
+        address = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        async with websockets_connect(address, open_timeout=10) as socket:
+            assert str(await socket.recv()).startswith("0")  # engine.io open
+            await socket.send("40")
+            assert str(await socket.recv()).startswith("40")  # namespace joined
+            yield cls(socket)
+
+    async def emit(self, name: str, data: dict) -> None:
+        await self.socket.send("42" + json.dumps([name, data], ensure_ascii=False))
+
+    async def events(self, first_wait: float, then_wait: float = 3) -> list[tuple[str, Any]]:
+        """The events that arrive, until `then_wait` seconds pass without one (or `first_wait`
+        before the first)."""
+        got: list[tuple[str, Any]] = []
+        while True:
             try:
-                packet = await asyncio.wait_for(socket.recv(), 3 if texts else 30)
+                wait = then_wait if got else first_wait
+                packet = await asyncio.wait_for(self.socket.recv(), wait)
             except asyncio.TimeoutError:
-                break
+                return got
             if packet == "2":
-                await socket.send("3")  # pong
-                continue
-            if not packet.startswith("42"):
-                continue
-            name, data = json.loads(packet[2:])[:2]
-            if name == "session_confirm" and not confirmed:
-                confirmed = data == session_id
-                message = {"message": text, "session_id": session_id}
+                await self.socket.send("3")  # pong
+            elif packet.startswith("42"):
+                name, data = json.loads(packet[2:])[:2]
+                got.append((name, data))
+
+    async def session(self, offered: str | None) -> str:
+        await self.emit("session_request", {"session_id": offered})
+        got = await self.events(10, 0.5)
+        confirmed = [data for name, data in got if name == "session_confirm"]
+        assert len(confirmed) == 1, confirmed
+        return str(confirmed[0])
+
+    async def say(self, text: str, session_id: str) -> str:
+        await self.emit("user_uttered", {"message": text, "session_id": session_id})
+        got = await self.events(30)
+        return "\n".join(data.get("text", "") for name, data in got if name == "bot_uttered")
+
+
+def test_socket_io_with_default_options_on_two_workers(two_workers) -> None:
+    """#30: socket.io-client's defaults (long-polling, then the upgrade) against two workers:
+    every conversation gets its own answers, whichever worker holds its session, and requests
+    that reach the other worker are passed on."""
+    asked = {
+        "学信网密码忘了": "找回密码",
+        "用户名忘了怎么办": "找回用户名",
+        "身份证号已被注册": "注册过账号",
+    }
+    questions = list(asked) * 4
+    results = socketio_conversations(two_workers["url"], questions)
+    assert len(results) == len(questions)
+    for result in results:
+        assert result["error"] is None and result["transport"] == "websocket", result
+        assert result["texts"] and asked[result["question"]] in result["texts"][0], result
+    assert len({result["session"] for result in results}) == len(questions)
+    # which worker holds which session is the kernel's choice: the test below passes requests
+    # between them on purpose
+
+
+def sibling_sockets(two_workers: dict) -> list[str]:
+    log = two_workers["servers"].logs["rasa0"].read_text(encoding="utf-8")
+    found = re.search(r"Workers pass requests to each other through (\S+)\.$", log, re.M)
+    assert found, "the supervisor did not say where its workers listen"
+    return [f"{found.group(1)}/worker-{slot}.sock" for slot in (0, 1)]
+
+
+def test_an_engine_io_session_is_served_through_either_worker(two_workers) -> None:
+    """#30, deterministically: a session opened by worker 1 is polled, joined, upgraded and
+    spoken in through worker 2 (each worker's own socket, so the kernel does not choose)."""
+    first, second = sibling_sockets(two_workers)
+    base = "http://assistant/socket.io/?EIO=4"
+
+    async def scenario() -> None:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(first)) as one,
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(second)) as two,
+        ):
+            async with one.get(f"{base}&transport=polling") as opened:
+                handshake = json.loads((await opened.text())[1:])
+            sid = handshake["sid"]
+            assert sid.startswith("0-") and handshake["upgrades"] == ["websocket"]
+            poll = f"{base}&transport=polling&sid={sid}"
+
+            async def post(packet: str) -> None:
+                async with two.post(poll, data=packet) as posted:
+                    assert posted.status == 200 and await posted.text() == "OK"
+
+            async def get() -> str:
+                async with two.get(poll) as got:
+                    assert got.status == 200
+                    return await got.text()
+
+            await post("40")
+            assert (await get()).startswith("40")
+            await post("42" + json.dumps(["session_request", {"session_id": None}]))
+            confirmed = json.loads((await get())[2:])
+            assert confirmed[0] == "session_confirm"
+            # a session that no worker holds is refused as engine.io refuses it, through either
+            async with two.get(f"{base}&transport=polling&sid=0-unknown") as unknown:
+                assert unknown.status == 400
+            upgrade = f"ws://assistant/socket.io/?EIO=4&transport=websocket&sid={sid}"
+            async with websockets_unix_connect(second, upgrade) as socket:
+                await socket.send("2probe")
+                assert await socket.recv() == "3probe"
+                await socket.send("5")
+                message = {"message": "学信网密码忘了", "session_id": confirmed[1]}
                 await socket.send("42" + json.dumps(["user_uttered", message]))
-            elif name == "bot_uttered":
-                texts.append(data.get("text", ""))
-        assert confirmed
-        return texts
+                while True:
+                    packet = str(await asyncio.wait_for(socket.recv(), 30))
+                    if packet == "2":
+                        await socket.send("3")
+                    elif packet.startswith("42"):
+                        name, said = json.loads(packet[2:])[:2]
+                        assert name == "bot_uttered" and PASSWORD_PAGE in said["text"]
+                        return
+
+    asyncio.run(scenario())
+    log = two_workers["servers"].logs["rasa0"].read_text(encoding="utf-8")
+    assert "a session of worker 1 upgraded to a WebSocket through worker 2" in log
 
 
-def test_socket_io_uses_websocket_only_and_answers(two_workers) -> None:
+def test_rasa_webchat_with_default_options_answers_on_two_workers(two_workers, tmp_path) -> None:
+    """#30: the community widget, embedded with its documented snippet on a page of another
+    origin that CORS_ORIGINS allows, connects and shows the password answer with its link."""
+    with embedding_page(two_workers["page_port"], two_workers["url"], tmp_path) as page:
+        texts, links = ask_in_webchat(page, "学信网密码忘了")
+    assert any("找回密码" in text for text in texts), texts
+    assert PASSWORD_PAGE in links, links
+
+
+def test_a_socket_io_session_is_its_client_s_own(two_workers) -> None:
+    """#24 item 13: another client that names a student's session, or its conversation, gets a
+    session of its own; it neither receives the student's answers nor speaks in the student's
+    conversation. WebSocket-only clients work on any worker."""
     url = two_workers["url"]
-    polling = requests.get(f"{url}/socket.io/", params={"EIO": "4", "transport": "polling"})
-    assert polling.status_code == 400  # a poll could reach a worker that has no session
-    texts = asyncio.run(socket_turn(url, uuid.uuid4().hex, "学信网密码忘了"))
-    assert any("找回密码" in text for text in texts)
+
+    async def scenario() -> None:
+        async with SocketClient.connected(url) as student, SocketClient.connected(url) as other:
+            session = await student.session(None)
+            assert PASSWORD_PAGE in await student.say("学信网密码忘了", session)
+            conversation = session.rpartition("_")[0]
+            for offered in (conversation, f"{conversation}_{'0' * 32}", uuid.uuid4().hex):
+                assert await other.session(offered) != session
+            own = await other.session(None)
+            # the other client names the student's session in its message: it speaks in its own
+            assert "找回用户名" in await other.say("用户名忘了怎么办", session)
+            assert await student.events(3) == []  # the student received none of it
+            again = await student.session(session)  # the student's widget after a reload
+            assert again == session and again != own
+            # and the student's conversation went on where it was (the password flow's next step)
+            assert PASSWORD_PHONE in await student.say("没有，还是登不上", session)
+
+    asyncio.run(scenario())
 
 
 def test_places_taken_at_once_on_postgresql_have_one_head(monkeypatch) -> None:

@@ -6,7 +6,7 @@
 //
 // Each question is asked in a conversation of its own: connect, session_request, user_uttered.
 // Prints one JSON line: for each conversation, its session id, the transport it ended on, and
-// the texts of the bot_uttered events it received (until 3 s pass without one, 60 s at most).
+// its engine.io session id, the texts of the bot_uttered events it received (until 3 s pass without one, 60 s at most).
 "use strict";
 const { io } = require("socket.io-client");
 
@@ -16,10 +16,11 @@ const questions = JSON.parse(questionsJson);
 function converse(question) {
   return new Promise((resolve) => {
     const socket = io(server, { reconnection: false });
-    const result = { question, session: null, transport: null, texts: [], error: null };
+    const result = { question, session: null, engine: null, transport: null, texts: [], error: null };
     let quiet = null;
     const finish = () => {
       result.transport = socket.io.engine ? socket.io.engine.transport.name : null;
+      result.engine = socket.io.engine ? socket.io.engine.id : null;
       socket.close();
       resolve(result);
     };
