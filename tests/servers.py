@@ -117,9 +117,12 @@ def takeover_call(
     return requests.post(f"{rasa}/webhooks/takeover/{step}", data=body, headers=headers, timeout=30)
 
 
-async def widget_turn(server: str, session_id: str, text: str, origin: str) -> list[str]:
-    """Connects as a page at `origin` would, joins `session_id`, says `text`, and returns the
-    texts of the bot_uttered events that follow."""
+async def widget_turn(
+    server: str, session_id: str | None, text: str, origin: str
+) -> tuple[str, list[str]]:
+    """Connects as a page at `origin` would, asks for `session_id` (None: a new one), says
+    `text`, and returns the session the server confirmed and the texts of the bot_uttered
+    events that follow."""
     client = socketio.AsyncClient(reconnection=False)
     said: asyncio.Queue[dict] = asyncio.Queue()
     confirmed: asyncio.Queue[str] = asyncio.Queue()
@@ -129,14 +132,14 @@ async def widget_turn(server: str, session_id: str, text: str, origin: str) -> l
     await client.connect(server, transports=["polling"], headers={"Origin": origin})
     try:
         await client.emit("session_request", {"session_id": session_id})
-        assert await asyncio.wait_for(confirmed.get(), 10) == session_id
-        await client.emit("user_uttered", {"message": text, "session_id": session_id})
+        session = await asyncio.wait_for(confirmed.get(), 10)
+        await client.emit("user_uttered", {"message": text, "session_id": session})
         texts = [(await asyncio.wait_for(said.get(), 30)).get("text", "")]
         while True:  # the rest of this turn's messages
             try:
                 texts.append((await asyncio.wait_for(said.get(), 2)).get("text", ""))
             except asyncio.TimeoutError:
-                return texts
+                return session, texts
     finally:
         await client.disconnect()
 

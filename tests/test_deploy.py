@@ -126,7 +126,7 @@ def test_the_proxy_refuses_large_bodies_and_hides_the_takeover_calls(proxy) -> N
 
 def test_socketio_works_through_the_proxy_and_a_forged_forwarded_host_does_not(proxy) -> None:
     url = proxy["url"]
-    texts = asyncio.run(widget_turn(url, f"deploy-{uuid.uuid4().hex[:8]}", "密码忘了", url))
+    _, texts = asyncio.run(widget_turn(url, None, "密码忘了", url))
     assert any(PASSWORD_PAGE in text for text in texts), texts
     # a page elsewhere cannot pass as the assistant's own by naming itself the forwarded host
     forged = requests.get(

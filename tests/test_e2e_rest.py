@@ -253,18 +253,18 @@ def test_personal_data_typed_in_any_form_is_never_stored_or_logged(server: str) 
 def test_socketio_replies_reach_the_page_and_the_session_outlives_the_connection(
     server: str,
 ) -> None:
-    session = "widget-session-1"
-    first = asyncio.run(widget_turn(server, session, "学信网的密码想不起来了", server))
+    session, first = asyncio.run(widget_turn(server, None, "学信网的密码想不起来了", server))
     assert any(PASSWORD_PAGE in text for text in first), first
     # a new connection (page reloaded) with the same session goes on with that conversation:
     # "no" answers the "did it work?" of the password answer
-    second = asyncio.run(widget_turn(server, session, "没有，还是登不上", server))
+    again, second = asyncio.run(widget_turn(server, session, "没有，还是登不上", server))
+    assert again == session
     assert any(PASSWORD_PHONE in text for text in second), second
 
 
 def test_socketio_refuses_a_page_elsewhere(server: str) -> None:
     with pytest.raises(socketio.exceptions.ConnectionError):
-        asyncio.run(widget_turn(server, "widget-session-2", "你好", "https://elsewhere.example"))
+        asyncio.run(widget_turn(server, None, "你好", "https://elsewhere.example"))
 
 
 def test_which_pages_may_connect() -> None:
@@ -415,11 +415,18 @@ def test_jsonp_and_cross_site_requests_cannot_reach_socketio(server: str) -> Non
 def test_socketio_session_ids_are_checked_and_namespaced(server: str) -> None:
     from channels.socketio import SENDER_PREFIX
 
-    session = uuid.uuid4().hex
-    texts = asyncio.run(widget_turn(server, session, "密码忘了", server))  # its own page
+    session, texts = asyncio.run(widget_turn(server, uuid.uuid4().hex, "密码忘了", server))
     assert PASSWORD_PAGE in "\n".join(texts)
-    assert rows("SELECT count(*) FROM events WHERE sender_id = ?", SENDER_PREFIX + session)[0][0]
-    assert not rows("SELECT count(*) FROM events WHERE sender_id = ?", session)[0][0]
+    conversation, _, token = session.rpartition("_")  # issued by the server, not the one offered
+    count = "SELECT count(*) FROM events WHERE sender_id = ?"
+    assert rows(count, SENDER_PREFIX + conversation)[0][0]
+    assert not rows(count, conversation)[0][0]
+    # the token, which alone lets a client join, is stored nowhere
+    assert not rows(
+        "SELECT count(*) FROM events WHERE sender_id LIKE ? OR data LIKE ?",
+        f"%{token}%",
+        f"%{token}%",
+    )[0][0]
 
     async def confirm(session_id: str) -> str:
         client = socketio.AsyncClient(reconnection=False)
