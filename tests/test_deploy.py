@@ -20,6 +20,7 @@ import requests
 from channels import wechat_protocol as protocol
 from channels.replies import replies
 from harness.servers import ROOT, free_port
+from tests import webchat
 from tests.helpers import PASSWORD_PAGE, PASSWORD_PHONE, new_postgres_database, require_redis
 from tests.servers import Chat, running, takeover_call, wait_until_answers, widget_turn
 from tests.tencent_sim import SECRET, ApiStub, inbound
@@ -62,8 +63,10 @@ def proxy(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
     nginx = nginx_binary()
     redis_url = require_redis()
     tmp = tmp_path_factory.mktemp("deploy")
+    page_port = webchat.page_port()  # a page elsewhere that embeds rasa-webchat
     with new_postgres_database() as database:
         env = {
+            "CORS_ORIGINS": f"http://127.0.0.1:{page_port}",
             "DATABASE_URL": database,
             "REDIS_URL": redis_url,
             "TAKEOVER_SECRET": KEY,
@@ -91,7 +94,12 @@ def proxy(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
             url = f"http://127.0.0.1:{port}"
             try:
                 wait_until_answers(f"{url}/", 20)
-                yield {"url": url, "rasa": servers.rasa, "access_log": tmp / "access.log"}
+                yield {
+                    "url": url,
+                    "rasa": servers.rasa,
+                    "access_log": tmp / "access.log",
+                    "page_port": page_port,
+                }
             finally:
                 process.terminate()
                 process.wait(20)
@@ -136,6 +144,15 @@ def test_socketio_works_through_the_proxy_and_a_forged_forwarded_host_does_not(p
         timeout=10,
     )
     assert forged.status_code == 403
+
+
+def test_rasa_webchat_with_default_options_answers_through_the_proxy(proxy, tmp_path) -> None:
+    """#30: the community widget, with its documented snippet and no options beyond the
+    address, on a page of another origin, through nginx in front of two servers."""
+    with webchat.embedding_page(proxy["page_port"], proxy["url"], tmp_path) as page:
+        texts, links = webchat.ask_in_webchat(page, "学信网密码忘了")
+    assert any("找回密码" in text for text in texts), texts
+    assert PASSWORD_PAGE in links, links
 
 
 def test_a_wechat_message_through_the_proxy_gets_its_passive_reply(proxy) -> None:
