@@ -10,7 +10,7 @@ by recomputing it.
 
 The key is SESSION_SECRET (hex or any text of at least 32 characters): set it, the same, on
 every server behind a proxy, and keep it across restarts (`make run` keeps one in
-.run/session_secret). Without it, one is drawn at random when the server starts, before its
+var/session_secret). Without it, one is drawn at random when the server starts, before its
 workers are forked, so that they share it: a restart then starts the widgets' conversations anew.
 """
 

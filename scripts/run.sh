@@ -17,6 +17,15 @@ mkdir -p var logs
 # Live takeover: the console signs its calls to the Rasa server with this (channels/takeover.py).
 # A random one for this start unless set (several servers or hosts: set the same one everywhere).
 export TAKEOVER_SECRET="${TAKEOVER_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+# The widgets' session tokens (core/session_tokens.py): kept in var/ so that a restart does not
+# start every open widget's conversation anew.
+if [ -z "${SESSION_SECRET:-}" ]; then
+  if [ ! -s var/session_secret ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/session_secret)
+  fi
+  SESSION_SECRET="$(cat var/session_secret)"
+fi
+export SESSION_SECRET
 
 # Channels configured from the environment (credentials.yml); unset means "not configured".
 export WECHAT_TOKEN="${WECHAT_TOKEN:-}" WECHAT_APPID="${WECHAT_APPID:-}" \
