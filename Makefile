@@ -1,5 +1,5 @@
 # The one entry point. `make run` and `make test` each set up everything they need first.
-.PHONY: help install migrate train run shell test lint format eval bench validate tickets report purge clean
+.PHONY: help install migrate train run shell test test-fast lint format eval bench validate tickets report purge clean
 
 RASA := .venv/bin/rasa
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -8,6 +8,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 help:
 	@echo "make run    set up, train if the data changed, start the assistant (REST + socket.io)"
 	@echo "make test   set up, train if the data changed, lint, run the whole test suite"
+	@echo "make test-fast  the tests that start no process and need no model (the edit loop)"
 	@echo "make lint   ruff (lint, import order, docstrings, format check) and mypy; make format fixes"
 	@echo "make shell  chat in this terminal (starts the action server too)"
 	@echo "make train  train only if the training data, domain or config changed"
@@ -58,6 +59,10 @@ format: install
 test: train lint
 	@scripts/browser.sh
 	.venv/bin/python -m pytest
+
+# The edit loop: no training, no servers, no browser (tests/conftest.py: `processes`).
+test-fast: install
+	CHSI_FAST_TESTS=1 .venv/bin/python -m pytest -m "not processes" -q
 
 eval: train
 	.venv/bin/python -m evaluation

@@ -13,11 +13,16 @@ python-socketio keeps them.
 
 Bounded: what is passed on was checked first (origin, JSONP, size: channels/socketio.py), an
 answer read back is at most MAX_ANSWER_BYTES, a request waits at most ANSWER_SECONDS (longer than
-engine.io's ping interval and timeout, so that a long poll ends on its own first), a relayed frame
-is at most MAX_FRAME_BYTES, and each worker keeps at most MAX_CONNECTIONS connections to each
-sibling. A sibling that is gone (being replaced) is answered as engine.io answers a session it
-does not know, with 400, and the client opens a new session (its conversation is kept: the
-session id it holds names the conversation, channels/socketio.py).
+engine.io's ping interval and timeout, so that a long poll ends on its own first) and
+CONNECT_SECONDS for the sibling to accept, a frame from the sibling is at most MAX_FRAME_BYTES
+(from the client, Sanic's WEBSOCKET_MAX_SIZE, and the sibling's engine.io refuses a packet over
+its own limit). Each relayed request holds one of the worker's connections (at most
+MAX_CONNECTIONS, core/http_guard.py), so the connections to siblings are bounded by that cap.
+Only the headers that describe the answer come back (ANSWER_HEADERS): the worker that answers
+the client adds its own CORS headers, and a second copy would make browsers refuse the answer.
+A sibling that is gone (being replaced) is answered as engine.io answers a session it does not
+know, with 400, and the client opens a new session (its conversation is kept: the session id it
+holds names the conversation, channels/socketio.py).
 """
 
 import asyncio
@@ -26,6 +31,7 @@ import secrets
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -35,9 +41,10 @@ from core import siblings
 logger = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 1024 * 1024
-ANSWER_SECONDS = 60.0
+ANSWER_SECONDS, CONNECT_SECONDS = 60.0, 2.0
 MAX_FRAME_BYTES = 128 * 1024
-MAX_CONNECTIONS = 512
+# What comes back from the sibling besides status, body and Content-Type.
+ANSWER_HEADERS = frozenset(("content-encoding", "cache-control"))
 # Not passed on: they describe one hop, not the request (RFC 9110, 7.6.1), or are recomputed.
 HOP_BY_HOP = frozenset(
     (
@@ -48,6 +55,9 @@ HOP_BY_HOP = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "expect",
         "content-length",
         "sec-websocket-key",
         "sec-websocket-version",
@@ -72,10 +82,19 @@ def owner(session_id: str | None) -> int | None:
     return None if slot is None or slot == siblings.slot() else slot
 
 
-def passed_on_headers(request: Request) -> dict[str, str]:
-    return {
-        name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP
+def passed_on_headers(request: Request) -> CIMultiDict[str]:
+    """The request's headers for the sibling: all but the hop-by-hop ones (also those that the
+    Connection header names), repeated ones kept."""
+    named = {
+        token.strip().lower()
+        for value in request.headers.getall("connection", [])
+        for token in value.split(",")
     }
+    return CIMultiDict(
+        (name, value)
+        for name, value in request.headers.items()
+        if name.lower() not in HOP_BY_HOP and name.lower() not in named
+    )
 
 
 class SiblingRelay:
@@ -88,8 +107,10 @@ class SiblingRelay:
         pool = self._pools.get(slot)
         if pool is None or pool.closed:
             pool = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=siblings.path(slot), limit=MAX_CONNECTIONS),
-                timeout=aiohttp.ClientTimeout(total=ANSWER_SECONDS),
+                # no limit of its own: each connection serves one of this worker's, which are
+                # capped (a relayed WebSocket holds its connection for its whole life)
+                connector=aiohttp.UnixConnector(path=siblings.path(slot), limit=0),
+                timeout=aiohttp.ClientTimeout(total=ANSWER_SECONDS, connect=CONNECT_SECONDS),
                 auto_decompress=False,  # the answer goes back as it came, compressed or not
             )
             self._pools[slot] = pool
@@ -110,17 +131,19 @@ class SiblingRelay:
                 headers=passed_on_headers(request),
                 data=request.body or None,
             ) as answer:
-                body = await answer.content.read(MAX_ANSWER_BYTES + 1)
-                if len(body) > MAX_ANSWER_BYTES:
-                    logger.warning("socket.io: a sibling's answer was too large; refused.")
-                    return response.text("answer too large", status=502)
+                body = bytearray()
+                async for chunk in answer.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        logger.warning("socket.io: a sibling's answer was too large; refused.")
+                        return response.text("answer too large", status=502)
                 headers = {
                     name: value
                     for name, value in answer.headers.items()
-                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-type"
+                    if name.lower() in ANSWER_HEADERS
                 }
                 return response.raw(
-                    body,
+                    bytes(body),
                     status=answer.status,
                     headers=headers,
                     content_type=answer.headers.get("content-type", "text/plain"),

@@ -13,10 +13,10 @@ Rasa's SocketIOInput under the same name, URL and events, with what it lacks on 
   (`j=`) is refused outright, and so is any request a browser marks as coming from another site
   (Sec-Fetch-Site) without an Origin. Clients that are not browsers send neither and are let in.
 - Bounded input: a packet is at most MAX_PACKET_BYTES, a message is cut at the channels' limit
-  (with a note before the answer), metadata is a small JSON object, and a session id is 8-64
-  letters, digits, "_" or "-" (otherwise the server makes one).
-- Its users have a namespace of their own: the conversation of session S is `sio:S`, so a widget
-  cannot join a REST, WeChat or WeCom conversation by naming it.
+  (with a note before the answer), metadata is a small JSON object, and a session id offered is
+  8-80 letters, digits, "_" or "-" (otherwise the server makes one).
+- Its users have a namespace of their own: the conversation C of a session is `sio:C`, so a
+  widget cannot join a REST, WeChat or WeCom conversation by naming it.
 - A session belongs to the client it was issued to. The server issues every session id, as
   "<conversation>_<token>" (core/session_tokens.py); a client that offers one back (a widget
   after a reload) resumes its conversation only if the token matches, and gets a new one

@@ -10,19 +10,21 @@ by recomputing it.
 
 The key is SESSION_SECRET (hex or any text of at least 32 characters): set it, the same, on
 every server behind a proxy, and keep it across restarts (`make run` keeps one in
-var/session_secret). Without it, one is drawn at random when the server starts, before its
-workers are forked, so that they share it: a restart then starts the widgets' conversations anew.
+var/session_secret). Several servers (REDIS_URL set) without it refuse to start: each would draw
+a key of its own and refuse the others' widgets. One server without it draws one at random when
+it starts, before its workers are forked, so that they share it; a restart then starts the
+widgets' conversations anew.
+
+A token does not expire: it is as good as the conversation it opens, which the student can end
+("新对话") and which is purged after RETENTION_DAYS.
 """
 
 import functools
 import hashlib
 import hmac
-import logging
 import os
 import secrets
 import string
-
-logger = logging.getLogger(__name__)
 
 MIN_SECRET_CHARS = 32
 TOKEN_CHARS = 32  # 128 bits in hex
@@ -40,9 +42,10 @@ def key() -> bytes:
             raise ValueError(f"SESSION_SECRET must be at least {MIN_SECRET_CHARS} characters.")
         return hashlib.sha256(b"chsi-session-secret:" + configured.encode()).digest()
     if os.environ.get("REDIS_URL", "").strip():
-        logger.warning(
-            "SESSION_SECRET is not set: widget sessions issued by this server will not be "
-            "accepted by the others behind the proxy. Set the same SESSION_SECRET on each."
+        raise ValueError(
+            "SESSION_SECRET is not set, and REDIS_URL says several servers share the work: each "
+            "would refuse the widget sessions the others issue. Set the same SESSION_SECRET "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))') on every server."
         )
     return secrets.token_bytes(32)
 

@@ -1,4 +1,5 @@
-"""Alembic environment: the URL comes from DATABASE_URL (core.settings), never from alembic.ini."""
+"""Alembic environment: the URL comes from DATABASE_URL (core.settings), never from alembic.ini,
+or from the caller when alembic runs in its process (harness/databases.py: `database_url`)."""
 
 from logging.config import fileConfig
 
@@ -15,13 +16,17 @@ if context.config.config_file_name is not None:
 OWN_TABLES = set(Base.metadata.tables)
 
 
+def database_url() -> str:
+    return str(context.config.attributes.get("database_url") or settings.database_url())
+
+
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     return type_ != "table" or name in OWN_TABLES
 
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=settings.database_url(),
+        url=database_url(),
         target_metadata=Base.metadata,
         include_object=include_object,
         literal_binds=True,
@@ -31,7 +36,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    with engine().connect() as connection:
+    with engine(database_url()).connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,

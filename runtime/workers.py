@@ -254,9 +254,15 @@ def run_worker(slot: int, beats: Any, settings: dict[str, Any]) -> None:
     async def listen_for_siblings(app: Any, loop: Any) -> None:
         await listen_on_unix_socket(app, loop, settings, siblings.path(slot))
 
+    async def stop_listening_for_siblings(app: Any, loop: Any) -> None:
+        server = getattr(app.ctx, "sibling_server", None)
+        if server is not None:  # a stopping worker takes no more passed-on requests
+            server.close()
+
     settings["app"].register_listener(start_beating, "after_server_start")
     if siblings.count() > 1:
         settings["app"].register_listener(listen_for_siblings, "after_server_start")
+        settings["app"].register_listener(stop_listening_for_siblings, "before_server_stop")
     serve(**settings)
 
 

@@ -108,15 +108,17 @@ tail --pid=$$ -n +1 -F logs/rasa.log 2>/dev/null \
   | grep --line-buffered -E 'runtime\.workers +- Worker .*(replaced|stopping the server)' \
   | sed -u 's/^.*runtime\.workers *- /run: /' &
 
+# an id nobody else uses: a REST conversation is anyone's who names it (docs/security.md)
+example_sender="try-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 0-9 g-p)"
 cat <<MSG
 
   The assistant is running.
     help page: http://localhost:${RASA_PORT}/webhooks/help/   (chat widget; embed: docs/channels.md)
     REST:      curl -s -XPOST http://localhost:${RASA_PORT}/webhooks/rest/webhook \\
-                 -H 'Content-Type: application/json' -d '{"sender":"me","message":"忘记密码了"}'
+                 -H 'Content-Type: application/json' -d '{"sender":"${example_sender}","message":"忘记密码了"}'
     workers:   curl http://127.0.0.1:${WORKERS_STATUS_PORT}/ready   (how many serve)
     socket.io: http://localhost:${RASA_PORT}/socket.io  (events user_uttered / bot_uttered;
-                 with several workers, WebSocket only: transports: ["websocket"])
+                 any client's default options, e.g. rasa-webchat: docs/channels.md)
     terminal:  make shell   (in another terminal)
     staff console: http://localhost:${STAFF_PORT}/   (support team; create an account first:
                  .venv/bin/python -m staff users add NAME --role admin)

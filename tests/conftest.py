@@ -1,4 +1,11 @@
-"""The tests' fixtures. `make test` trains the model before pytest runs."""
+"""The tests' fixtures. `make test` trains the model before pytest runs.
+
+Tests that start processes (the real servers, nginx, Chromium, the project's scripts) or read the
+trained model are marked `processes`: `make test` runs them all, `make test-fast` the others,
+for the edit loop. A test is marked by what it uses (a fixture that needs the model or draws
+screenshots in Chromium, at any depth) or by hand (`pytestmark`); under `make test-fast`
+(CHSI_FAST_TESTS=1), an unmarked test that starts a process fails and says to mark it.
+"""
 
 import os
 from collections.abc import Iterator
@@ -12,6 +19,33 @@ from harness.databases import migrate
 from harness.screenshots import Screenshot
 from tests.helpers import FAQ, MODEL, ROOT, load_yaml, new_postgres_database, require_redis
 from tests.tencent_sim import ApiStub
+
+# Fixtures that start processes or need the trained model: a test using any of them, directly or
+# through another fixture, is marked `processes`.
+PROCESS_FIXTURES = frozenset(("model_path", "screenshot_set"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+
+
+@pytest.fixture(autouse=True)
+def _starts_no_process_unless_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `make test-fast`, starting a process from an unmarked test fails it."""
+    if os.environ.get("CHSI_FAST_TESTS") != "1" or request.node.get_closest_marker("processes"):
+        return
+    import subprocess
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(
+            f"{request.node.nodeid} starts a process: mark it `processes` (tests/conftest.py)"
+        )
+
+    monkeypatch.setattr(subprocess, "Popen", refused)
 
 
 @pytest.fixture(scope="session")

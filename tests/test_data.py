@@ -33,6 +33,7 @@ def response_texts(domain: dict) -> dict[str, list[str]]:
     return texts
 
 
+@pytest.mark.processes
 def test_rasa_data_validate_is_clean() -> None:
     result = rasa("data", "validate", "--fail-on-warnings", timeout=300)
     output = result.stdout + result.stderr

@@ -85,6 +85,7 @@ def test_other_chunk_sizes_are_refused(line: bytes) -> None:
     assert http_guard.chunk_line_problem(line) == "chunk size"
 
 
+@pytest.mark.processes
 def test_the_sanic_code_it_wraps_is_the_one_pinned() -> None:
     """In a fresh process: once an app has started, Sanic's TouchUp has recompiled its methods."""
     shown = project_command(

@@ -369,6 +369,7 @@ def test_sqlite_store_keeps_no_plain_personal_data(sqlite_url: str) -> None:
     ]
 
 
+@pytest.mark.processes
 def test_masker_component_rewrites_messages_and_training_data() -> None:
     from rasa.shared.nlu.constants import TEXT
     from rasa.shared.nlu.training_data.message import Message

@@ -222,6 +222,7 @@ print(len(kept), round(own_mb() - before))
 """
 
 
+@pytest.mark.processes
 def test_a_worker_hands_back_free_memory_once_the_model_is_loaded() -> None:
     """A load that used 300 MB and kept an eighth of it, spread out: glibc keeps the freed
     memory unless asked to hand it back."""

@@ -5,7 +5,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.processes  # runs scripts/setup.sh
 
 
 def test_no_supported_python_says_what_to_install(tmp_path: Path) -> None:

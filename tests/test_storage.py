@@ -26,6 +26,7 @@ def staff(url: str, *args: str) -> subprocess.CompletedProcess:
     return project_command("python", "-m", "staff", *args, env={"DATABASE_URL": url}, timeout=60)
 
 
+@pytest.mark.processes
 def test_migrations_create_the_tables_and_run_again_without_change(database: str) -> None:
     tables = set(sa.inspect(engine()).get_table_names())
     assert {"tickets", "unanswered_questions", "answer_feedback", "alembic_version"} <= tables
@@ -131,6 +132,7 @@ def test_a_purged_ticket_takes_its_notes_along(database: str) -> None:
     assert [text for _, text, _ in staff_queries.notes(other)] == ["还在处理"]
 
 
+@pytest.mark.processes
 def test_staff_command_line(database: str) -> None:
     number = queries.open_ticket(
         "wx:abc",
@@ -156,6 +158,7 @@ def test_staff_command_line(database: str) -> None:
     assert "deleted 0 conversations" in staff(database, "purge", "--days", "30").stdout
 
 
+@pytest.mark.processes
 def test_purge_refuses_a_period_that_would_delete_everything(database: str) -> None:
     queries.open_ticket("rest-student", "rest", "forgot_password", "忘记密码", "问题：忘记密码")
     for days in ("-1", "0"):
@@ -164,6 +167,7 @@ def test_purge_refuses_a_period_that_would_delete_everything(database: str) -> N
     assert "forgot_password" in staff(database, "tickets", "list").stdout  # nothing deleted
 
 
+@pytest.mark.processes
 def test_the_staff_terminal_never_receives_control_characters(database: str) -> None:
     queries.record_unanswered("清屏\x1b[2J\x1b]0;owned\x07\r伪造")
     number = queries.open_ticket(

@@ -340,8 +340,12 @@ def test_an_engine_io_session_is_served_through_either_worker(two_workers) -> No
                     assert posted.status == 200 and await posted.text() == "OK"
 
             async def get() -> str:
-                async with two.get(poll) as got:
+                # from the page elsewhere that CORS_ORIGINS allows: one set of CORS headers
+                # (two, the sibling's and this worker's, and browsers refuse the answer)
+                origin = f"http://127.0.0.1:{two_workers['page_port']}"
+                async with two.get(poll, headers={"Origin": origin}) as got:
                     assert got.status == 200
+                    assert got.headers.getall("Access-Control-Allow-Origin") == [origin]
                     return await got.text()
 
             await post("40")

@@ -55,7 +55,13 @@
   // The conversation's id and token, from the server; then(ok) once known (ok false: unreachable).
   function session(then) {
     if (state.token) { then(true); return; }
-    fetch(server + "/webhooks/rest/session", { method: "POST" }).then(function (response) {
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, 45000);
+    fetch(server + "/webhooks/rest/session", {
+      method: "POST",
+      signal: controller ? controller.signal : undefined
+    }).then(function (response) {
+      clearTimeout(timer);
       if (!response.ok) { throw new Error("HTTP " + response.status); }
       return response.json();
     }).then(function (issued) {
@@ -174,6 +180,7 @@
         if (response.ok || told) { return body; }
         if (response.status === 403 && !retried) {  // the token is no longer known: a new session
           state.token = null;
+          save();
           again = true;
           return [];
         }
