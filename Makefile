@@ -62,7 +62,7 @@ test: train lint
 
 # The edit loop: no training, no servers, no browser (tests/conftest.py: `processes`).
 test-fast: install
-	CHSI_FAST_TESTS=1 .venv/bin/python -m pytest -m "not processes" -q
+	CHSI_FAST_TESTS=1 .venv/bin/python -m pytest -m "not processes" -q -n auto --dist loadfile
 
 eval: train
 	.venv/bin/python -m evaluation

@@ -40,12 +40,13 @@ def _starts_no_process_unless_marked(
         return
     import subprocess
 
-    def refused(*args: Any, **kwargs: Any) -> None:
+    def refused(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(
             f"{request.node.nodeid} starts a process: mark it `processes` (tests/conftest.py)"
         )
 
     monkeypatch.setattr(subprocess, "Popen", refused)
+    monkeypatch.setattr(os, "fork", refused)  # multiprocessing's fork start method
 
 
 @pytest.fixture(scope="session")

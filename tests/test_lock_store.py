@@ -71,6 +71,7 @@ def check_race(log: list[str], turns: int) -> None:
             assert not float(placed) < float(asked), f"turn {later} was queued before {first}"
 
 
+@pytest.mark.processes  # forks processes
 def test_turns_on_two_server_processes_sharing_redis_never_overlap(redis_url: str) -> None:
     """Two processes (two servers), 40 turns of one conversation arriving 10 ms apart."""
     from evaluation.lock_race import TURNS, burst
@@ -156,6 +157,7 @@ def _place_and_release(directory: str, worker: int, places: int) -> None:
         assert turns.release("busy", f"w{worker}-again-{n}")
 
 
+@pytest.mark.processes  # forks processes
 def test_a_queue_file_changed_by_four_processes_at_once_loses_no_place(tmp_path) -> None:
     """Each change reads the file and writes it back: without the file's lock, two workers
     doing so at once would drop each other's places; and one that waited for the lock of a file

@@ -220,6 +220,7 @@ def ignores_sigterm() -> None:
     time.sleep(120)
 
 
+@pytest.mark.processes  # forks processes
 def test_a_worker_that_ignores_sigterm_is_killed_at_the_deadline() -> None:
     process = multiprocessing.get_context("fork").Process(target=ignores_sigterm, daemon=True)
     process.start()

@@ -94,6 +94,7 @@ def test_an_expired_place_of_two_workers_cannot_release_the_next_turn(
     test_lock_store.check_an_expired_holder_cannot_release_the_next(ConversationLockStore())
 
 
+@pytest.mark.processes  # forks processes
 def test_turns_of_two_worker_processes_without_redis_never_overlap(
     queue_without_redis: type, redis_url: str
 ) -> None:
