@@ -14,7 +14,7 @@ help:
 	@echo "make train  train only if the training data, domain or config changed"
 	@echo "make eval   NLU report: hold-out, subsets, cross-validation, two baselines (results/)"
 	@echo "make bench  latency, throughput, memory, start-up, training: this project beside the"
-	@echo "            documented Chinese pipeline (results/bench/, about 5 minutes)"
+	@echo "            documented Chinese pipeline (results/bench/, about 10 minutes)"
 	@echo "make tickets / make report / make purge   staff: open tickets, unanswered questions"
 	@echo "            and feedback, delete conversations older than RETENTION_DAYS (90)"
 	@echo "Settings (environment): DATABASE_URL (default sqlite:///var/assistant.db), REDIS_URL,"

@@ -53,7 +53,7 @@ LONG_MESSAGE_CHARS = (1_000, 10_000, 100_000)
 LONG_MESSAGE_WORDS = (
     "我忘记了学信网的登录密码，手机号也换了，不知道怎么找回，明天就要用，请帮帮我。"
 )
-TARGETS = {  # the performance targets, for this 2-core machine (issue #14 for the first five)
+TARGETS = {  # the performance targets, for this 2-core machine (docs/measuring.md)
     "p95_single_ms": 30,
     "throughput_50": 80,
     "p95_50_ms": 1000,
