@@ -2,9 +2,9 @@
 
 Rasa's SQL tracker store reads, deserialises and replays every event of the session on each
 turn, and the policies then walk every one of them again (`past_states`): turn 300 of a session
-cost 8.9 times turn 10 (`make bench`, docs/measuring.md). Yet what a turn's answer depends on is small: the slots, the
-active form, whether an agent has taken over, and the last few turns (MemoizationPolicy looks 4
-states back, the rules a few more).
+cost 8.9 times turn 10 (`make bench`, docs/measuring.md). Yet what a turn's answer depends on is
+small: the slots, the active form, whether an agent has taken over, and the last few turns
+(MemoizationPolicy looks 4 states back, the rules a few more).
 
 So the session is split at a user message (the *boundary*): everything before it is summed up in
 a checkpoint (the slot values, the active loop, the pause; the `conversation_checkpoints` table),
