@@ -9,10 +9,11 @@ background with a short timeout: a robot that is slow or down delays and fails n
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import aiohttp
+
+from core import settings
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def notice(ticket: int, topic: str, channel: str, path: str, texts: dict[str, An
     text = str(texts["robot_notice"]).format(
         ticket=ticket, topic=topic, channel=channel or "-", path=path
     )
-    console = os.environ.get("STAFF_CONSOLE_URL", "").rstrip("/")
+    console = settings.read("STAFF_CONSOLE_URL").rstrip("/")
     if console:
         text += "\n" + str(texts["robot_link"]).format(url=f"{console}/tickets/{ticket}")
     return text
@@ -46,7 +47,7 @@ async def _post(url: str, markdown: str) -> None:
 
 def tell_team(ticket: int, topic: str, channel: str, path: str, texts: dict[str, Any]) -> None:
     """Sends the notice in the background when WECOM_ROBOT_WEBHOOK is set."""
-    url = os.environ.get("WECOM_ROBOT_WEBHOOK", "").strip()
+    url = settings.read("WECOM_ROBOT_WEBHOOK")
     if not url.startswith(("https://", "http://")):
         return
     markdown = notice(ticket, topic, channel, path, texts)

@@ -30,7 +30,6 @@ Rasa's SocketIOInput under the same name, URL and events, with what it lacks on 
 """
 
 import logging
-import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -46,7 +45,7 @@ from socketio import AsyncServer
 from channels import limits, sibling_relay, takeover
 from channels.live_updates import HUB
 from channels.replies import replies, with_personal_data_note
-from core import session_tokens
+from core import session_tokens, settings
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +57,7 @@ MAX_PACKET_BYTES = 64 * 1024
 
 
 def allowed_origins() -> Sequence[str]:
-    return [
-        o.strip().rstrip("/") for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()
-    ]
+    return [o.strip().rstrip("/") for o in settings.read("CORS_ORIGINS").split(",") if o.strip()]
 
 
 def origin_allowed(origin: str, environ: dict[str, Any], allowed: Sequence[str]) -> bool:

@@ -20,7 +20,6 @@ channels/wechat_protocol.py, what both Tencent channels share in wechat_base.py.
 """
 
 import logging
-import os
 from typing import Any
 
 from sanic import response
@@ -31,6 +30,7 @@ from channels import conversations
 from channels import wechat_protocol as protocol
 from channels.wechat_api import MessageApi
 from channels.wechat_base import TRANSFER, OnNewMessage, TencentChannel
+from core import settings
 
 logger = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
@@ -61,8 +61,8 @@ class WeChatInput(TencentChannel):
 
     @classmethod
     def settings(cls) -> dict[str, Any]:
-        reply_seconds = float(os.environ.get("WECHAT_REPLY_SECONDS") or REPLY_SECONDS)
-        transfer = os.environ.get("WECHAT_TRANSFER_CUSTOMER_SERVICE", "").strip().lower()
+        reply_seconds = float(settings.read("WECHAT_REPLY_SECONDS") or REPLY_SECONDS)
+        transfer = settings.read("WECHAT_TRANSFER_CUSTOMER_SERVICE").lower()
         return {
             **super().settings(),
             "reply_seconds": reply_seconds,

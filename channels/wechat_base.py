@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 import unicodedata
@@ -24,6 +23,7 @@ from channels import conversations, limits, screenshots, takeover
 from channels import wechat_protocol as protocol
 from channels.replies import replies, with_personal_data_note
 from channels.wechat_api import MediaTooLarge, MessageApi
+from core import settings
 from core.deliveries import Deliveries
 from core.shared_state import SharedState
 
@@ -54,7 +54,10 @@ class TencentChannel(InputChannel):
     @classmethod
     def settings(cls) -> dict[str, Any]:
         """Constructor arguments from the environment rather than credentials.yml."""
-        return {"api_base": os.environ.get(cls.api_base_setting) or cls.default_api_base}
+        return {
+            "api_base": (cls.api_base_setting and settings.read(cls.api_base_setting))
+            or cls.default_api_base
+        }
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> "TencentChannel":

@@ -24,10 +24,11 @@ instead of being wrapped unseen.
 import hashlib
 import inspect
 import logging
-import os
 import re
 from time import monotonic
 from typing import Any
+
+from core import settings
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def chunk_line_problem(line: bytes) -> str | None:
 
 
 def max_connections() -> int:
-    raw = os.environ.get("MAX_CONNECTIONS", "").strip()
+    raw = settings.read("MAX_CONNECTIONS")
     return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_CONNECTIONS
 
 

@@ -22,9 +22,10 @@ A token does not expire: it is as good as the conversation it opens, which the s
 import functools
 import hashlib
 import hmac
-import os
 import secrets
 import string
+
+from core import settings
 
 MIN_SECRET_CHARS = 32
 TOKEN_CHARS = 32  # 128 bits in hex
@@ -36,12 +37,12 @@ PUBLIC_CHARS, ALPHABET = 32, string.ascii_lowercase
 @functools.cache
 def key() -> bytes:
     """The server's key; call it once before workers fork (the channels do, when they load)."""
-    configured = os.environ.get("SESSION_SECRET", "").strip()
+    configured = settings.read("SESSION_SECRET")
     if configured:
         if len(configured) < MIN_SECRET_CHARS:
             raise ValueError(f"SESSION_SECRET must be at least {MIN_SECRET_CHARS} characters.")
         return hashlib.sha256(b"chsi-session-secret:" + configured.encode()).digest()
-    if os.environ.get("REDIS_URL", "").strip():
+    if settings.redis_url():
         raise ValueError(
             "SESSION_SECRET is not set, and REDIS_URL says several servers share the work: each "
             "would refuse the widget sessions the others issue. Set the same SESSION_SECRET "

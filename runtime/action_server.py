@@ -18,7 +18,6 @@ or write feedback rows. This starts rasa-sdk's same application, with:
 import argparse
 import hmac
 import logging
-import os
 import zlib
 from typing import Any
 
@@ -26,7 +25,7 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from core import http_guard
+from core import http_guard, settings
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +85,10 @@ def main(argv: list | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    host = os.environ.get("ACTION_SERVER_HOST", "").strip() or DEFAULT_HOST
-    token = os.environ.get("ACTION_SERVER_TOKEN", "").strip() or None
+    for problem in settings.problems():
+        logging.getLogger(__name__).error("settings: %s", problem)
+    host = settings.read("ACTION_SERVER_HOST") or DEFAULT_HOST
+    token = settings.read("ACTION_SERVER_TOKEN") or None
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         logger.warning(
             "The action server listens on %s without ACTION_SERVER_TOKEN: anyone who "

@@ -11,17 +11,16 @@ its JSON) is handed back to the system: about 12 MB of each worker's own memory 
 """
 
 import functools
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core import http_guard, memory
+from core import http_guard, memory, settings
 from runtime import rasa_patches, workers
 
 
 def with_cors_from_environment(argv: list[str]) -> list[str]:
-    origins = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
+    origins = [o.strip() for o in settings.read("CORS_ORIGINS").split(",") if o.strip()]
     if argv[1:2] != ["run"] or "--cors" in argv or not origins:
         return argv
     return [*argv, "--cors", *origins]
@@ -90,6 +89,8 @@ def without_version(configure: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def main() -> None:
+    for problem in settings.problems():  # said first, where whoever starts the server looks
+        print(f"settings: {problem}", file=sys.stderr)
     sys.argv = with_cors_from_environment(sys.argv)
     rasa_patches.apply()
     http_guard.apply()

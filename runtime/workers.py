@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from core import siblings
+from core import settings, siblings
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class Supervisor:
 
 def notify(message: str) -> None:
     """Tells systemd (sd_notify's protocol: one datagram to $NOTIFY_SOCKET); nothing elsewhere."""
-    address = os.environ.get("NOTIFY_SOCKET", "")
+    address = settings.read("NOTIFY_SOCKET")
     if not address:
         return
     if address.startswith("@"):
@@ -333,7 +333,7 @@ def hang_seconds() -> float:
     be silent before it is killed. Longer than any one turn's work on the loop, and than the
     tracker store's synchronous database calls may wait (about 4 s of retries, longer behind a
     PostgreSQL lock): a database that stalls every worker must not get them all killed."""
-    raw = os.environ.get("WORKER_HANG_SECONDS", "").strip()
+    raw = settings.read("WORKER_HANG_SECONDS")
     try:
         seconds = float(raw) if raw else DEFAULT_HANG_SECONDS
     except ValueError:
@@ -342,7 +342,7 @@ def hang_seconds() -> float:
 
 
 def status_port() -> int | None:
-    raw = os.environ.get("WORKERS_STATUS_PORT", "").strip()
+    raw = settings.read("WORKERS_STATUS_PORT")
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 65536 else None
 
 

@@ -2,7 +2,6 @@
 
 import argparse
 import getpass
-import os
 import re
 import sys
 
@@ -169,8 +168,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     u.set_defaults(run=users)
     c = sub.add_parser("console", help="serve the staff console (make run starts it)")
-    c.add_argument("--host", default=os.environ.get("STAFF_HOST") or "127.0.0.1")
-    c.add_argument("--port", type=int, default=int(os.environ.get("STAFF_PORT") or 5006))
+    c.add_argument("--host", default=settings.read("STAFF_HOST") or "127.0.0.1")
+    c.add_argument("--port", type=int, default=int(settings.read("STAFF_PORT") or 5006))
     c.set_defaults(run=console)
     return top
 
