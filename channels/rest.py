@@ -236,9 +236,10 @@ class ResilientRestInput(RestInput):
             if data is None:
                 return bad_request('"image" must be a base64 string (a data: URL is accepted)')
             sender = fields["sender"]
-            # one picture in the queue per student; many students may share a campus address
-            client = f"{limits.client_address(request)}|{sender}"
-            reading = await screenshots.reader().read(data, client)
+            # one picture in the queue per conversation, and a share of it per address (many
+            # students may share a campus address)
+            address = limits.client_address(request)
+            reading = await screenshots.reader().read(data, f"{address}|{sender}", address)
             if not reading.text:
                 return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])
             read = replies()["screenshot_read"].format(text=reading.text)

@@ -10,8 +10,10 @@ Limits, checked before any pixel is decoded:
   bomb), then the picture is scaled to at most MAX_SIDE pixels on its longer side;
 - one OCR at a time in a worker thread (onnxruntime releases the GIL: the event loop keeps
   answering), at most MAX_WAITING more waiting, and TIME_BUDGET_SECONDS for each;
-- one picture in the queue per client (its address, or its sender id on loopback): a client that
-  sends several at once gets a note for the others, and everyone else keeps their share.
+- one picture in the queue per client (a conversation), and at most MAX_PER_ADDRESS per client
+  address (loopback and WeChat's servers, which speak for many, are not counted): a client that
+  sends several at once gets a note for the others, one address cannot fill the queue by naming
+  a new conversation for each picture, and everyone else keeps their share.
 
 What is read: the lines that hold one of the page messages the FAQ answers
 (screenshot_messages.yml), or else every line, top to bottom, at most MAX_TEXT_CHARS.
@@ -41,6 +43,9 @@ MAX_PIXELS = 24_000_000  # a 4000 × 6000 photo; phone screenshots are 2-4 milli
 MAX_SIDE = 2000
 FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF", "MPO"}
 MAX_WAITING = 4
+# Pictures in the queue from one client address: a campus network puts many students behind one,
+# so more than one, but fewer than the queue holds.
+MAX_PER_ADDRESS = 2
 TIME_BUDGET_SECONDS = 20.0
 MAX_TEXT_CHARS = 300
 MIN_SCORE = 0.5  # recognition confidence below which a line is noise
@@ -128,6 +133,7 @@ class ScreenshotReader:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ocr")
         self._waiting = 0
         self._clients: set[str] = set()
+        self._addresses: dict[str, int] = {}
         self._counting = threading.Lock()
 
     def _ocr(self) -> Any:
@@ -150,23 +156,32 @@ class ScreenshotReader:
         boxes.sort(key=lambda item: (min(p[1] for p in item[0]), min(p[0] for p in item[0])))
         return [text.strip() for _, text in boxes if text.strip()]
 
-    async def read(self, data: bytes, client: str = "") -> Reading:
+    async def read(self, data: bytes, client: str = "", address: str = "") -> Reading:
         """The masked text of the screenshot, or the reason there is none. A picture counts as
         waiting until its OCR has really finished (a reading over its time budget still holds
-        the thread), and each client (address or sender) has one picture in the queue at most:
-        one client sending seven large pictures at once had kept the reader busy for everyone."""
+        the thread); each client (a conversation) has one picture in the queue at most, and each
+        client address ("" for none) MAX_PER_ADDRESS: one client sending seven large pictures at
+        once had kept the reader busy for everyone."""
         with self._counting:
             if self._waiting > MAX_WAITING:
                 return Reading(problem="screenshot_busy")
             if client and client in self._clients:
                 return Reading(problem="screenshot_one_at_a_time")
+            if address and self._addresses.get(address, 0) >= MAX_PER_ADDRESS:
+                return Reading(problem="screenshot_busy")
             self._waiting += 1
             self._clients.add(client)
+            if address:
+                self._addresses[address] = self._addresses.get(address, 0) + 1
 
         def finished(_: Any) -> None:  # in the OCR thread, when the reading really ends
             with self._counting:
                 self._waiting -= 1
                 self._clients.discard(client)
+                if address:
+                    left = self._addresses.pop(address, 1) - 1
+                    if left:
+                        self._addresses[address] = left
 
         done = self._pool.submit(self.lines, data)
         done.add_done_callback(finished)

@@ -105,6 +105,38 @@ def test_one_client_has_one_picture_in_the_queue_and_others_keep_their_share(mon
     assert fair._waiting == 0 and not fair._clients
 
 
+def test_one_address_naming_a_new_conversation_per_picture_keeps_to_its_share(
+    monkeypatch,
+) -> None:
+    """#24 item 10: seven pictures from one address, each for a conversation of its own, fill
+    no more than its share of the queue; another address's picture is still read, and the
+    share comes back once the pictures are read."""
+    import time
+
+    fair = screenshots.ScreenshotReader()
+    monkeypatch.setattr(fair, "lines", lambda data: time.sleep(0.3) or ["证件号码已被注册"])
+    one, other = "203.0.113.7", "198.51.100.9"
+
+    async def burst() -> list[Reading]:
+        mine = [fair.read(b"x", f"{one}|web-{n}", one) for n in range(7)]
+        return list(await asyncio.gather(*mine, fair.read(b"x", f"{other}|web-x", other)))
+
+    readings = asyncio.run(burst())
+    read = [reading for reading in readings[:7] if reading.text]
+    assert len(read) == screenshots.MAX_PER_ADDRESS
+    assert readings[:7].count(Reading(problem="screenshot_busy")) == 7 - len(read)
+    assert readings[-1].text  # the other address's picture
+    assert fair._waiting == 0 and not fair._clients and not fair._addresses
+    again = asyncio.run(fair.read(b"x", f"{one}|web-8", one))  # its share is back
+    assert again.text
+
+    # loopback and WeChat's servers (no address) are not counted
+    async def unaddressed() -> list[Reading]:
+        return list(await asyncio.gather(*[fair.read(b"x", f"wx:{n}") for n in range(4)]))
+
+    assert all(reading.text for reading in asyncio.run(unaddressed()))
+
+
 def test_every_reason_has_a_reply() -> None:
     from channels.replies import replies
 
