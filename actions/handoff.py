@@ -20,9 +20,45 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import team_notice
 from actions.intent_titles import intent_titles
 from core.db import queries
+from core.shared_state import SharedState
 from core.yaml_files import read_yaml
 
 logger = logging.getLogger(__name__)
+
+# New tickets from one client address in an hour (the channels tag each message with its client
+# address, channels/limits.py: with_client). One client had opened 32 tickets a second, one per
+# new conversation; a campus network puts many students behind one address, so the limit is
+# well above what one campus asks for in an hour. Over it, the student still gets the contacts
+# and is told no ticket number was made (utter_ticket_created); a conversation's existing ticket
+# is always brought up to date.
+NEW_TICKETS_PER_ADDRESS_HOUR = 30
+_COUNTS: SharedState | None = None
+
+
+def counts() -> SharedState:
+    global _COUNTS
+    if _COUNTS is None:  # made on first use: no connection at import
+        _COUNTS = SharedState()
+    return _COUNTS
+
+
+async def may_open_ticket(tracker: Tracker) -> bool:
+    """Whether this handoff may open (or update) the conversation's ticket."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    client = metadata.get("client") if isinstance(metadata, dict) else None
+    if not isinstance(client, str) or not client:
+        return True
+    if queries.open_ticket_id(tracker.sender_id) is not None:
+        return True  # brought up to date, not a new one
+    opened = await counts().add(f"new-tickets:{client}", 1, 3600)
+    if opened > NEW_TICKETS_PER_ADDRESS_HOUR:
+        logger.warning(
+            "More than %d new tickets from one client address this hour; no ticket opened.",
+            NEW_TICKETS_PER_ADDRESS_HOUR,
+        )
+        return False
+    return True
+
 
 TEXTS_FILE = Path(__file__).with_name("ticket_texts.yml")
 
@@ -111,6 +147,8 @@ class ActionCreateHandoffTicket(Action):
         case = summary(tracker, steps)
         channel = tracker.get_latest_input_channel() or ""
         try:
+            if not await may_open_ticket(tracker):
+                return [SlotSet("ticket_number", None), SlotSet("ticket_mailto", None)]
             number, new = queries.opened_ticket(
                 conversation_id=tracker.sender_id,
                 channel=channel,

@@ -4,6 +4,8 @@
   when SANIC_PROXIES_COUNT says how many proxies to trust) sends at most MESSAGES_PER_ADDRESS
   messages a minute over REST, screenshots and socket.io, counted across workers and servers
   (core/shared_state.py): one client opened 32 tickets a second, one per new sender id, before.
+  Each message also carries a tag of its address (`with_client`), and at most 30 new tickets an
+  hour open per address (actions/handoff.py).
   The limit is generous because a campus network can put many students behind one address.
   Loopback is not limited: behind a proxy on this machine, set SANIC_PROXIES_COUNT=1.
 
@@ -28,6 +30,7 @@ from typing import Any, TypeGuard
 from sanic import Blueprint
 
 from channels.replies import replies
+from core import session_tokens
 from core.privacy import is_mostly_personal_data
 from core.shared_state import SharedState
 
@@ -131,6 +134,20 @@ def bounded_metadata(metadata: Any) -> dict[str, Any] | None:
     except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         return None
     return metadata if size <= MAX_METADATA_BYTES else None
+
+
+CLIENT_KEY = "client"
+
+
+def with_client(metadata: dict[str, Any] | None, address: str) -> dict[str, Any]:
+    """The message's metadata with the server's tag of the client address (`CLIENT_KEY`: an HMAC,
+    16 hex digits, so that the address itself is not stored), for the limit on new tickets per
+    address (actions/handoff.py). A tag the client sent itself is dropped; no address (loopback,
+    WeChat's servers): no tag."""
+    tagged = {k: v for k, v in (metadata or {}).items() if k != CLIENT_KEY}
+    if address:
+        tagged[CLIENT_KEY] = session_tokens.token("client-address", address)[:16]
+    return tagged
 
 
 def cap_request_size(blueprint: Blueprint) -> None:

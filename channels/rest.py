@@ -165,7 +165,8 @@ class ResilientRestInput(RestInput):
             text = fields["body"].get("message")
             if not isinstance(text, str):
                 return bad_request('"message" must be a string')
-            if not await self.throttle.allows(limits.client_address(request)):
+            address = limits.client_address(request)
+            if not await self.throttle.allows(address):
                 return response.json(limits.slow_down(fields["sender"]), status=429)
             return response.json(
                 await self.answer(
@@ -173,7 +174,7 @@ class ResilientRestInput(RestInput):
                     fields["sender"],
                     text,
                     fields["message_id"],
-                    fields["metadata"],
+                    limits.with_client(fields["metadata"], address),
                 )
             )
 
@@ -248,7 +249,7 @@ class ResilientRestInput(RestInput):
                 sender,
                 reading.text,
                 fields["message_id"],
-                fields["metadata"],
+                limits.with_client(fields["metadata"], address),
             )
             return response.json([{"recipient_id": sender, "text": read}, *messages])
 

@@ -197,7 +197,10 @@ class WidgetSocketIOInput(SocketIOInput):
             text, cut = limits.clip(text if isinstance(text, str) else "")
             if cut:
                 await output.send_text_message(sender, limits.too_long_note())
-            metadata = limits.bounded_metadata(data.get(self.metadata_key))
+            metadata = limits.with_client(
+                limits.bounded_metadata(data.get(self.metadata_key)),
+                str(session.get("address", "")),
+            )
             # collected, then emitted: a note may go before the answer (channels/replies.py)
             collector = CollectingOutputChannel()
             await on_new_message(

@@ -371,3 +371,44 @@ def test_a_ticket_without_the_topic_slot_takes_it_from_the_message_seen(
     events, _ = run(ActionCreateHandoffTicket(), t)
     ticket = queries.get_ticket(int(events[0]["value"]))
     assert ticket.topic == "duplicate_id" and "问题：注册时身份证号重复" in ticket.summary
+
+
+def test_new_tickets_from_one_client_address_are_limited_per_hour(
+    sqlite_url: str, monkeypatch
+) -> None:
+    """#24 item 12: one client had opened 32 tickets a second, one per new conversation. Over
+    the hourly limit of its address no new ticket opens (the student still has the contacts);
+    another address, and a conversation's existing ticket, are not held back."""
+    from actions import handoff
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SANIC_WORKERS", raising=False)
+    monkeypatch.setattr(handoff, "_COUNTS", None)
+    monkeypatch.setattr(handoff, "NEW_TICKETS_PER_ADDRESS_HOUR", 3)
+
+    def handed_off(sender: str, client: str | None) -> str | None:
+        t = handoff_tracker()
+        t.sender_id = sender
+        if client is not None:
+            t.latest_message["metadata"] = {"client": client}
+        events, _ = run(ActionCreateHandoffTicket(), t)
+        return {e["name"]: e["value"] for e in events}["ticket_number"]
+
+    first = [handed_off(f"flood-{n}", "a1b2c3d4e5f60718") for n in range(5)]
+    assert all(first[:3]) and first[3:] == [None, None]
+    assert handed_off("flood-0", "a1b2c3d4e5f60718") == first[0]  # its own ticket, updated
+    assert handed_off("elsewhere", "0f0f0f0f0f0f0f0f")  # another address
+    assert handed_off("loopback", None)  # no address: not counted
+    assert len(queries.list_tickets(limit=100)) == 5
+
+
+def test_the_client_tag_is_the_server_s_and_not_the_address() -> None:
+    from channels import limits
+
+    tagged = limits.with_client({"client": "forged", "page": "help"}, "203.0.113.7")
+    assert tagged["page"] == "help" and tagged["client"] != "forged"
+    assert len(tagged["client"]) == 16 and "203.0.113.7" not in str(tagged)
+    assert limits.with_client({"client": "forged"}, "") == {}  # loopback: no tag, none forged
+    assert tagged["client"] == limits.with_client(None, "203.0.113.7")["client"]
+    assert tagged["client"] != limits.with_client(None, "203.0.113.8")["client"]

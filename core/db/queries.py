@@ -29,6 +29,17 @@ def open_ticket(conversation_id: str, channel: str, topic: str, path: str, summa
     return opened_ticket(conversation_id, channel, topic, path, summary)[0]
 
 
+def open_ticket_id(conversation_id: str) -> int | None:
+    """The number of the conversation's ticket that is not resolved yet, or None."""
+    with session_scope() as session:
+        return session.execute(
+            sa.select(Ticket.id)
+            .where(Ticket.conversation_id == conversation_id, Ticket.status != "resolved")
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+
 def opened_ticket(
     conversation_id: str, channel: str, topic: str, path: str, summary: str
 ) -> tuple[int, bool]:
