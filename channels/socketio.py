@@ -57,7 +57,7 @@ MAX_PACKET_BYTES = 64 * 1024
 
 
 def allowed_origins() -> Sequence[str]:
-    return [o.strip().rstrip("/") for o in settings.read("CORS_ORIGINS").split(",") if o.strip()]
+    return [origin.rstrip("/") for origin in settings.cors_origins()]
 
 
 def origin_allowed(origin: str, environ: dict[str, Any], allowed: Sequence[str]) -> bool:

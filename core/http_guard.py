@@ -87,8 +87,8 @@ def chunk_line_problem(line: bytes) -> str | None:
 
 
 def max_connections() -> int:
-    raw = settings.read("MAX_CONNECTIONS")
-    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_CONNECTIONS
+    raw = settings.checked("MAX_CONNECTIONS")  # a whole number, at least 1
+    return int(raw) if raw else DEFAULT_MAX_CONNECTIONS
 
 
 def source_sha256(function: Any) -> str:

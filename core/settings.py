@@ -17,16 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import parsing
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_FILE = ROOT / "var" / "assistant.db"
 DEFAULT_RETENTION_DAYS = 90
 
 
 def _number(value: str, kind: Callable[[str], float]) -> float:
+    if kind is int:  # ASCII digits only: int() also takes "+5", "1_0" and "٥"
+        number = parsing.ascii_int(value)
+        if number is None:
+            raise ValueError("a whole number")
+        return number
     try:
         return kind(value)
     except ValueError:
-        raise ValueError("a whole number" if kind is int else "a number") from None
+        raise ValueError("a number") from None
 
 
 def _at_least(low: float, kind: Callable[[str], float] = int) -> Callable[[str], None]:
@@ -271,6 +278,23 @@ def read(name: str) -> str:
     return os.environ.get(name, "").strip()
 
 
+def checked(name: str) -> str:
+    """The value of setting `name` when it is set and its check accepts it, else "" (the
+    caller's default: `problems()` says what was wrong when a server starts)."""
+    value, check = read(name), REGISTRY[name].check
+    if value and check is not None:
+        try:
+            check(value)
+        except ValueError:
+            return ""
+    return value
+
+
+def cors_origins() -> list[str]:
+    """`CORS_ORIGINS`: the web pages (origins) allowed to use the channels from a browser."""
+    return [origin.strip() for origin in read("CORS_ORIGINS").split(",") if origin.strip()]
+
+
 def problems(environ: dict[str, str] | None = None) -> list[str]:
     """What is wrong with the settings that are set, one line each (empty: nothing)."""
     environ = dict(os.environ) if environ is None else environ
@@ -412,8 +436,8 @@ def workers_status_urls() -> list[str]:
     raw = read("WORKERS_STATUS_URLS")
     if raw:
         return [url.strip() for url in raw.split(",") if url.strip()]
-    port = read("WORKERS_STATUS_PORT")
-    return [f"http://127.0.0.1:{port}/ready"] if port.isascii() and port.isdigit() else []
+    port = checked("WORKERS_STATUS_PORT")
+    return [f"http://127.0.0.1:{port}/ready"] if port else []
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def alembic(url: str, *args: str) -> subprocess.CompletedProcess:
 
 def migrate(url: str) -> None:
     """`alembic upgrade head` on `url`, as `make run` does, but in this process: the same
-    migrations, without starting an interpreter (about 2 s) for each throw-away database. No
+    migrations, without starting an interpreter for each throw-away database. No
     alembic.ini, so the caller's logging is left as it is."""
     from alembic import command
     from alembic.config import Config

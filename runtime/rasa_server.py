@@ -20,7 +20,7 @@ from runtime import rasa_patches, workers
 
 
 def with_cors_from_environment(argv: list[str]) -> list[str]:
-    origins = [o.strip() for o in settings.read("CORS_ORIGINS").split(",") if o.strip()]
+    origins = settings.cors_origins()
     if argv[1:2] != ["run"] or "--cors" in argv or not origins:
         return argv
     return [*argv, "--cors", *origins]

@@ -333,17 +333,13 @@ def hang_seconds() -> float:
     be silent before it is killed. Longer than any one turn's work on the loop, and than the
     tracker store's synchronous database calls may wait (about 4 s of retries, longer behind a
     PostgreSQL lock): a database that stalls every worker must not get them all killed."""
-    raw = settings.read("WORKER_HANG_SECONDS")
-    try:
-        seconds = float(raw) if raw else DEFAULT_HANG_SECONDS
-    except ValueError:
-        return DEFAULT_HANG_SECONDS
-    return seconds if 1.0 <= seconds <= 3600.0 else DEFAULT_HANG_SECONDS
+    raw = settings.checked("WORKER_HANG_SECONDS")  # 1 to 3600
+    return float(raw) if raw else DEFAULT_HANG_SECONDS
 
 
 def status_port() -> int | None:
-    raw = settings.read("WORKERS_STATUS_PORT")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 65536 else None
+    raw = settings.checked("WORKERS_STATUS_PORT")
+    return int(raw) if raw else None
 
 
 def serve_status(supervisor: Supervisor) -> None:

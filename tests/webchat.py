@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.screenshots import CHROMIUM
 from harness.servers import ROOT, free_port
 
 NODE_MODULES = ROOT / "tests" / "browser" / "node_modules"
-CHROMIUM = "/usr/bin/chromium"
 # rasa-webchat's README snippet; the script's address is the local copy of the same file.
 PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>Help</title></head>

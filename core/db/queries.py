@@ -3,6 +3,7 @@
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -29,15 +30,20 @@ def open_ticket(conversation_id: str, channel: str, topic: str, path: str, summa
     return opened_ticket(conversation_id, channel, topic, path, summary)[0]
 
 
+def _unresolved(conversation_id: str, column: Any) -> Any:
+    """The query for `column` of the conversation's newest ticket that is not resolved."""
+    return (
+        sa.select(column)
+        .where(Ticket.conversation_id == conversation_id, Ticket.status != "resolved")
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+
+
 def open_ticket_id(conversation_id: str) -> int | None:
     """The number of the conversation's ticket that is not resolved yet, or None."""
     with session_scope() as session:
-        return session.execute(
-            sa.select(Ticket.id)
-            .where(Ticket.conversation_id == conversation_id, Ticket.status != "resolved")
-            .order_by(Ticket.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        return session.execute(_unresolved(conversation_id, Ticket.id)).scalar_one_or_none()
 
 
 def opened_ticket(
@@ -45,12 +51,7 @@ def opened_ticket(
 ) -> tuple[int, bool]:
     """open_ticket's number, and whether the ticket is new (the team is told of new ones)."""
     with session_scope() as session:
-        ticket = session.execute(
-            sa.select(Ticket)
-            .where(Ticket.conversation_id == conversation_id, Ticket.status != "resolved")
-            .order_by(Ticket.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        ticket = session.execute(_unresolved(conversation_id, Ticket)).scalar_one_or_none()
         new = ticket is None
         if ticket is None:
             ticket = Ticket(conversation_id=conversation_id, status="open")
