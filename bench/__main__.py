@@ -35,7 +35,7 @@ import requests
 import yaml
 
 from bench import long_session, resilience
-from bench import screenshots as screenshot_bench
+from bench import screenshot_latency as screenshot_bench
 from bench.flows import FLOWS
 from bench.stats import percentile
 from core import settings

@@ -1,5 +1,5 @@
 """The Rasa server's stored conversations, for channels that must know a conversation's state
-(paused by an agent: channels/takeover.py; just handed off: channels/wechat.py).
+(paused by an agent: channels/takeover_endpoint.py; just handed off: channels/tencent/wechat.py).
 
 A channel's blueprint calls `remember_app` so that the Rasa server's app (and through it Rasa's
 agent and tracker store) is known once the server has started.

@@ -41,7 +41,7 @@ MAX_MESSAGE_CHARS = 2000
 # the note; a body Sanic would otherwise buffer up to 100 MB of is refused with 413.
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_METADATA_BYTES = 4096
-# A screenshot of MAX_IMAGE_BYTES (channels/screenshots.py: 4 MB) as base64 in a JSON body, the
+# A screenshot of MAX_IMAGE_BYTES (channels/ocr_reader.py: 4 MB) as base64 in a JSON body, the
 # only body allowed over MAX_REQUEST_BYTES (channels/rest.py reads it itself).
 MAX_SCREENSHOT_BODY_BYTES = (4 * 1024 * 1024) * 4 // 3 + 64 * 1024
 # Such bodies one worker reads at once (each about 20 MB while it is parsed); others get 429.

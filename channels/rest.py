@@ -10,10 +10,10 @@ This one, under the same name and URL:
 - takes JSON only, bounded: body size, message length, metadata and sender id
   (channels/limits.py);
 - reads a screenshot posted to /webhooks/rest/screenshot ({"sender", "image": base64}) as the
-  message its page shows (channels/screenshots.py), and says first what it read;
-- while an agent has taken the conversation over (channels/takeover.py), answers a message with
-  `[{"custom": {"takeover": "waiting"}}]` instead of the assistant's words, and pushes the agent's
-  words on a Server-Sent Events stream, GET /webhooks/rest/stream?sender=…&token=… (the help
+  message its page shows (channels/ocr_reader.py), and says first what it read;
+- while an agent has taken the conversation over (channels/takeover_endpoint.py), answers a message
+  with `[{"custom": {"takeover": "waiting"}}]` instead of the assistant's words, and pushes the
+  agent's words on a Server-Sent Events stream, GET /webhooks/rest/stream?sender=…&token=… (the help
   page's widget listens to it; channels/live_updates.py);
 - issues the help-page widget its conversation: POST /webhooks/rest/session answers a fresh
   sender id ("web-" and 128 random bits) with its token. A "web-" conversation then takes a
@@ -38,7 +38,7 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import conversations, limits, screenshots, takeover
+from channels import conversations, limits, ocr_reader, takeover_endpoint
 from channels.live_updates import HEARTBEAT_SECONDS, HUB, STREAM_SECONDS, TooManyStreams
 from channels.replies import replies, unavailable, with_personal_data_note
 from core import parsing, session_tokens
@@ -240,7 +240,7 @@ class ResilientRestInput(RestInput):
             # one picture in the queue per conversation, and a share of it per address (many
             # students may share a campus address)
             address = limits.client_address(request)
-            reading = await screenshots.reader().read(data, f"{address}|{sender}", address)
+            reading = await ocr_reader.reader().read(data, f"{address}|{sender}", address)
             if not reading.text:
                 return response.json([{"recipient_id": sender, "text": replies()[reading.problem]}])
             read = replies()["screenshot_read"].format(text=reading.text)
@@ -259,7 +259,7 @@ class ResilientRestInput(RestInput):
     async def silent_turn(sender: str) -> list[dict[str, Any]]:
         """What a turn without a bot message is answered with: "waiting" while an agent holds
         the conversation, else the apology with the contacts (never an empty reply)."""
-        if await takeover.is_paused(sender):
+        if await takeover_endpoint.is_paused(sender):
             return [{"recipient_id": sender, "custom": {"takeover": "waiting"}}]
         return unavailable()
 
@@ -302,7 +302,7 @@ class ResilientRestInput(RestInput):
             )
             messages = collector.messages
             if not messages:
-                if not await takeover.is_paused(sender):
+                if not await takeover_endpoint.is_paused(sender):
                     logger.error("No reply to a message in conversation %s", sender)
                 messages = await self.silent_turn(sender)
             else:

@@ -42,7 +42,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from channels import limits, sibling_relay, takeover
+from channels import limits, sibling_relay, takeover_endpoint
 from channels.live_updates import HUB
 from channels.replies import replies, with_personal_data_note
 from core import session_tokens, settings
@@ -210,7 +210,8 @@ class WidgetSocketIOInput(SocketIOInput):
                 fields = {k: v for k, v in message.items() if k != "recipient_id"}
                 await output.send_response(sender, fields)
 
-        async def push(user: str, text: str) -> None:  # an agent's words (channels/takeover.py)
+        async def push(user: str, text: str) -> None:
+            # an agent's words (channels/takeover_endpoint.py),
             # to whichever worker or server holds the student's socket (channels/live_updates.py)
             await HUB.publish(SENDER_PREFIX + user, {"text": text})
 
@@ -219,7 +220,7 @@ class WidgetSocketIOInput(SocketIOInput):
             said = {"text": message["text"]}
             await sio.emit(self.bot_message_evt, said, room=room, namespace=namespace)
 
-        takeover.register_pusher(SENDER_PREFIX, push)
+        takeover_endpoint.register_pusher(SENDER_PREFIX, push)
         HUB.deliver_locally_to(SENDER_PREFIX, deliver)
         sio.on("connect", connect, namespace=namespace)
         sio.on("session_request", session_request, namespace=namespace)

@@ -1,10 +1,10 @@
 """Calls from the staff console to the Rasa server, signed with a shared secret.
 
-The console's live takeover (staff/takeover.py) asks the Rasa server to pause a conversation, say
-an agent's words in it and resume it (channels/takeover.py). The Rasa server faces the internet,
-so each call carries a timestamp, a one-time nonce and an HMAC-SHA256 over both and the body;
-the server refuses a wrong signature, a timestamp more than FRESH_SECONDS from its clock, and a
-nonce it has seen.
+The console's live takeover (staff/agent_takeover.py) asks the Rasa server to pause a conversation,
+say an agent's words in it and resume it (channels/takeover_endpoint.py). The Rasa server faces the
+internet, so each call carries a timestamp, a one-time nonce and an HMAC-SHA256 over both and the
+body; the server refuses a wrong signature, a timestamp more than FRESH_SECONDS from its clock, and
+a nonce it has seen.
 """
 
 import hashlib

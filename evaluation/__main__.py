@@ -15,7 +15,7 @@ import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
 from evaluation import robustness
-from evaluation import screenshots as screenshot_eval
+from evaluation import screenshot_set as screenshot_eval
 from evaluation.holdout import (
     ROOT,
     Score,

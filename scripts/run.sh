@@ -14,7 +14,7 @@ RASA_HOST="${RASA_HOST:-127.0.0.1}"
 STAFF_PORT="${STAFF_PORT:-5006}" STAFF_HOST="${STAFF_HOST:-127.0.0.1}"
 export ACTION_SERVER_HOST="${ACTION_SERVER_HOST:-127.0.0.1}" ACTION_SERVER_TOKEN="${ACTION_SERVER_TOKEN:-}"
 mkdir -p var logs
-# Live takeover: the console signs its calls to the Rasa server with this (channels/takeover.py).
+# Live takeover: the console signs its calls to the Rasa server with this (channels/takeover_endpoint.py).
 # A random one for this start unless set (several servers or hosts: set the same one everywhere).
 export TAKEOVER_SECRET="${TAKEOVER_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 # The widgets' session tokens (core/session_tokens.py): kept in var/ so that a restart does not

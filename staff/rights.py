@@ -7,7 +7,7 @@ after a shift). Anyone may claim an open ticket or take over a conversation nobo
 """
 
 from core.db.models import Ticket
-from core.db.takeovers import Held
+from core.db.takeover_claims import Held
 
 WHY_NOT = "这个工单（或它的对话）由 {holder} 负责；只有本人或管理员可以结束。"
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness import screenshots as made_screenshots
+from harness import screenshot_pages as made_screenshots
 from harness.databases import migrate
-from harness.screenshots import Screenshot
+from harness.screenshot_pages import Screenshot
 from tests.helpers import FAQ, MODEL, ROOT, load_yaml, new_postgres_database, require_redis
 from tests.tencent_sim import ApiStub
 
@@ -88,7 +88,7 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def screenshot_set() -> list[Screenshot]:
-    """Phone screenshots of CHSI's pages, made for the tests (harness/screenshots.py)."""
+    """Phone screenshots of CHSI's pages, made for the tests (harness/screenshot_pages.py)."""
     if not os.path.exists(made_screenshots.CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is not installed; scripts/browser.sh installs it")

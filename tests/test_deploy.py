@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from channels import wechat_protocol as protocol
 from channels.replies import replies
+from channels.tencent import wechat_protocol as protocol
 from harness.servers import ROOT, free_port
 from tests import webchat
 from tests.helpers import PASSWORD_PAGE, PASSWORD_PHONE, new_postgres_database, require_redis

@@ -1,4 +1,4 @@
-"""channels/screenshots.py: phone screenshots of CHSI's pages (made for the tests, rendered in
+"""channels/ocr_reader.py: phone screenshots of CHSI's pages (made for the tests, rendered in
 Chromium, and "photographed") are read as their message, with the ID number in the picture
 masked or left out; bad pictures get a polite reason, never an exception."""
 
@@ -7,8 +7,8 @@ import io
 import struct
 import zlib
 
-from channels import screenshots
-from channels.screenshots import Reading, chosen_text, holds_message, reader
+from channels import ocr_reader
+from channels.ocr_reader import Reading, chosen_text, holds_message, reader
 from harness.personal_data import readable
 
 
@@ -65,22 +65,22 @@ def test_pictures_that_cannot_be_read_get_a_reason_not_an_error() -> None:
     # a 100-byte file claiming 60,000 × 60,000 pixels is refused before anything is decoded
     assert read(png_header(60_000, 60_000)) == Reading(problem="screenshot_too_large")
     assert read(png_header(6_000, 6_000)) == Reading(problem="screenshot_too_large")
-    assert read(b"\x89PNG" + b"\0" * (screenshots.MAX_IMAGE_BYTES + 1)) == Reading(
+    assert read(b"\x89PNG" + b"\0" * (ocr_reader.MAX_IMAGE_BYTES + 1)) == Reading(
         problem="screenshot_too_large"
     )
 
 
 def test_a_queue_over_its_bound_is_told_to_wait(monkeypatch) -> None:
-    busy = screenshots.ScreenshotReader()
-    busy._waiting = screenshots.MAX_WAITING + 1
+    busy = ocr_reader.ScreenshotReader()
+    busy._waiting = ocr_reader.MAX_WAITING + 1
     assert asyncio.run(busy.read(b"anything")) == Reading(problem="screenshot_busy")
 
 
 def test_a_reading_over_its_time_budget_gives_up(monkeypatch) -> None:
     import time
 
-    slow = screenshots.ScreenshotReader()
-    monkeypatch.setattr(screenshots, "TIME_BUDGET_SECONDS", 0.2)
+    slow = ocr_reader.ScreenshotReader()
+    monkeypatch.setattr(ocr_reader, "TIME_BUDGET_SECONDS", 0.2)
     monkeypatch.setattr(slow, "lines", lambda data: time.sleep(1) or ["证件号码已被注册"])
     assert asyncio.run(slow.read(b"x")) == Reading(problem="screenshot_busy")
     assert slow._waiting == 1  # the OCR still holds the thread: it still counts
@@ -92,7 +92,7 @@ def test_one_client_has_one_picture_in_the_queue_and_others_keep_their_share(mon
     """Seven large pictures at once from one client had kept the reader busy for everyone."""
     import time
 
-    fair = screenshots.ScreenshotReader()
+    fair = ocr_reader.ScreenshotReader()
     monkeypatch.setattr(fair, "lines", lambda data: time.sleep(0.3) or ["证件号码已被注册"])
 
     async def burst() -> list[Reading]:
@@ -113,7 +113,7 @@ def test_one_address_naming_a_new_conversation_per_picture_keeps_to_its_share(
     share comes back once the pictures are read."""
     import time
 
-    fair = screenshots.ScreenshotReader()
+    fair = ocr_reader.ScreenshotReader()
     monkeypatch.setattr(fair, "lines", lambda data: time.sleep(0.3) or ["证件号码已被注册"])
     one, other = "203.0.113.7", "198.51.100.9"
 
@@ -123,7 +123,7 @@ def test_one_address_naming_a_new_conversation_per_picture_keeps_to_its_share(
 
     readings = asyncio.run(burst())
     read = [reading for reading in readings[:7] if reading.text]
-    assert len(read) == screenshots.MAX_PER_ADDRESS
+    assert len(read) == ocr_reader.MAX_PER_ADDRESS
     assert readings[:7].count(Reading(problem="screenshot_busy")) == 7 - len(read)
     assert readings[-1].text  # the other address's picture
     assert fair._waiting == 0 and not fair._clients and not fair._addresses

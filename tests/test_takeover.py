@@ -1,6 +1,6 @@
-"""Live takeover (staff/takeover.py, channels/takeover.py): an agent in the console takes a
-student's conversation over, answers on the student's channel and hands it back; against a real
-console, Rasa server and action server on one database, and a simulated WeChat server."""
+"""Live takeover (staff/agent_takeover.py, channels/takeover_endpoint.py): an agent in the console
+takes a student's conversation over, answers on the student's channel and hands it back; against a
+real console, Rasa server and action server on one database, and a simulated WeChat server."""
 
 import concurrent.futures
 import json
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from channels import wechat_protocol as protocol
 from channels.replies import replies
+from channels.tencent import wechat_protocol as protocol
 from core import signed_calls
 from harness.databases import migrate
 from harness.personal_data import readable
@@ -341,7 +341,7 @@ def test_two_agents_racing_for_one_conversation_cannot_both_hold_it(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.db import queries, takeovers
+    from core.db import queries, takeover_claims
     from core.db.engine import dispose_all
 
     monkeypatch.setenv("DATABASE_URL", postgres_url)
@@ -349,11 +349,14 @@ def test_two_agents_racing_for_one_conversation_cannot_both_hold_it(
         number = queries.open_ticket("race", "rest", "password", "", "")
         agents = [f"agent{i}" for i in range(8)]
         with ThreadPoolExecutor(len(agents)) as pool:
-            held = list(pool.map(lambda agent: takeovers.take("race", number, agent), agents))
+            held = list(pool.map(lambda agent: takeover_claims.take("race", number, agent), agents))
         winners = [h for h in held if h is not None]
-        assert len(winners) == 1 and takeovers.holder("race") == winners[0]
-        assert not takeovers.touch("race", next(a for a in agents if a != winners[0].agent))
-        assert takeovers.release("race", winners[0].agent) and takeovers.holder("race") is None
+        assert len(winners) == 1 and takeover_claims.holder("race") == winners[0]
+        assert not takeover_claims.touch("race", next(a for a in agents if a != winners[0].agent))
+        assert (
+            takeover_claims.release("race", winners[0].agent)
+            and takeover_claims.holder("race") is None
+        )
     finally:
         dispose_all()
 

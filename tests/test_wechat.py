@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from channels import wechat_protocol as protocol
 from channels.replies import replies
+from channels.tencent import wechat_protocol as protocol
 from harness.databases import migrate
 from harness.personal_data import readable
 from tests.helpers import PASSWORD_PAGE
@@ -364,7 +364,7 @@ def test_a_non_ascii_signature_gets_403_and_no_url_is_logged(safe_mode) -> None:
 
 
 def test_a_malformed_aes_key_turns_the_channel_off_not_the_server(caplog) -> None:
-    from channels.wechat import WeChatInput
+    from channels.tencent.wechat import WeChatInput
 
     channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, aes_key="too-short")
     assert channel.problem == "misconfigured" and channel.envelope is None
@@ -372,7 +372,7 @@ def test_a_malformed_aes_key_turns_the_channel_off_not_the_server(caplog) -> Non
 
 
 def test_plain_mode_is_announced_with_a_warning(caplog) -> None:
-    from channels.wechat import WeChatInput
+    from channels.tencent.wechat import WeChatInput
 
     WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, aes_key="")
     assert "plain mode" in caplog.text
@@ -381,7 +381,7 @@ def test_plain_mode_is_announced_with_a_warning(caplog) -> None:
 def test_a_sender_that_is_not_an_openid_is_refused() -> None:
     import asyncio
 
-    from channels.wechat import WeChatInput
+    from channels.tencent.wechat import WeChatInput
 
     channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET)
     for user in ("o\nfake log line", "o\x1b[31mred", "x" * 65, ""):
@@ -396,7 +396,7 @@ def test_a_sender_that_is_not_an_openid_is_refused() -> None:
 def test_busy_answers_from_tencent_are_retried(stub) -> None:
     import asyncio
 
-    from channels.wechat import WeChatInput
+    from channels.tencent.wechat import WeChatInput
 
     channel = WeChatInput(token=TOKEN, app_id=APP_ID, secret=SECRET, api_base=stub.url)
     stub.busy = 2
@@ -408,8 +408,8 @@ def test_an_api_that_does_not_answer_is_logged_by_name(caplog, monkeypatch) -> N
     import asyncio
     import socket
 
-    from channels import wechat_api
-    from channels.wechat import WeChatInput
+    from channels.tencent import wechat_api
+    from channels.tencent.wechat import WeChatInput
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from channels import wechat_protocol as protocol
 from channels.replies import replies
+from channels.tencent import wechat_protocol as protocol
 from harness.databases import migrate
 from tests.helpers import PASSWORD_PAGE
 from tests.servers import running, takeover_call

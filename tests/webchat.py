@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.screenshots import CHROMIUM
+from harness.screenshot_pages import CHROMIUM
 from harness.servers import ROOT, free_port
 
 NODE_MODULES = ROOT / "tests" / "browser" / "node_modules"

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -29,6 +28,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from understanding import cjk, jieba_table, pinyin_table, sections
 from understanding.fingerprint import source_fingerprint
 from understanding.pinyin_table import PinyinTable
+from understanding.stored_component import StoredComponent
 
 INDEX_FILE = "pinyin_index.json"
 LONGEST_WORD = 4
@@ -127,7 +127,7 @@ def _breaks_a_word(run: str, start: int, end: int, known: set) -> bool:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=True)
-class PinyinSpellingCorrector(GraphComponent):
+class PinyinSpellingCorrector(StoredComponent):
     """Replaces runs that sound like a training word but are not one (see the module)."""
 
     @staticmethod
@@ -150,24 +150,15 @@ class PinyinSpellingCorrector(GraphComponent):
         resource: Resource,
         index: dict[str, str] | None = None,
         table: PinyinTable | None = None,
+        known: set[str] | None = None,
     ) -> None:
-        self._config, self._model_storage, self._resource = config, model_storage, resource
+        super().__init__(config, model_storage, resource)
         self.table = table
         self.index: dict[str, str] = index or {}
-        self.known = set(self.index.values())
+        self.known = known if known is not None else set(self.index.values())
         self.frequency = _jieba(config.get("dictionary_path")).dt.FREQ
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> PinyinSpellingCorrector:
-        return cls(config, model_storage, resource)
-
-    def train(self, training_data: TrainingData) -> Resource:
+    def learn(self, training_data: TrainingData) -> None:
         words = training_words(
             (example.get(TEXT) or "" for example in training_data.training_examples),
             self._config.get("dictionary_path"),
@@ -175,33 +166,24 @@ class PinyinSpellingCorrector(GraphComponent):
         self.table = PinyinTable.from_pypinyin()
         self.index = index_words(words, self.table)
         self.known = set(self.index.values()) | set(words)
-        with self._model_storage.write_to(self._resource) as directory:
-            self.table.save(directory)
-            jieba_table.save(directory, *jieba_table.build())
-            (directory / INDEX_FILE).write_text(
-                json.dumps({"index": self.index, "known": sorted(self.known)}, ensure_ascii=False),
-                encoding="utf-8",
-            )
-        return self._resource
+
+    def save(self, directory: Path) -> None:
+        assert self.table is not None  # learned
+        self.table.save(directory)
+        jieba_table.save(directory, *jieba_table.build())
+        (directory / INDEX_FILE).write_text(
+            json.dumps({"index": self.index, "known": sorted(self.known)}, ensure_ascii=False),
+            encoding="utf-8",
+        )
 
     @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> PinyinSpellingCorrector:
-        with model_storage.read_from(resource) as directory:
-            stored = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
-            table = PinyinTable.load(directory)
-            # before anything makes jieba read its own dictionary (this component comes before
-            # the tokenizer, and its __init__ below loads the user dictionary)
-            jieba_table.install(directory)
-        component = cls(config, model_storage, resource, stored["index"], table)
-        component.known = set(stored["known"])
-        return component
+    def restored(cls, directory: Path) -> dict[str, Any]:
+        stored = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
+        table = PinyinTable.load(directory)
+        # before anything makes jieba read its own dictionary (this component comes before the
+        # tokenizer, and its __init__ loads the user dictionary)
+        jieba_table.install(directory)
+        return {"index": stored["index"], "table": table, "known": set(stored["known"])}
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -209,6 +191,3 @@ class PinyinSpellingCorrector(GraphComponent):
             if text and self.table is not None:
                 message.set(TEXT, correct(text, self.index, self.known, self.frequency, self.table))
         return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data

@@ -15,13 +15,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from understanding.stored_component import StoredComponent
 
 PATTERNS_FILE = "patterns.jsonl"
 
@@ -40,7 +41,7 @@ def read_patterns(path: Path) -> list[dict[str, Any]]:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
-class SpacyPatternEntityExtractor(GraphComponent):
+class SpacyPatternEntityExtractor(StoredComponent):
     """Adds entities matched by spaCy's EntityRuler to each message."""
 
     @staticmethod
@@ -64,9 +65,7 @@ class SpacyPatternEntityExtractor(GraphComponent):
         resource: Resource,
         patterns: list[dict[str, Any]] | None = None,
     ) -> None:
-        self._config = config
-        self._model_storage = model_storage
-        self._resource = resource
+        super().__init__(config, model_storage, resource)
         self.patterns = patterns or []
         self._nlp = self._build(self.patterns)
 
@@ -81,38 +80,19 @@ class SpacyPatternEntityExtractor(GraphComponent):
         ruler.add_patterns(patterns)
         return nlp
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SpacyPatternEntityExtractor:
-        return cls(config, model_storage, resource)
-
-    def train(self, training_data: TrainingData) -> Resource:
+    def learn(self, training_data: TrainingData) -> None:
         self.patterns = read_patterns(Path(self._config["patterns_path"]))
         self._nlp = self._build(self.patterns)
-        with self._model_storage.write_to(self._resource) as directory:
-            (directory / PATTERNS_FILE).write_text(
-                "\n".join(json.dumps(p, ensure_ascii=False) for p in self.patterns),
-                encoding="utf-8",
-            )
-        return self._resource
+
+    def save(self, directory: Path) -> None:
+        (directory / PATTERNS_FILE).write_text(
+            "\n".join(json.dumps(p, ensure_ascii=False) for p in self.patterns),
+            encoding="utf-8",
+        )
 
     @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> SpacyPatternEntityExtractor:
-        with model_storage.read_from(resource) as directory:
-            patterns = read_patterns(directory / PATTERNS_FILE)
-        return cls(config, model_storage, resource, patterns)
+    def restored(cls, directory: Path) -> dict[str, Any]:
+        return {"patterns": read_patterns(directory / PATTERNS_FILE)}
 
     def extract(self, text: str) -> list[dict[str, Any]]:
         """Entities in `text`, one per longest non-overlapping match."""

@@ -13,9 +13,9 @@ import json
 import sys
 import unicodedata
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -28,6 +28,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from understanding import cjk
 from understanding.fingerprint import source_fingerprint
+from understanding.stored_component import StoredComponent
 
 VOCABULARY_FILE = "vocabulary.json"
 
@@ -44,7 +45,7 @@ def words(message: Message) -> Iterable[str]:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
-class UnknownWordsFallback(GraphComponent):
+class UnknownWordsFallback(StoredComponent):
     """Predicts nlu_fallback for messages with no known word; place it after the classifiers."""
 
     @classmethod
@@ -62,44 +63,26 @@ class UnknownWordsFallback(GraphComponent):
 
     def __init__(
         self,
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         vocabulary: set[str] | None = None,
     ) -> None:
-        self._model_storage = model_storage
-        self._resource = resource
+        super().__init__(config, model_storage, resource)
         self.vocabulary: set[str] = vocabulary or set()
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> UnknownWordsFallback:
-        return cls(model_storage, resource)
-
-    def train(self, training_data: TrainingData) -> Resource:
+    def learn(self, training_data: TrainingData) -> None:
         self.vocabulary = {w for example in training_data.intent_examples for w in words(example)}
-        with self._model_storage.write_to(self._resource) as directory:
-            (directory / VOCABULARY_FILE).write_text(
-                json.dumps(sorted(self.vocabulary), ensure_ascii=False), encoding="utf-8"
-            )
-        return self._resource
+
+    def save(self, directory: Path) -> None:
+        (directory / VOCABULARY_FILE).write_text(
+            json.dumps(sorted(self.vocabulary), ensure_ascii=False), encoding="utf-8"
+        )
 
     @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> UnknownWordsFallback:
-        with model_storage.read_from(resource) as directory:
-            vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        return cls(model_storage, resource, set(vocabulary))
+    def restored(cls, directory: Path) -> dict[str, Any]:
+        vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        return {"vocabulary": set(vocabulary)}
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -114,6 +97,3 @@ class UnknownWordsFallback(GraphComponent):
             ]
             message.set(INTENT_RANKING_KEY, [dict(fallback)] + ranking, add_to_output=True)
         return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data

@@ -1,7 +1,8 @@
 """What the WeChat Official Account and WeCom channels share: their two routes (health and
 webhook, never a 500), reading credentials.yml, answering one user message with a deadline,
 numbered choices, duplicate deliveries and replay checks. The channels themselves
-(channels/wechat.py, wecom.py) add their protocol; channels/wechat_api.py sends by API.
+(channels/tencent/wechat.py, wecom.py) add their protocol; channels/tencent/wechat_api.py sends
+by API.
 """
 
 import asyncio
@@ -19,10 +20,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import conversations, limits, screenshots, takeover
-from channels import wechat_protocol as protocol
+from channels import conversations, limits, ocr_reader, takeover_endpoint
 from channels.replies import replies, with_personal_data_note
-from channels.wechat_api import MediaTooLarge, MessageApi
+from channels.tencent import wechat_protocol as protocol
+from channels.tencent.wechat_api import MediaTooLarge, MessageApi
 from core import settings
 from core.deliveries import Deliveries
 from core.shared_state import SharedState
@@ -75,7 +76,7 @@ class TencentChannel(InputChannel):
         hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
         conversations.remember_app(hook)
         if not self.problem:
-            takeover.register_pusher(f"{self.sender_prefix}:", self.push_text)
+            takeover_endpoint.register_pusher(f"{self.sender_prefix}:", self.push_text)
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -136,8 +137,8 @@ class TencentChannel(InputChannel):
             return None
 
     async def push_text(self, user: str, text: str) -> None:
-        """An agent's words (channels/takeover.py), through the message API; raises when the
-        API refuses (WeChat: errcode 45015 once 48 hours have passed since the user wrote)."""
+        """An agent's words (channels/takeover_endpoint.py), through the message API; raises when
+        the API refuses (WeChat: errcode 45015 once 48 hours have passed since the user wrote)."""
         await self.api.send_text(user, protocol.split_text(text))
 
     def in_background(self, work: Awaitable[Any]) -> None:
@@ -198,13 +199,13 @@ class TencentChannel(InputChannel):
 
     async def transfers(self, sender: str, messages: list[dict[str, Any]]) -> bool:
         """Whether this answer is to be replaced by a handoff to the account's own human agents
-        (channels/wechat.py); never here."""
+        (channels/tencent/wechat.py); never here."""
         return False
 
     async def _turn(
         self, on_new_message: OnNewMessage, message: UserMessage, media_id: str
     ) -> None:
-        """One turn; a picture's text is read first and said back (channels/screenshots.py)."""
+        """One turn; a picture's text is read first and said back (channels/ocr_reader.py)."""
         if media_id:
             reading = await self._read_screenshot(media_id, message.sender_id)
             if not reading.text:
@@ -217,15 +218,15 @@ class TencentChannel(InputChannel):
             message.text = reading.text
         await on_new_message(message)
 
-    async def _read_screenshot(self, media_id: str, user: str) -> screenshots.Reading:
+    async def _read_screenshot(self, media_id: str, user: str) -> ocr_reader.Reading:
         try:
-            data = await self.api.download(media_id, screenshots.MAX_IMAGE_BYTES)
+            data = await self.api.download(media_id, ocr_reader.MAX_IMAGE_BYTES)
         except MediaTooLarge:
-            return screenshots.Reading(problem="screenshot_too_large")
+            return ocr_reader.Reading(problem="screenshot_too_large")
         except Exception as error:
             logger.error("Could not fetch a %s picture: %s", self.name(), type(error).__name__)
-            return screenshots.Reading(problem="screenshot_busy")
-        return await screenshots.reader().read(data, user)  # one picture at a time per user
+            return ocr_reader.Reading(problem="screenshot_busy")
+        return await ocr_reader.reader().read(data, user)  # one picture at a time per user
 
     async def chosen(self, user: str, text: str) -> str:
         """The payload of choice 2 when `text` is "2" ("２", "②") after a numbered list; else
@@ -269,7 +270,7 @@ class TencentChannel(InputChannel):
             )
         if text:
             return protocol.split_text(text)
-        if await takeover.is_paused(f"{self.sender_prefix}:{user}"):
+        if await takeover_endpoint.is_paused(f"{self.sender_prefix}:{user}"):
             return []  # an agent holds the conversation and answers through the API
         return [replies()["unavailable"]]
 

@@ -1,10 +1,11 @@
 """Live takeover from the console: take a student's conversation over, answer in it, hand it back.
 
-The console holds the agent's claim (core/db/takeovers.py: one agent per conversation) and asks the
-Rasa server to pause, speak and resume (channels/takeover.py) with calls signed by TAKEOVER_SECRET
-(core/signed_calls.py). A conversation whose agent has said nothing for TAKEOVER_IDLE_MINUTES, or
-whose agent's session ended, is handed back by `hand_back_stale`, which the console runs every
-TAKEOVER_CHECK_SECONDS (30): the student is told, and the assistant answers again.
+The console holds the agent's claim (core/db/takeover_claims.py: one agent per conversation) and
+asks the Rasa server to pause, speak and resume (channels/takeover_endpoint.py) with calls signed by
+TAKEOVER_SECRET (core/signed_calls.py). A conversation whose agent has said nothing for
+TAKEOVER_IDLE_MINUTES, or whose agent's session ended, is handed back by `hand_back_stale`, which
+the console runs every TAKEOVER_CHECK_SECONDS (30): the student is told, and the assistant answers
+again.
 """
 
 import asyncio
@@ -18,7 +19,7 @@ from datetime import timedelta
 import aiohttp
 
 from core import settings, signed_calls
-from core.db import staff, takeovers
+from core.db import staff, takeover_claims
 from core.db.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -98,20 +99,20 @@ def one_step_at_a_time(conversation_id: str) -> asyncio.Lock:
     return lock
 
 
-async def hand_back(held: takeovers.Held, reason: str, by: str) -> Outcome:
+async def hand_back(held: takeover_claims.Held, reason: str, by: str) -> Outcome:
     """Resumes the assistant in `held`'s conversation and ends the takeover (and says so)."""
     async with one_step_at_a_time(held.conversation_id):
-        now = takeovers.holder(held.conversation_id)
+        now = takeover_claims.holder(held.conversation_id)
         if now is None or (now.agent, now.started_at) != (held.agent, held.started_at):
             return Outcome(True)  # handed back meanwhile (and perhaps taken over again)
         return await _hand_back(held, reason, by)
 
 
-async def _hand_back(held: takeovers.Held, reason: str, by: str) -> Outcome:
+async def _hand_back(held: takeover_claims.Held, reason: str, by: str) -> Outcome:
     outcome = await call("resume", held.conversation_id, by, reason=reason)
     # 404/409: nothing left to resume there; the takeover ends all the same
     if outcome.ok or outcome.status in (404, 409):
-        takeovers.release(held.conversation_id)
+        takeover_claims.release(held.conversation_id)
         note = "接管结束，已交回助手。"
         if reason == "timeout":
             minutes = settings.takeover_idle_minutes()
@@ -126,7 +127,7 @@ async def hand_back_stale() -> int:
     conversation that no agent holds; how many were."""
     idle_since = utcnow() - timedelta(minutes=settings.takeover_idle_minutes())
     done = 0
-    for held in takeovers.stale(idle_since):
+    for held in takeover_claims.stale(idle_since):
         if (await hand_back(held, "timeout", "系统")).ok:
             done += 1
     return done + await resume_unheld()
@@ -137,13 +138,13 @@ async def resume_unheld() -> int:
     Rasa server says is not paused (409: a new session began) or does not know (404) is not
     tried again by this console."""
     since = time.time() - REPAIR_WINDOW_SECONDS
-    found = await asyncio.to_thread(takeovers.paused_without_holder, since)
+    found = await asyncio.to_thread(takeover_claims.paused_without_holder, since)
     done = 0
     for conversation_id in found:
         if conversation_id in _SETTLED:
             continue
         async with one_step_at_a_time(conversation_id):
-            if takeovers.holder(conversation_id) is not None:
+            if takeover_claims.holder(conversation_id) is not None:
                 continue  # taken over meanwhile: paused as it should be
             outcome = await call("resume", conversation_id, "系统", reason="timeout")
             if outcome.status in (404, 409):

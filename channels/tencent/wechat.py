@@ -2,7 +2,7 @@
 
 Configured in credentials.yml from WECHAT_TOKEN, WECHAT_APPID, WECHAT_APPSECRET and (safe mode)
 WECHAT_AES_KEY; with no token the channel answers 503 and does nothing. Protocol details in
-channels/wechat_protocol.py, what both Tencent channels share in wechat_base.py.
+channels/tencent/wechat_protocol.py, what both Tencent channels share in wechat_base.py.
 - GET: URL verification; `echostr` only when the signature matches, 403 otherwise. Every POST is
   checked the same way (and, in safe mode, by msg_signature) before its body is parsed.
 - Text: answered with a passive reply when the assistant answers within WECHAT_REPLY_SECONDS
@@ -27,9 +27,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels import conversations
-from channels import wechat_protocol as protocol
-from channels.wechat_api import MessageApi
-from channels.wechat_base import TRANSFER, OnNewMessage, TencentChannel
+from channels.tencent import wechat_protocol as protocol
+from channels.tencent.wechat_api import MessageApi
+from channels.tencent.wechat_base import TRANSFER, OnNewMessage, TencentChannel
 from core import settings
 
 logger = logging.getLogger(__name__)

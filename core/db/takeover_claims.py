@@ -75,7 +75,7 @@ def release(conversation_id: str, agent: str | None = None) -> bool:
 def paused_without_holder(since: float) -> list[str]:
     """Conversations whose last pause or resume (since the Unix time `since`) is a pause, and that
     no agent holds: a take-over and a hand-back that crossed left them so. The console resumes
-    them (staff/takeover.py)."""
+    them (staff/agent_takeover.py)."""
     from core.db.queries import EVENTS  # Rasa's table, as the transcript reads it
 
     if not sa.inspect(engine()).has_table("events"):

@@ -1,11 +1,11 @@
-"""The screenshot set in `make eval`: each picture read by the OCR reader (channels/screenshots.py)
+"""The screenshot set in `make eval`: each picture read by the OCR reader (channels/ocr_reader.py)
 and the text classified by each pipeline, as the server would."""
 
 import asyncio
 from collections.abc import Callable
 
-from channels.screenshots import reader
-from harness.screenshots import render
+from channels.ocr_reader import reader
+from harness.screenshot_pages import render
 
 
 def report_lines(classifiers: dict[str, Callable[[list[str]], list[str]]]) -> list[str]:
@@ -16,7 +16,7 @@ def report_lines(classifiers: dict[str, Callable[[list[str]], list[str]]]) -> li
         "",
         "## Screenshots",
         "",
-        f"The screenshot set (harness/screenshots.py): {len(shots)} pictures, CHSI's pages as "
+        f"The screenshot set (harness/screenshot_pages.py): {len(shots)} pictures, CHSI's pages as "
         "phone screenshots and photographed (scaled, turned, JPEG). Read right: the text read "
         f"holds the page's message: {read_right} / {len(shots)}. Routed right: the text read is "
         "classified as the page's intent.",

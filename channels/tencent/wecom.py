@@ -16,9 +16,9 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import wechat_protocol as protocol
-from channels.wechat_api import MessageApi
-from channels.wechat_base import OnNewMessage, TencentChannel
+from channels.tencent import wechat_protocol as protocol
+from channels.tencent.wechat_api import MessageApi
+from channels.tencent.wechat_base import OnNewMessage, TencentChannel
 
 logger = logging.getLogger(__name__)
 

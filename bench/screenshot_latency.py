@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from bench.stats import percentile
-from harness.screenshots import Screenshot, render
+from harness.screenshot_pages import Screenshot, render
 
 ROUNDS = 3  # each picture of the set this many times
 
@@ -62,7 +62,7 @@ def report_lines(ours: dict[str, Any] | None, docs: dict[str, Any] | None) -> li
         "",
         "## Screenshots (one server, SQLite)",
         "",
-        f"The screenshot set (harness/screenshots.py: {ours['count'] // ROUNDS} pictures, the "
+        f"The screenshot set (harness/screenshot_pages.py: {ours['count'] // ROUNDS} pictures, the "
         f"pages as phone screenshots and photographed), each sent {ROUNDS} times to "
         "/webhooks/rest/screenshot; the latency includes decoding, OCR, understanding and the "
         "answer. Read right: the reply names the page's message: "

@@ -1,0 +1,1 @@
+"""WeChat Official Account and WeCom: their shared base, protocol, message API and channels."""
