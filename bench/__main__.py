@@ -2,29 +2,34 @@
 
     .venv/bin/python -m bench [--quick]
 
-In one run, for two servers trained on the same data, domain and policies — this project's
-config.yml, and the Chinese NLU pipeline from Rasa's documentation (evaluation/config-docs-zh.yml)
-with the same policies:
+For two servers trained on the same data, domain and policies (this project's config.yml, and the
+Chinese NLU pipeline from Rasa's documentation, evaluation/config-docs-zh.yml, with the same
+policies):
 - training time and model size;
-- on one Rasa server with the embedded SQLite default: cold start (process start to the first
-  answer), NLU parse latency alone (/model/parse), per-message latency p50/p95/p99 and throughput
-  over REST for 1, 10 and 50 concurrent conversations (bench/load.py, a second process), errors
-  and empty replies, resident memory of the Rasa server and the action server;
-- long messages (1,000, 10,000 and 100,000 characters of ordinary words) on that server: the
-  latency of each and how much the Rasa server's resident memory grew;
-- one conversation of 300 messages on that server: turn 300's latency beside turn 10's; and the
-  database rows and bytes of a 4-message conversation (bench/long_session.py);
-- the same load on two Rasa servers sharing PostgreSQL and Redis, when those are reachable;
-- resilience (bench/resilience.py): a worker lost under load (SIGKILL, SIGSTOP) and replaced,
-  a 2,000 × U+FDFA message, the admin page's grouping of 500 hostile not-understood messages.
-Writes results/bench/report.md (with ratios to the documented pipeline), results/bench/*.png and
-results/bench/figures.json, and prints the summary. `--quick` runs smaller loads.
+- both pipelines' servers up at once, each with its own embedded SQLite database, loaded in turns
+  (`rounds_of_load`: ROUNDS rounds, the order alternating, so the host's drift falls on both):
+  NLU parse latency alone (/model/parse), per-message latency p50/p95/p99 and throughput over
+  REST for 1, 10 and 50 concurrent conversations (bench/load.py, a second process), errors and
+  empty replies; each figure the median of the rounds, each ratio taken within a round;
+- on those servers afterwards: cold start (process start to the first answer), resident memory of
+  the Rasa server and the action server, long messages (1,000, 10,000 and 100,000 characters:
+  latency and memory growth), one conversation of 300 messages (turn 300 beside turn 10), the
+  database rows and bytes of a 4-message conversation (bench/long_session.py), screenshots;
+- the same rounds on two Rasa servers per pipeline sharing PostgreSQL and Redis, when those are
+  reachable;
+- resilience (bench/resilience.py): a worker lost under load (SIGKILL, SIGSTOP) and replaced, a
+  2,000 × U+FDFA message, the admin page's grouping of 500 hostile not-understood messages,
+  seven large pictures at once and the workers' memory after them.
+Writes results/bench/report.md (bench/report.py), results/bench/*.png and
+results/bench/figures.json, and prints the summary. `--quick` runs smaller loads and two rounds.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -34,36 +39,27 @@ from typing import Any
 import requests
 import yaml
 
-from bench import long_session, resilience
+from bench import long_session, report, resilience
 from bench import screenshot_latency as screenshot_bench
 from bench.flows import FLOWS
+from bench.report import RESULTS
 from bench.stats import percentile
 from core import settings
 from harness import databases
 from harness.servers import BIN, QUIET_ENV, ROOT, Servers, running
 
-RESULTS = ROOT / "results" / "bench"
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # (concurrent conversations, conversations played) per load level
 LEVELS = [(1, 20), (10, 50), (50, 150)]
 QUICK_LEVELS = [(1, 5), (10, 20), (50, 50)]
+# the pipelines take turns this many times (bench/__main__.py: rounds_of_load)
+ROUNDS = 3
 PARSE_REQUESTS = 200
 LONG_MESSAGE_CHARS = (1_000, 10_000, 100_000)
 LONG_MESSAGE_WORDS = (
     "我忘记了学信网的登录密码，手机号也换了，不知道怎么找回，明天就要用，请帮帮我。"
 )
-TARGETS = {  # the performance targets, for this 2-core machine (docs/measuring.md)
-    "p95_single_ms": 30,
-    "throughput_50": 80,
-    "p95_50_ms": 1000,
-    "rasa_anon_mb": 600,  # per worker process
-    "rasa_rss_mb": 1024,  # per worker process
-    "model_mb": 20,
-    "train_s": 120,
-    "cold_start_s": 30,
-    "long_session_ratio": 1.5,  # turn 300 of one session ÷ turn 10
-}
 
 
 def docs_config(directory: Path) -> Path:
@@ -241,331 +237,147 @@ def profiled(pid: int, svg: Path) -> subprocess.Popen | None:
     )
 
 
-def measure(
-    model: Path,
-    env: dict[str, str],
-    rasa_servers: int,
-    levels: list[tuple],
-    profile: Path | None = None,
-) -> dict[str, Any]:
-    """Figures of one set of servers; `profile`: a py-spy flame graph of the 10-conversation
-    load."""
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-") as tmp,
-        running(model, Path(tmp), env, rasa_servers=rasa_servers, enable_api=True) as servers,
-    ):
-        figures: dict[str, Any] = {"cold_start_s": first_answer_s(servers)}
-        figures.update(parse_latency(servers.rasa[0]))
-        figures["levels"] = []
-        for concurrency, conversations in levels:
-            spy = profiled(servers.pid("rasa0"), profile) if profile and concurrency == 10 else None
-            figures["levels"].append(load(servers.rasa, concurrency, conversations))
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(60)
-        pids = rasa_pids(servers)
-        figures["rasa_workers"] = len(pids)
-        figures["rasa_memory"] = memory_mb(pids)
-        figures["long_messages"] = long_messages(servers.rasa[0], pids)
-        figures["actions_memory"] = memory_mb([servers.pid("actions")])
-        figures["long_session"] = long_session.long_session(servers.rasa[0])
-        figures["stored"] = long_session.stored_per_conversation(
-            servers.rasa[0], env["DATABASE_URL"]
-        )
-        figures["screenshots"] = screenshot_bench.measure(servers.rasa[0], lambda: memory_mb(pids))
+def rounds_of_load(
+    sets: dict[str, Servers], levels: list[tuple], rounds: int, profile: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """The pipelines take turns on servers that are all up: in each round, each pipeline gets the
+    parse requests and every load level while the other waits; the order alternates (A B, B A,
+    …), so a drift of the host's speed falls on both. `profile`: py-spy flame graphs of each
+    pipeline's 10-conversation load in the first round."""
+    per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in sets}
+    names = list(sets)
+    for number in range(rounds):
+        for name in names if number % 2 == 0 else names[::-1]:
+            servers = sets[name]
+            figures: dict[str, Any] = parse_latency(servers.rasa[0])
+            figures["levels"] = []
+            for concurrency, conversations in levels:
+                svg = RESULTS / f"profile-{name}.svg"
+                first = profile and number == 0 and concurrency == 10
+                spy = profiled(servers.pid("rasa0"), svg) if first else None
+                figures["levels"].append(load(servers.rasa, concurrency, conversations))
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(60)
+            per_round[name].append(figures)
+            print(f"bench: round {number + 1}/{rounds}: {name} done", flush=True)
+    return per_round
+
+
+def one_server_figures(servers: Servers, database_url: str) -> dict[str, Any]:
+    """Memory, long messages, a long conversation, stored bytes and screenshots, on servers that
+    have taken the rounds' load."""
+    pids = rasa_pids(servers)
+    figures: dict[str, Any] = {"rasa_workers": len(pids), "rasa_memory": memory_mb(pids)}
+    figures["long_messages"] = long_messages(servers.rasa[0], pids)
+    figures["actions_memory"] = memory_mb([servers.pid("actions")])
+    figures["long_session"] = long_session.long_session(servers.rasa[0])
+    figures["stored"] = long_session.stored_per_conversation(servers.rasa[0], database_url)
+    figures["screenshots"] = screenshot_bench.measure(servers.rasa[0], lambda: memory_mb(pids))
     return figures
 
 
-def sqlite_setup(model: Path, levels: list[tuple], profile: Path | None) -> dict[str, Any]:
+def side_by_side(
+    models: dict[str, Path],
+    environments: dict[str, dict[str, str]],
+    rasa_servers: int,
+    levels: list[tuple],
+    rounds: int,
+    profile: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Both pipelines' servers up at once (each with its own database), started one after the
+    other for their cold starts, then loaded in turns (`rounds_of_load`). Per pipeline: the
+    median of each figure over the rounds, with the rounds themselves kept for the ratios."""
+    with contextlib.ExitStack() as stack:
+        sets: dict[str, Servers] = {}
+        figures: dict[str, dict[str, Any]] = {}
+        for name, model in models.items():
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{name}-")))
+            env = environments[name]
+            sets[name] = stack.enter_context(
+                running(model, tmp, env, rasa_servers=rasa_servers, enable_api=True)
+            )
+            figures[name] = {"cold_start_s": first_answer_s(sets[name])}
+        per_round = rounds_of_load(sets, levels, rounds, profile)
+        for name, servers in sets.items():
+            figures[name].update(medians(per_round[name]))
+            figures[name]["rounds"] = per_round[name]
+            if rasa_servers == 1:
+                figures[name].update(
+                    one_server_figures(servers, environments[name]["DATABASE_URL"])
+                )
+    return figures
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds, and its lowest and highest as `<name>_spread`."""
+    summary: dict[str, Any] = {}
+    for key in ("parse_p50_ms", "parse_p95_ms"):
+        summary.update(median_of(key, [r[key] for r in rounds]))
+    summary["levels"] = []
+    for at in range(len(rounds[0]["levels"])):
+        level = [r["levels"][at] for r in rounds]
+        figures: dict[str, Any] = {
+            "concurrency": level[0]["concurrency"],
+            "messages": sum(one["messages"] for one in level),
+            "errors": sum(one["errors"] for one in level),
+            "empty": sum(one["empty"] for one in level),
+            "latencies": [x for one in level for x in one["latencies"]],
+        }
+        for key in ("p50_ms", "p95_ms", "p99_ms", "throughput"):
+            figures.update(median_of(key, [one[key] for one in level]))
+        summary["levels"].append(figures)
+    return summary
+
+
+def median_of(key: str, values: list[float]) -> dict[str, Any]:
+    return {key: statistics.median(values), f"{key}_spread": (min(values), max(values))}
+
+
+def sqlite_setup(models: dict[str, Path], levels: list[tuple], rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-db-") as tmp:
-        url = f"sqlite:///{tmp}/assistant.db"
-        databases.migrate(url)
-        # the default setup: as many workers as `make run` starts here (scripts/run.sh)
-        workers = str(settings.default_workers())
-        return measure(model, {"DATABASE_URL": url, "SANIC_WORKERS": workers}, 1, levels, profile)
+        environments = {}
+        for name in models:
+            url = f"sqlite:///{tmp}/{name}.db"
+            databases.migrate(url)
+            # the default setup: as many workers as `make run` starts here (scripts/run.sh)
+            workers = str(settings.default_workers())
+            environments[name] = {"DATABASE_URL": url, "SANIC_WORKERS": workers}
+        return side_by_side(models, environments, 1, levels, rounds, profile=True)
 
 
-def cluster_setup(model: Path, levels: list[tuple]) -> dict[str, Any] | None:
+def redis_database(number: int) -> str:
+    """REDIS_URL with its database number moved on by `number`: each pipeline's servers keep
+    their locks and duplicate checks apart."""
+    base, _, index = REDIS_URL.rpartition("/")
+    return f"{base}/{int(index or 0) + number}"
+
+
+def cluster_setup(models: dict[str, Path], levels: list[tuple], rounds: int) -> dict | None:
     try:
         databases.redis_answers(REDIS_URL)
-        with databases.new_postgres_database(POSTGRES_URL) as url:
-            env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "SANIC_WORKERS": "1"}
-            return measure(model, env, 2, levels)
+        with contextlib.ExitStack() as stack:
+            environments = {
+                name: {
+                    "DATABASE_URL": stack.enter_context(
+                        databases.new_postgres_database(POSTGRES_URL)
+                    ),
+                    "REDIS_URL": redis_database(number),
+                    "SANIC_WORKERS": "1",
+                }
+                for number, name in enumerate(models)
+            }
+            return side_by_side(models, environments, 2, levels, rounds)
     except Exception as error:
         print(f"bench: two-server setup skipped: {type(error).__name__}: {error}")
         return None
 
 
-# ---- report --------------------------------------------------------------------------------
-
-
-def ratio(ours: float, docs: float) -> str:
-    return f"{ours / docs:.2f}×" if docs else "–"
-
-
-def figure_row(name: str, ours: float, docs: float, decimals: int = 0) -> str:
-    """One row of a table of figures: this project, docs-zh, and their ratio."""
-    return f"| {name} | {ours:.{decimals}f} | {docs:.{decimals}f} | {ratio(ours, docs)} |"
-
-
-def level_rows(setup: str, ours: dict, docs: dict) -> list[str]:
-    rows = []
-    for mine, theirs in zip(ours["levels"], docs["levels"], strict=False):
-        rows.append(
-            f"| {setup} | {mine['concurrency']} | {mine['messages']} | {mine['p50_ms']:.0f} | "
-            f"{mine['p95_ms']:.0f} ({ratio(mine['p95_ms'], theirs['p95_ms'])}) | "
-            f"{mine['p99_ms']:.0f} | "
-            f"{mine['throughput']:.1f} ({ratio(mine['throughput'], theirs['throughput'])}) | "
-            f"{mine['errors']} | {mine['empty']} | {theirs['p50_ms']:.0f} / "
-            f"{theirs['p95_ms']:.0f} / {theirs['p99_ms']:.0f} | {theirs['throughput']:.1f} |"
-        )
-    return rows
-
-
-def verdicts(ours: dict) -> list[str]:
-    single, fifty = ours["sqlite"]["levels"][0], ours["sqlite"]["levels"][-1]
-    workers = ours["sqlite"].get("rasa_workers", 1)
-    checks = [
-        ("default setup: single-user p95", single["p95_ms"], TARGETS["p95_single_ms"], "ms", "≤"),
-        (
-            "default setup, 50 conversations: throughput",
-            fifty["throughput"],
-            TARGETS["throughput_50"],
-            "msg/s",
-            "≥",
-        ),
-        ("default setup, 50 conversations: p95", fifty["p95_ms"], TARGETS["p95_50_ms"], "ms", "≤"),
-    ]
-    if ours.get("cluster"):
-        checks.append(
-            (
-                "two servers on PostgreSQL + Redis, 50 conversations: throughput",
-                ours["cluster"]["levels"][-1]["throughput"],
-                TARGETS["throughput_50"],
-                "msg/s",
-                "≥",
-            )
-        )
-    checks += [
-        (
-            "Rasa worker's own (anonymous) memory",
-            ours["sqlite"]["rasa_memory"]["anon_mb"] / workers,
-            TARGETS["rasa_anon_mb"],
-            "MB",
-            "≤",
-        ),
-        (
-            "Rasa worker's resident memory, peak",
-            ours["sqlite"]["rasa_memory"]["peak_mb"] / workers,
-            TARGETS["rasa_rss_mb"],
-            "MB",
-            "≤",
-        ),
-        ("model size", ours["model_mb"], TARGETS["model_mb"], "MB", "≤"),
-        ("training time", ours["train_s"], TARGETS["train_s"], "s", "≤"),
-        ("cold start", ours["sqlite"]["cold_start_s"], TARGETS["cold_start_s"], "s", "≤"),
-        (
-            "turn 300 ÷ turn 10 of one session",
-            ours["sqlite"]["long_session"]["ratio"],
-            TARGETS["long_session_ratio"],
-            "×",
-            "≤",
-        ),
-    ]
-    errors = sum(
-        level["errors"] + level["empty"]
-        for setup in ("sqlite", "cluster")
-        if ours.get(setup)
-        for level in ours[setup]["levels"]
-    )
-    lines = ["| target | measured | target | met |", "| --- | --- | --- | --- |"]
-    for name, value, target, unit, sense in checks:
-        met = value <= target if sense == "≤" else value >= target
-        lines.append(
-            f"| {name} | {value:.1f} {unit} | {sense} {target} {unit} | {'yes' if met else 'no'} |"
-        )
-    lines.append(f"| errors and empty replies | {errors} | 0 | {'yes' if errors == 0 else 'no'} |")
-    return lines
-
-
-def plots(results: dict[str, dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    titles = {
-        "sqlite": "SQLite, 1 server, a worker per core",
-        "cluster": "PostgreSQL + Redis, 2 servers",
-    }
-    for setup in ("sqlite", "cluster"):
-        if not all(results[name].get(setup) for name in results):
-            continue
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-        for name, figures in results.items():
-            levels = figures[setup]["levels"]
-            x = [level["concurrency"] for level in levels]
-            left.plot(x, [level["p95_ms"] for level in levels], marker="o", label=f"{name} p95")
-            left.plot(
-                x,
-                [level["p50_ms"] for level in levels],
-                marker=".",
-                linestyle="--",
-                label=f"{name} p50",
-            )
-            right.plot(x, [level["throughput"] for level in levels], marker="o", label=name)
-        left.set(
-            xscale="log",
-            yscale="log",
-            xlabel="concurrent conversations",
-            ylabel="latency per message (ms)",
-            title=f"latency ({titles[setup]})",
-        )
-        right.set(
-            xscale="log",
-            xlabel="concurrent conversations",
-            ylabel="messages per second",
-            title=f"throughput ({titles[setup]})",
-        )
-        left.legend(fontsize=8)
-        right.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"{setup}.png", dpi=110)
-        plt.close(fig)
-
-
-def flame_graphs() -> str:
-    found = sorted(p.name for p in RESULTS.glob("profile-*.svg"))
-    if not found:
-        return "No flame graphs: py-spy is not installed or could not attach to the server."
-    return (
-        "Flame graphs of the Rasa server under the 10-conversation load (py-spy): "
-        + ", ".join(found)
-        + "."
-    )
-
-
-def report(results: dict[str, dict], seconds: float) -> str:
-    ours, docs = results["project"], results["docs-zh"]
-    workers = ours["sqlite"].get("rasa_workers", 1)
-    own = ours["sqlite"]["rasa_memory"]["anon_mb"]
-    lines = [
-        "# Benchmark",
-        "",
-        f"`make bench` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"{seconds / 60:.1f} min. Ratios are this project ÷ the documented pipeline "
-        "(evaluation/config-docs-zh.yml with this project's policies), trained on the same data.",
-        "",
-        "## Targets",
-        "",
-        *verdicts(ours),
-        "",
-        "Resident memory includes the pages of mapped files, mostly TensorFlow's shared libraries, "
-        f"which the page cache shares and which vary with it (a freshly installed .venv maps more "
-        f"of them): after the load the Rasa server's "
-        f"{workers} worker processes held {own:.0f} MB of their own ({own / workers:.0f} MB "
-        f"each) and {ours['sqlite']['rasa_memory']['file_mb']:.0f} MB of mapped files. Memory "
-        "figures below are of all the server's workers together.",
-        "",
-        "## Per-message latency over REST (ms) and throughput (messages/s)",
-        "",
-        "| setup | concurrent | messages | p50 | p95 (ratio) | p99 | msg/s (ratio) | errors | "
-        "empty | docs-zh p50 / p95 / p99 | docs-zh msg/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        *level_rows(
-            f"SQLite, 1 server, {workers} workers (default)",
-            ours["sqlite"],
-            docs["sqlite"],
-        ),
-    ]
-    if ours.get("cluster") and docs.get("cluster"):
-        lines += level_rows("PostgreSQL + Redis, 2 servers", ours["cluster"], docs["cluster"])
-    else:
-        lines += ["", "(two-server setup not measured: PostgreSQL or Redis not reachable)"]
-    one_ours, one_docs = ours["sqlite"], docs["sqlite"]
-
-    def memory(figures: dict, server: str, kind: str) -> float:
-        return float(figures[f"{server}_memory"][kind])
-
-    lines += [
-        "",
-        "## One server (default: a worker per core)",
-        "",
-        "| figure | this project | docs-zh | ratio |",
-        "| --- | --- | --- | --- |",
-        figure_row("NLU parse p50 (ms)", one_ours["parse_p50_ms"], one_docs["parse_p50_ms"], 1),
-        figure_row("NLU parse p95 (ms)", one_ours["parse_p95_ms"], one_docs["parse_p95_ms"], 1),
-        figure_row(
-            "cold start to first answer (s)", one_ours["cold_start_s"], one_docs["cold_start_s"], 1
-        ),
-        figure_row(
-            "Rasa server memory, peak (MB)",
-            memory(one_ours, "rasa", "peak_mb"),
-            memory(one_docs, "rasa", "peak_mb"),
-        ),
-        f"| Rasa server memory after the load: own (anonymous) / mapped files (MB) | "
-        f"{memory(one_ours, 'rasa', 'anon_mb'):.0f} / {memory(one_ours, 'rasa', 'file_mb'):.0f} | "
-        f"{memory(one_docs, 'rasa', 'anon_mb'):.0f} / {memory(one_docs, 'rasa', 'file_mb'):.0f} | "
-        f"{ratio(memory(one_ours, 'rasa', 'anon_mb'), memory(one_docs, 'rasa', 'anon_mb'))} |",
-        figure_row(
-            "action server memory, peak (MB)",
-            memory(one_ours, "actions", "peak_mb"),
-            memory(one_docs, "actions", "peak_mb"),
-        ),
-        figure_row("model size (MB)", ours["model_mb"], docs["model_mb"], 1),
-        figure_row("training time (s)", ours["train_s"], docs["train_s"]),
-        "",
-        *screenshot_bench.report_lines(one_ours.get("screenshots"), one_docs.get("screenshots")),
-        "",
-        "## Long messages (one server, SQLite)",
-        "",
-        "The channels read at most 2,000 characters of a message and the NLU pipeline its first "
-        "NLU_MAX_CHARS (300); a longer one is answered from its beginning with a note.",
-        "",
-        "| characters | this project: status, latency (ms), RSS growth (MB) | "
-        "docs-zh: status, latency (ms), RSS growth (MB) |",
-        "| --- | --- | --- |",
-        *[
-            f"| {mine['chars']:,} | {mine['status']}, {mine['latency_ms']:.0f}, "
-            f"{mine['rss_growth_mb']:.1f} | {theirs['status']}, {theirs['latency_ms']:.0f}, "
-            f"{theirs['rss_growth_mb']:.1f} |"
-            for mine, theirs in zip(
-                one_ours["long_messages"], one_docs["long_messages"], strict=False
-            )
-        ],
-        "",
-        "## A long conversation, and what one costs in the database (one server, SQLite)",
-        "",
-        f"One conversation of {one_ours['long_session']['turns']} messages in one session, one "
-        "at a time (bench/long_session.py): median latency of turns 5–25 and of the last 20. "
-        "Then the stored events of 4-message conversations.",
-        "",
-        "| figure | this project | docs-zh |",
-        "| --- | --- | --- |",
-        *[
-            f"| {name} | {one_ours[group][key]:.{places}f} | {one_docs[group][key]:.{places}f} |"
-            for name, group, key, places in (
-                ("turn 10, median (ms)", "long_session", "early_ms", 0),
-                ("turn 300, median (ms)", "long_session", "late_ms", 0),
-                ("turn 300 ÷ turn 10", "long_session", "ratio", 2),
-                ("events per 4-message conversation", "stored", "events_per_conversation", 1),
-                ("KB of events per 4-message conversation", "stored", "kb_per_conversation", 1),
-            )
-        ],
-        "",
-        *resilience.report_lines(ours.get("resilience")),
-        "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
-        flame_graphs(),
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller loads")
+    parser.add_argument("--quick", action="store_true", help="smaller loads, two rounds")
     args = parser.parse_args()
-    levels = QUICK_LEVELS if args.quick else LEVELS
+    levels, rounds = (QUICK_LEVELS, 2) if args.quick else (LEVELS, ROUNDS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for old in RESULTS.glob("profile-*.svg"):
         old.unlink()
@@ -576,24 +388,30 @@ def main() -> None:
         print(f"bench: training {name} …", flush=True)
         results[name] = train(name, config)
         print(
-            f"bench: {name}: {results[name]['train_s']:.0f} s, "
-            f"{results[name]['model_mb']:.1f} MB; one server on SQLite …",
+            f"bench: {name}: {results[name]['train_s']:.0f} s, {results[name]['model_mb']:.1f} MB",
             flush=True,
         )
-        profile = RESULTS / f"profile-{name}.svg"
-        results[name]["sqlite"] = sqlite_setup(results[name]["model"], levels, profile)
-        print(f"bench: {name}: two servers on PostgreSQL + Redis …", flush=True)
-        results[name]["cluster"] = cluster_setup(results[name]["model"], levels)
+    models = {name: results[name]["model"] for name in configs}
+    print(f"bench: one server each on SQLite, {rounds} rounds …", flush=True)
+    for name, figures in sqlite_setup(models, levels, rounds).items():
+        results[name]["sqlite"] = figures
+    print(f"bench: two servers each on PostgreSQL + Redis, {rounds} rounds …", flush=True)
+    cluster = cluster_setup(models, levels, rounds) or {}
+    for name in configs:
+        results[name]["cluster"] = cluster.get(name)
     print("bench: resilience (a worker lost under load, hostile input) …", flush=True)
     results["project"]["resilience"] = resilience.measure(results["project"]["model"])
-    plots(results)
-    text = report(results, time.monotonic() - started)
+    report.plots(results)
+    text = report.report(results, time.monotonic() - started)
     (RESULTS / "report.md").write_text(text, encoding="utf-8")
     for figures in results.values():
         figures["model"] = str(figures["model"])
         for setup in ("sqlite", "cluster"):
             for level in (figures.get(setup) or {}).get("levels", []):
                 level.pop("latencies")
+            for one in (figures.get(setup) or {}).get("rounds", []):
+                for level in one["levels"]:
+                    level.pop("latencies")
     (RESULTS / "figures.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(text)
     print(f"bench: report in {RESULTS / 'report.md'}")
