@@ -58,7 +58,7 @@ format: install
 
 test: train lint
 	@scripts/browser.sh
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest --durations=15
 
 # The edit loop: no training, no servers, no browser (tests/conftest.py: `processes`).
 test-fast: install

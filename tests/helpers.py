@@ -27,6 +27,24 @@ PASSWORD_PHONE = "010-82199588"  # FAQ section 二, 找回密码 方式三
 HOTLINE = "010-67410388"  # FAQ section 五, 以上仍无法解决
 EMAIL = "kefu@chsi.com.cn"
 
+# Every step of every form: the messages that reach it, and the words of its question. A request
+# for a person must leave the form from any of them, in every channel (#26: a request that came
+# with a complaint got the form's question again).
+FORM_STEPS = {
+    "id_error": (["注册时身份证号提示重复"], "你看到的是哪一条提示"),
+    "registered_before": (
+        ["注册时身份证号提示重复", "2"],
+        "你以前用这个身份证号在学信网注册过账号吗",
+    ),
+    "student_status": (["注册时身份证号提示重复", "2", "没注册过"], "在校生和毕业生不一样"),
+}
+# Requests for a person with a complaint about the effort, written for these tests.
+COMPLAINING_REQUESTS = [
+    "问这么多干嘛，烦死了，直接给我转人工",
+    "跟你说不清楚，我要找真人客服",
+    "弄了一晚上都不行，你们客服在吗",
+]
+
 
 def rasa(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Runs the project's rasa CLI and returns its result, output captured."""

@@ -21,9 +21,11 @@ from harness.databases import migrate
 from harness.personal_data import SECRETS, TYPED_FORMS, readable
 from harness.servers import Servers
 from tests.helpers import (
+    COMPLAINING_REQUESTS,
     DUPLICATE_PAGE,
     EMAIL,
     FAQ_PAGE,
+    FORM_STEPS,
     HOTLINE,
     PASSWORD_PAGE,
     PASSWORD_PHONE,
@@ -121,6 +123,23 @@ def test_human_on_request_mid_flow_and_other_site_questions(server: str) -> None
     assert HOTLINE in reply and EMAIL in reply
     reply = chat.say("学历认证报告怎么申请")
     assert FAQ_PAGE in reply and HOTLINE in reply
+
+
+@pytest.mark.parametrize("step", FORM_STEPS)
+@pytest.mark.parametrize("request_text", COMPLAINING_REQUESTS)
+def test_a_request_for_a_person_leaves_the_form_at_any_step(
+    server: str, step: str, request_text: str
+) -> None:
+    chat = Chat(server)
+    messages, question = FORM_STEPS[step]
+    for text in messages:
+        reply = chat.say(text)
+    assert question in reply  # the form asks this step's question
+    reply = chat.say(request_text)
+    assert HOTLINE in reply and EMAIL in reply and "工单号" in reply, reply
+    assert question not in reply
+    reply = chat.say("学信网密码忘了")  # the form is left: the next question is answered
+    assert PASSWORD_PAGE in reply and question not in reply
 
 
 def test_two_misunderstood_messages_hand_off(server: str) -> None:

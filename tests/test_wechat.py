@@ -14,7 +14,7 @@ from channels.replies import replies
 from channels.tencent import wechat_protocol as protocol
 from harness.databases import migrate
 from harness.personal_data import readable
-from tests.helpers import PASSWORD_PAGE
+from tests.helpers import COMPLAINING_REQUESTS, FORM_STEPS, PASSWORD_PAGE
 from tests.servers import running
 from tests.tencent_sim import (
     BOMB,
@@ -228,6 +228,17 @@ def test_a_handoff_gives_the_ticket_number_and_a_readable_mail_address(safe_mode
     assert number, reply
     assert f"kefu@chsi.com.cn，主题写“学信网账号问题（工单号 {number.group(1)}）”" in reply
     assert "mailto:" not in reply and "%" not in reply
+
+
+@pytest.mark.parametrize("step", FORM_STEPS)
+def test_a_request_for_a_person_leaves_the_form_at_any_step(safe_mode, step: str) -> None:
+    user = Follower(safe_mode["url"])
+    messages, question = FORM_STEPS[step]
+    for text in messages:
+        reply = user.say(text)
+    assert question in reply
+    reply = user.say(COMPLAINING_REQUESTS[0])
+    assert "010-67410388" in reply and "工单号" in reply and question not in reply
 
 
 def test_a_numbered_choice_maps_back_to_its_option(safe_mode) -> None:
