@@ -1,4 +1,12 @@
-"""Scoring intent predictions on the hold-out set (tests/nlu/holdout/<subset>.yml)."""
+"""Scoring intent predictions on the hold-out sets.
+
+- The first (tests/nlu/holdout/<subset>.yml): general, traditional characters, typos, colloquial.
+- The second (tests/nlu/holdout2/<kind>.yml), written on 2026-12-03 in kinds of phrasing that
+  neither the training data nor the first has (pinyin typed without characters, contrast, long
+  stories with the question at the end, fillers of speech, dialect words, longer answers to the
+  assistant's own questions), before any change it measures: whether work on understanding
+  generalises.
+"""
 
 import asyncio
 from collections.abc import Callable, Sequence
@@ -10,6 +18,7 @@ from sklearn.metrics import f1_score
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLDOUT_DIR = ROOT / "tests" / "nlu" / "holdout"
+SECOND_HOLDOUT_DIR = ROOT / "tests" / "nlu" / "holdout2"
 TRAINING_DIR = ROOT / "data" / "nlu"
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -35,8 +44,12 @@ def read_examples(path: Path, subset: str = "") -> list[Example]:
     return examples
 
 
-def holdout() -> list[Example]:
-    return [e for path in sorted(HOLDOUT_DIR.glob("*.yml")) for e in read_examples(path)]
+def holdout(directory: Path = HOLDOUT_DIR) -> list[Example]:
+    return [e for path in sorted(directory.glob("*.yml")) for e in read_examples(path)]
+
+
+def second_holdout() -> list[Example]:
+    return holdout(SECOND_HOLDOUT_DIR)
 
 
 def training() -> list[Example]:

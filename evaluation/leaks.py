@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from functools import lru_cache
 
-from evaluation.holdout import ROOT, Example, holdout, training
+from evaluation.holdout import ROOT, Example, holdout, second_holdout, training
 
 NEAR_RATIO = 0.9
 PUNCTUATION = re.compile(r"[\W_]+")
@@ -51,7 +51,7 @@ def leaks(near_ratio: float = NEAR_RATIO) -> list[tuple[Example, str, float]]:
     for example in training():
         trained.setdefault(read(example.text), example.text)
     found = []
-    for example in holdout():
+    for example in holdout() + second_holdout():
         seen = read(example.text)
         if seen in trained:
             found.append((example, trained[seen], 1.0))
@@ -77,7 +77,8 @@ def main() -> int:
             f"({ratio:.2f})"
         )
     print(
-        f"{len(found)} of {len(holdout())} hold-out examples match a training sentence "
+        f"{len(found)} of {len(holdout()) + len(second_holdout())} hold-out examples match a "
+        "training sentence "
         f"as the pipeline reads them"
     )
     return 1 if found else 0
