@@ -28,18 +28,28 @@ def pipeline_reading() -> Callable[[str], str]:
     speller indexed on the training data exactly as its train() does."""
     from core.privacy import mask
     from understanding.normalizer import normalize
-    from understanding.pinyin_speller import _jieba, correct, index_words, training_words
+    from understanding.pinyin_speller import (
+        _jieba,
+        common_characters,
+        correct,
+        index_words,
+        training_words,
+    )
     from understanding.pinyin_table import PinyinTable
+    from understanding.romanised import convert
 
     dictionary = str(ROOT / "data" / "dictionary")
-    words = training_words((normalize(mask(e.text)) for e in training()), dictionary)
+    texts = [normalize(mask(e.text)) for e in training()]
+    words = training_words(texts, dictionary)
     table = PinyinTable.from_pypinyin()
     index = index_words(words, table)
+    characters = common_characters(texts, table)
     known = set(index.values()) | set(words)
     frequency = _jieba(dictionary).dt.FREQ
 
     def read(text: str) -> str:
-        return PUNCTUATION.sub("", correct(normalize(mask(text)), index, known, frequency, table))
+        typed = convert(normalize(mask(text)), index, characters)
+        return PUNCTUATION.sub("", correct(typed, index, known, frequency, table))
 
     return read
 

@@ -73,6 +73,52 @@ def test_other_text_is_left_alone(speller, text: str) -> None:
     assert corrected(speller, text) == text
 
 
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("wo wangji mima le", "我忘记密码了"),  # syllables and words apart
+        ("mimabudui", "密码不对"),  # no spaces at all
+        ("xue xin wang zen me zhu ce", "学信网怎么注册"),  # every syllable apart
+        ("yonghuming zhao bu hui lai", "用户名找不回来"),
+        ("我的mima忘了", "我的密码忘了"),  # inside a sentence of characters
+    ],
+)
+def test_pinyin_typed_without_characters_becomes_the_trained_words(
+    speller, typed: str, meant: str
+) -> None:
+    assert corrected(speller, typed) == meant
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "are you a bot",  # English: "bot" is no pinyin, so the whole run stays
+        "hello",
+        "ok",
+        "wo",  # one syllable is not a question typed in pinyin
+        "chang e",  # pinyin, but no word of the training data: left as typed
+        "https://account.chsi.com.cn/account/password!retrive",
+        "m" * 500,  # a long run costs nothing and stays
+    ],
+)
+def test_latin_text_that_is_not_pinyin_of_the_training_words_stays(speller, text: str) -> None:
+    assert corrected(speller, text) == text
+
+
+def test_trained_pipeline_reads_pinyin_as_the_words(model_path) -> None:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model_path))
+    for typed, intent in [
+        ("wo de yonghuming xiang bu qilai le", "forgot_username"),
+        ("zhuce tishi shenfenzheng yi bei zhuce", "error_already_registered"),
+        ("qing bang wo zhuan ren gong", "request_human"),
+    ]:
+        parsed = asyncio.run(agent.parse_message(typed))
+        assert parsed["intent"]["name"] == intent, (typed, parsed["intent"])
+        assert not any("a" <= char <= "z" for char in parsed["text"])  # read as characters
+
+
 def test_trained_pipeline_reads_a_typo_as_the_word(model_path) -> None:
     from rasa.core.agent import Agent
 

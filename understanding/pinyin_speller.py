@@ -6,8 +6,10 @@ with the project's user dictionary) is indexed by its toneless pinyin. In a mess
 to four characters that is not one of those words but sounds exactly like one is replaced by it,
 unless jieba's dictionary knows the typed run as the more common word of the two (白白 stays 白白).
 Place it after the normaliser and before the tokenizer; the tracker keeps what the student wrote.
-Its model also holds the pinyin and jieba's word frequencies as compact tables (pinyin_table.py,
-jieba_table.py), which a server reads instead of pypinyin's and jieba's own dicts (130 MB).
+Pinyin typed without any characters (xuexinwang mima wangle) becomes the training words it names
+first (romanised.py). Its model also holds the pinyin and jieba's word frequencies as compact tables
+(pinyin_table.py, jieba_table.py), which a server reads instead of pypinyin's and jieba's own dicts
+(130 MB).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from understanding import cjk, jieba_table, pinyin_table, sections
+from understanding import cjk, jieba_table, pinyin_table, romanised, sections
 from understanding.fingerprint import source_fingerprint
 from understanding.pinyin_table import PinyinTable
 from understanding.stored_component import StoredComponent
@@ -61,6 +63,22 @@ def index_words(words: Iterable[str], table: PinyinTable) -> dict[str, str]:
     for word in sorted(set(words)):
         index.setdefault(" ".join(table.sound(word)), word)
     return index
+
+
+def common_characters(texts: Iterable[str], table: PinyinTable) -> dict[str, str]:
+    """Toneless syllable -> the training data's most common character with that sound (pinyin
+    typed without characters: romanised.py), ties to the first in code-point order."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for char in text:
+            if cjk.is_ideograph(char):
+                counts[char] = counts.get(char, 0) + 1
+    best: dict[str, str] = {}
+    for char in sorted(counts):
+        sound = table.sound(char)[0]
+        if sound.isascii() and counts[char] > counts.get(best.get(sound, ""), 0):
+            best[sound] = char
+    return dict(sorted(best.items()))
 
 
 def correct(
@@ -141,7 +159,9 @@ class PinyinSpellingCorrector(StoredComponent):
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
         """The module's helpers and the character and pinyin tables decide the output too."""
-        return source_fingerprint(sys.modules[__name__], cjk, pinyin_table, jieba_table, sections)
+        return source_fingerprint(
+            sys.modules[__name__], cjk, pinyin_table, jieba_table, sections, romanised
+        )
 
     def __init__(
         self,
@@ -151,11 +171,13 @@ class PinyinSpellingCorrector(StoredComponent):
         index: dict[str, str] | None = None,
         table: PinyinTable | None = None,
         known: set[str] | None = None,
+        characters: dict[str, str] | None = None,
     ) -> None:
         super().__init__(config, model_storage, resource)
         self.table = table
         self.index: dict[str, str] = index or {}
         self.known = known if known is not None else set(self.index.values())
+        self.characters: dict[str, str] = characters or {}
         self.frequency = _jieba(config.get("dictionary_path")).dt.FREQ
 
     def learn(self, training_data: TrainingData) -> None:
@@ -166,13 +188,19 @@ class PinyinSpellingCorrector(StoredComponent):
         self.table = PinyinTable.from_pypinyin()
         self.index = index_words(words, self.table)
         self.known = set(self.index.values()) | set(words)
+        self.characters = common_characters(
+            (example.get(TEXT) or "" for example in training_data.training_examples), self.table
+        )
 
     def save(self, directory: Path) -> None:
         assert self.table is not None  # learned
         self.table.save(directory)
         jieba_table.save(directory, *jieba_table.build())
         (directory / INDEX_FILE).write_text(
-            json.dumps({"index": self.index, "known": sorted(self.known)}, ensure_ascii=False),
+            json.dumps(
+                {"index": self.index, "known": sorted(self.known), "characters": self.characters},
+                ensure_ascii=False,
+            ),
             encoding="utf-8",
         )
 
@@ -183,11 +211,17 @@ class PinyinSpellingCorrector(StoredComponent):
         # before anything makes jieba read its own dictionary (this component comes before the
         # tokenizer, and its __init__ loads the user dictionary)
         jieba_table.install(directory)
-        return {"index": stored["index"], "table": table, "known": set(stored["known"])}
+        return {
+            "index": stored["index"],
+            "table": table,
+            "known": set(stored["known"]),
+            "characters": stored.get("characters", {}),
+        }
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT)
             if text and self.table is not None:
+                text = romanised.convert(text, self.index, self.characters)
                 message.set(TEXT, correct(text, self.index, self.known, self.frequency, self.table))
         return messages
