@@ -7,7 +7,13 @@ stored nor logged; only the text read from it goes on, masked (core/privacy.py) 
 Limits, checked before any pixel is decoded:
 - MAX_IMAGE_BYTES of PNG, JPEG, WebP, BMP or GIF (the first frame);
 - MAX_PIXELS from the header (a 100-byte PNG can claim 60,000 × 60,000 pixels: a decompression
-  bomb), then the picture is scaled to at most MAX_SIDE pixels on its longer side;
+  bomb), then the picture is scaled to at most MAX_SIDE pixels on its longer side and
+  MAX_OCR_PIXELS in all (text detection's memory grows with the pixels: about 190 MB a million;
+  a 2,000 × 2,000 picture had taken 770 MB at its peak, a phone screenshot 1.85 million pixels);
+- at most MAX_BOXES lines of text recognised, top to bottom, and MAX_LINE_WIDTH of them in all
+  (their width at the recogniser's height): recognition's time grows with the text, and a
+  picture full of text took 19 s; the screenshots of CHSI's pages hold 10 to 18 lines, 8,120 at
+  most;
 - one OCR at a time in a worker thread (onnxruntime releases the GIL: the event loop keeps
   answering), at most MAX_WAITING more waiting, and TIME_BUDGET_SECONDS for each;
 - one picture in the queue per client (a conversation), and at most MAX_PER_ADDRESS per client
@@ -41,6 +47,10 @@ logger = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 MAX_PIXELS = 24_000_000  # a 4000 × 6000 photo; phone screenshots are 2-4 million
 MAX_SIDE = 2000
+MAX_OCR_PIXELS = 1_500_000
+MAX_BOXES = 48
+LINE_HEIGHT = 48  # the recogniser reads each line scaled to this height (PP-OCRv4)
+MAX_LINE_WIDTH = 24_000
 FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF", "MPO"}
 MAX_WAITING = 4
 # Pictures in the queue from one client address: a campus network puts many students behind one,
@@ -121,7 +131,51 @@ def decoded(data: bytes) -> Any:
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageRefused("screenshot_unsupported") from error
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    width, height = picture.size
+    if width * height > MAX_OCR_PIXELS:
+        scale = (MAX_OCR_PIXELS / (width * height)) ** 0.5
+        picture = picture.resize((max(8, int(width * scale)), max(8, int(height * scale))))
     return numpy.asarray(picture)[:, :, ::-1].copy()  # RGB → BGR, as OpenCV-based readers expect
+
+
+def line_image(picture: Any, box: Any) -> Any:
+    """The line inside `box` (four corners), straightened: a photographed screenshot's lines are
+    turned a few degrees. As RapidOCR crops its lines."""
+    import cv2
+    import numpy
+
+    corners = numpy.array(box, dtype=numpy.float32)
+    width = int(
+        max(numpy.linalg.norm(corners[0] - corners[1]), numpy.linalg.norm(corners[2] - corners[3]))
+    )
+    height = int(
+        max(numpy.linalg.norm(corners[0] - corners[3]), numpy.linalg.norm(corners[1] - corners[2]))
+    )
+    target = numpy.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=numpy.float32)
+    line = cv2.warpPerspective(
+        picture,
+        cv2.getPerspectiveTransform(corners, target),
+        (max(1, width), max(1, height)),
+        borderMode=cv2.BORDER_REPLICATE,
+        flags=cv2.INTER_CUBIC,
+    )
+    return numpy.rot90(line) if height >= 1.5 * max(1, width) else line
+
+
+def bounded_lines(boxes: list[Any]) -> list[Any]:
+    """The boxes to recognise: top to bottom, at most MAX_BOXES and MAX_LINE_WIDTH in all."""
+    import numpy
+
+    chosen, width_left = [], float(MAX_LINE_WIDTH)
+    for box in boxes[:MAX_BOXES]:
+        corners = numpy.array(box, dtype=numpy.float32)
+        width = float(numpy.linalg.norm(corners[0] - corners[1]))
+        height = float(numpy.linalg.norm(corners[0] - corners[3]))
+        width_left -= width * LINE_HEIGHT / max(1.0, height)
+        if width_left < 0:
+            break
+        chosen.append(box)
+    return chosen
 
 
 class ScreenshotReader:
@@ -147,12 +201,18 @@ class ScreenshotReader:
     def lines(self, data: bytes) -> list[str]:
         """The lines of text in the image, top to bottom (blocking: run it in the pool)."""
         picture = decoded(data)
+        engine = self._ocr()
+        found = []
         try:
-            found, _ = self._ocr()(picture)
+            detected, _ = engine(picture, use_det=True, use_cls=False, use_rec=False)
+            for box in bounded_lines(detected or []):
+                read, _ = engine(line_image(picture, box), use_det=False, use_cls=False)
+                if read:
+                    found.append((box, *read[0]))
         finally:
             del picture
             memory.hand_back_free_memory(collect=False)  # the OCR's buffers, from this thread
-        boxes = [(box, text) for box, text, score in found or [] if float(score) >= MIN_SCORE]
+        boxes = [(box, text) for box, text, score in found if float(score) >= MIN_SCORE]
         boxes.sort(key=lambda item: (min(p[1] for p in item[0]), min(p[0] for p in item[0])))
         return [text.strip() for _, text in boxes if text.strip()]
 

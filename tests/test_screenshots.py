@@ -149,3 +149,49 @@ def test_every_reason_has_a_reply() -> None:
     ):
         assert replies()[problem].strip()
     assert "{text}" in replies()["screenshot_read"]
+
+
+def picture(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    encoded = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(encoded, "PNG")
+    return encoded.getvalue()
+
+
+def test_a_large_picture_is_detected_at_a_bounded_size() -> None:
+    """Text detection's memory grows with the pixels: a 2,000 × 2,000 picture had taken 770 MB
+    at its peak. Whatever the picture, detection sees at most MAX_OCR_PIXELS."""
+    for width, height in [(2000, 2000), (4000, 6000), (1170, 2532), (6000, 800)]:
+        rows, columns, _ = ocr_reader.decoded(picture(width, height)).shape
+        assert rows * columns <= ocr_reader.MAX_OCR_PIXELS
+        assert max(rows, columns) <= ocr_reader.MAX_SIDE
+    small = ocr_reader.decoded(picture(600, 900))
+    assert small.shape[:2] == (900, 600)  # a small one is read as it is
+
+
+class CountingEngine:
+    """Stands for RapidOCR: detects `lines` full-width lines and counts the lines recognised."""
+
+    def __init__(self, lines: int) -> None:
+        self.lines, self.recognised = lines, 0
+
+    def __call__(self, image, use_det=True, use_cls=True, use_rec=True):
+        if use_det:
+            w = image.shape[1]
+            top = [20 * i for i in range(self.lines)]
+            return [[[0, y], [w, y], [w, y + 16], [0, y + 16]] for y in top], None
+        self.recognised += 1
+        return [["证件号码已被注册", 0.99]], None
+
+
+def test_a_picture_full_of_text_has_a_bounded_number_of_lines_recognised() -> None:
+    """Recognition's time grows with the text: a picture full of it took 19 s, over the budget,
+    and held the reader for everyone. Wide lines stop at MAX_LINE_WIDTH, any at MAX_BOXES."""
+    busy = ocr_reader.ScreenshotReader()
+    engine = CountingEngine(lines=400)
+    busy._engine = engine
+    busy.lines(picture(1200, 1200))
+    assert 0 < engine.recognised < ocr_reader.MAX_BOXES  # 1,200 × 48 / 16 each: the width bound
+    boxes = [[[0, 0], [40, 0], [40, 40], [0, 40]]] * 400  # narrow ones: the count bound
+    assert len(ocr_reader.bounded_lines(boxes)) == ocr_reader.MAX_BOXES
