@@ -5,6 +5,9 @@ intent ranking still holds the candidates. If the two best are topics the assist
 (actions/intent_titles.yml) and close to each other, this action fills the slots that
 utter_did_you_mean shows as two buttons plus "都不是"; otherwise the rules go on to
 utter_please_rephrase. The choice is made by the `clarifying` slot, which the rules read.
+
+Two candidates that lead to the same next step are not offered as a choice: the message is read
+again as the first of them (actions/answers.py).
 """
 
 from typing import Any
@@ -13,6 +16,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.answers import reinterpreted, same_next_step
 from actions.intent_titles import intent_titles
 
 # Ask only when the best candidate has some support and the second is nearly as likely.
@@ -50,6 +54,8 @@ class ActionClarify(Action):
             pair = candidates(tracker.latest_message.get("intent_ranking") or [])
         if pair is None:
             return [SlotSet("clarifying", False)]
+        if same_next_step(*pair):
+            return reinterpreted(tracker, pair[0])
         titles = intent_titles()
         return [
             SlotSet("clarifying", True),

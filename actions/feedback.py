@@ -11,6 +11,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from core.answers import last_response
 from core.db import queries
 
 logger = logging.getLogger(__name__)
@@ -20,17 +21,7 @@ HELPFUL_INTENTS = {"affirm"}
 
 def answer_before_last_message(tracker: Tracker) -> str | None:
     """The last response the bot gave before the student's latest message."""
-    seen_user = False
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            if seen_user:
-                return None
-            seen_user = True
-        elif seen_user and event.get("event") == "action":
-            name = event.get("name") or ""
-            if name.startswith("utter_"):
-                return name
-    return None
+    return last_response(reversed(tracker.events))
 
 
 class ActionRecordFeedback(Action):

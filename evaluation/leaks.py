@@ -24,9 +24,11 @@ PUNCTUATION = re.compile(r"[\W_]+")
 
 @lru_cache(maxsize=1)
 def pipeline_reading() -> Callable[[str], str]:
-    """The masker, normaliser and pinyin speller as the trained pipeline applies them, the
-    speller indexed on the training data exactly as its train() does."""
+    """The masker, normaliser, dialect and contrast readers and pinyin speller as the trained
+    pipeline applies them, the speller indexed on the training data exactly as its train() does."""
     from core.privacy import mask
+    from understanding.contrast import meant
+    from understanding.dialect import mandarin
     from understanding.normalizer import normalize
     from understanding.pinyin_speller import (
         _jieba,
@@ -39,7 +41,11 @@ def pipeline_reading() -> Callable[[str], str]:
     from understanding.romanised import convert
 
     dictionary = str(ROOT / "data" / "dictionary")
-    texts = [normalize(mask(e.text)) for e in training()]
+
+    def rewritten(text: str) -> str:
+        return meant(mandarin(normalize(mask(text))))
+
+    texts = [rewritten(e.text) for e in training()]
     words = training_words(texts, dictionary)
     table = PinyinTable.from_pypinyin()
     index = index_words(words, table)
@@ -48,7 +54,7 @@ def pipeline_reading() -> Callable[[str], str]:
     frequency = _jieba(dictionary).dt.FREQ
 
     def read(text: str) -> str:
-        typed = convert(normalize(mask(text)), index, characters)
+        typed = convert(rewritten(text), index, characters)
         return PUNCTUATION.sub("", correct(typed, index, known, frequency, table))
 
     return read

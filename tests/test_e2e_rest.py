@@ -326,22 +326,43 @@ def test_misunderstood_messages_are_counted_for_the_trainers(server: str) -> Non
     assert counted == [("zxqv wtf qwop", 2)]
 
 
+def assert_feedback(helpful: Chat, not_helpful: Chat) -> None:
+    """The username answer helped the one, the password answer did not help the other."""
+    recorded = rows(
+        "SELECT conversation_id, answer, helpful FROM answer_feedback "
+        "WHERE conversation_id IN (?, ?) ORDER BY answer",
+        helpful.sender,
+        not_helpful.sender,
+    )
+    assert recorded == [
+        (not_helpful.sender, "utter_forgot_password", 0),
+        (helpful.sender, "utter_forgot_username", 1),
+    ]
+
+
 def test_yes_or_no_after_an_answer_is_recorded_as_feedback(server: str) -> None:
     yes, no = Chat(server), Chat(server)
     yes.say("用户名忘了")
     assert "太好了" in yes.say("/affirm")  # the "找回了" button
     no.say("忘了密码")
     assert PASSWORD_PHONE in no.say("/self_service_failed")
-    recorded = rows(
-        "SELECT conversation_id, answer, helpful FROM answer_feedback "
-        "WHERE conversation_id IN (?, ?) ORDER BY answer",
-        yes.sender,
-        no.sender,
-    )
-    assert recorded == [
-        (no.sender, "utter_forgot_password", 0),
-        (yes.sender, "utter_forgot_username", 1),
-    ]
+    assert_feedback(helpful=yes, not_helpful=no)
+
+
+def test_a_typed_answer_to_did_you_get_it_back_is_read_in_its_context(server: str) -> None:
+    """Answers the classifier alone does not place (#26): read against the question just asked,
+    recorded as feedback, and followed as the buttons would be."""
+    yes, no = Chat(server), Chat(server)
+    yes.say("用户名忘了")
+    # the classifier alone reads this as forgot_username (0.61): a yes in its context
+    assert "太好了" in yes.say("可以了，原来用户名是手机号")
+    no.say("忘了密码")
+    reply = no.say("没，卡在那个滑块验证那里")  # nlu_fallback alone: a no in its context
+    assert PASSWORD_PHONE in reply and EMAIL in reply
+    assert_feedback(helpful=yes, not_helpful=no)
+    # the student's own words are what the conversation keeps
+    typed = rows("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", no.sender)
+    assert any("卡在那个滑块验证" in json.loads(data)["text"] for (data,) in typed)
 
 
 @pytest.mark.parametrize(

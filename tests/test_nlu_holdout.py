@@ -32,11 +32,19 @@ def test_holdout_scores(model_path: Path) -> None:
     assert result.out_of_scope_recall >= OUT_OF_SCOPE_FLOOR
 
 
-# The second hold-out (tests/nlu/holdout2/), measured on 2026-12-03: 59 of 100 (macro-F1 0.697)
-# before the request-for-a-person component and pinyin typed without characters, 86 of 100
-# (0.901) after; pinyin 0.042 -> 0.979.
-SECOND_MACRO_F1_FLOOR = 0.87
-SECOND_KIND_FLOORS = {"pinyin": 0.93, "fillers": 0.9, "dialect": 0.9}
+# The second hold-out (tests/nlu/holdout2/), measured on 2026-12-03 (after its examples that read
+# as training sentences were replaced): 56 of 100, macro-F1 0.665, before round three of
+# understanding; 93 of 100, 0.964, after (pinyin typed as letters, dialect words, contrasts, the
+# request for a person, longer yes and no answers in the training data).
+SECOND_MACRO_F1_FLOOR = 0.93
+SECOND_KIND_FLOORS = {
+    "pinyin": 0.93,
+    "fillers": 0.9,
+    "dialect": 0.9,
+    "answers": 0.85,
+    "contrast": 0.8,
+    "long_story": 0.75,
+}
 
 
 def test_second_holdout_scores(model_path: Path) -> None:
