@@ -89,19 +89,38 @@ def session_events(tracker: Tracker) -> list[tuple[str, str | None]]:
     return found
 
 
-def path_taken(tracker: Tracker) -> str:
-    """What the student raised and what they were told in this conversation, in order."""
+def topics_of_intents(domain: dict[str, Any]) -> dict[str, str]:
+    """Intent -> the topic it makes the conversation's, from the topic slot's mappings."""
+    found: dict[str, str] = {}
+    for mapping in ((domain.get("slots") or {}).get("topic") or {}).get("mappings") or []:
+        intents = mapping.get("intent") or []
+        for intent in [intents] if isinstance(intents, str) else intents:
+            found[intent] = mapping.get("value")
+    return found
+
+
+def path_taken(tracker: Tracker, domain: dict[str, Any] | None = None) -> str:
+    """What the student raised and what they were told about the current problem, in order: the
+    steps about an earlier topic of the same conversation are left out (a password ticket does
+    not retell the ID-number questions before it)."""
     titles, answers = intent_titles(), ticket_texts()["answers"]
+    topics, current = topics_of_intents(domain or {}), topic(tracker)
     steps: list[str] = []
+    elsewhere = False  # inside the steps of another topic
     for kind, name in session_events(tracker):
         step = None
         if kind == "session_started":
-            steps = []
+            steps, elsewhere = [], False
         elif kind == "user":
+            raised = topics.get(name or "")
+            if raised and current and raised != current:
+                steps, elsewhere = [], True
+            elif raised == current:
+                elsewhere = False
             step = titles.get(name or "")
         elif kind == "action":
             step = answers.get(name or "")
-        if step and (not steps or steps[-1] != step):
+        if step and not elsewhere and (not steps or steps[-1] != step):
             steps.append(step)
     return " → ".join(steps) or ticket_texts()["unknown"]
 
@@ -118,7 +137,8 @@ def summary(tracker: Tracker, path: str) -> str:
     def label(table: str, value: Any) -> str:
         return texts[table].get(value, texts["unknown"]) if value is not None else texts["unknown"]
 
-    return texts["summary"].format(
+    template = texts["summary" if topic(tracker) == "duplicate_id" else "summary_account"]
+    return template.format(
         topic=label("topics", topic(tracker)),
         id_error=label("id_error", tracker.get_slot("id_error")),
         registered_before=label("registered_before", tracker.get_slot("registered_before")),
@@ -143,7 +163,7 @@ class ActionCreateHandoffTicket(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        steps = path_taken(tracker)
+        steps = path_taken(tracker, domain)
         case = summary(tracker, steps)
         channel = tracker.get_latest_input_channel() or ""
         try:

@@ -16,7 +16,7 @@ from actions.forms import ValidateDuplicateIdForm, ValidateStudentStatusForm
 from actions.handoff import ActionCreateHandoffTicket
 from actions.intent_titles import intent_titles
 from core.db import queries
-from tests.helpers import EMAIL
+from tests.helpers import EMAIL, ROOT, load_yaml
 
 SLOTS = ["id_error", "registered_before", "student_status", "topic", "requested_slot"]
 DOMAIN: dict[str, Any] = {
@@ -414,3 +414,28 @@ def test_the_client_tag_is_the_server_s_and_not_the_address() -> None:
     assert limits.with_client({"client": "forged"}, "") == {}  # loopback: no tag, none forged
     assert tagged["client"] == limits.with_client(None, "203.0.113.7")["client"]
     assert tagged["client"] != limits.with_client(None, "203.0.113.8")["client"]
+
+
+def test_a_password_ticket_does_not_name_an_id_message_seen_earlier(
+    sqlite_url: str, monkeypatch
+) -> None:
+    """A ticket describes the current problem (#26): the student asked about the ID number first,
+    then about a password they could not recover."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    t = tracker(
+        "还是不行", "self_service_failed", None, None, id_error="pending_review", topic="password"
+    )
+    t.events = [
+        user("error_pending_review"),
+        bot("utter_pending_review_answer"),
+        user("forgot_password"),
+        bot("utter_forgot_password"),
+        user("self_service_failed"),
+        bot("utter_handoff"),
+    ]
+    dispatcher = CollectingDispatcher()
+    domain = load_yaml(ROOT / "domain.yml")
+    events = asyncio.run(ActionCreateHandoffTicket().run(dispatcher, t, domain))
+    ticket = queries.get_ticket(int(events[0]["value"]))
+    assert "问题：忘记密码" in ticket.summary and "已给找回密码的方法" in ticket.summary
+    assert "待审核" not in ticket.summary and "看到的提示" not in ticket.summary

@@ -67,7 +67,8 @@ def test_each_phone_number_stays_where_the_faq_puts_it(domain) -> None:
     for name, variants in domain["responses"].items():
         for variant in variants:
             text = variant.get("text", "")
-            about_password = name in ("utter_forgot_password", "utter_forgot_both") or any(
+            recovery = ("utter_forgot_password", "utter_forgot_both", "utter_conscription_password")
+            about_password = name in recovery or any(
                 c.get("name") == "topic" and c.get("value") in ("password", "both")
                 for c in variant.get("condition", [])
             )
@@ -209,3 +210,33 @@ def test_duplicate_id_questions_make_it_the_topic(domain) -> None:
         "error_already_registered",
     ):
         assert intent in mapping["intent"]
+
+
+def test_no_answer_says_what_the_source_does_not(domain) -> None:
+    """An audit of every reply against the FAQ (#26) found words it does not say: support seeing
+    this project's tickets, a format page after login, what to say when calling, who published
+    the FAQ. They are gone; the source's own words stay."""
+    for name, texts in response_texts(domain).items():
+        for text in texts:
+            for unsaid in ("客服就能看到", "登录后页面上", "联系时说明", "学信网公布"):
+                assert unsaid not in text, (name, unsaid)
+
+
+def test_the_answers_the_audit_found_short_say_what_the_source_says(domain, faq_text) -> None:
+    texts = response_texts(domain)
+    page = "https://account.chsi.com.cn/account/help/sfzhcf.jsp"
+    where = "在解决办法页面点击【提供学籍或学历信息】"
+    assert page in faq_text and "在解决办法页面，点击【提供学籍或学历信息】" in faq_text
+    # every ID-number answer carries the official page
+    for name in ("utter_pending_review_answer", "utter_already_registered_before"):
+        assert all(page in t for t in texts[name]), name
+    assert all(page in t for t in texts["utter_reregister_route"])
+    # asked what route 3 needs, the student is also told where to enter it
+    assert all(where in t for t in texts["utter_route3_items"])
+    # the conscription-site answer lists all three ways together, as the source does
+    conscription = "\n".join(texts["utter_conscription_password"])
+    for way in ("password!retrive", "兵役机关", PASSWORD_PHONE, "kefu@chsi.com.cn"):
+        assert way in conscription, way
+    assert HOTLINE not in conscription
+    # the ticket reply: the prefilled email carries the steps
+    assert any("已经试过的步骤都已写好" in t for t in texts["utter_ticket_created"])
