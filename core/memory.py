@@ -6,7 +6,6 @@ stays at its peak. malloc_trim(0) returns the free pages of every arena.
 """
 
 import ctypes
-import ctypes.util
 import functools
 import gc
 from typing import Any
@@ -14,7 +13,9 @@ from typing import Any
 
 @functools.cache
 def _libc() -> Any:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    """The process's own symbols, libc's among them: ctypes.util.find_library would start
+    ldconfig to find the file, a process the server has no need to start."""
+    return ctypes.CDLL(None)
 
 
 def hand_back_free_memory(collect: bool = True) -> bool:
