@@ -86,7 +86,9 @@ def session_events(tracker: Tracker) -> list[tuple[str, str | None]]:
             found.append((kind, ((event.get("parse_data") or {}).get("intent") or {}).get("name")))
         elif kind in ("action", "session_started"):
             found.append((kind, event.get("name")))
-    return found
+        elif kind == "rewind":
+            found.append((kind, None))
+    return queries.without_reverted(found)
 
 
 def topics_of_intents(domain: dict[str, Any]) -> dict[str, str]:

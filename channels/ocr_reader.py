@@ -48,6 +48,11 @@ MAX_IMAGE_BYTES = 4 * 1024 * 1024
 MAX_PIXELS = 24_000_000  # a 4000 × 6000 photo; phone screenshots are 2-4 million
 MAX_SIDE = 2000
 MAX_OCR_PIXELS = 1_500_000
+# A picture longer than this many times its width (or wider than its height), or thinner than
+# MIN_SIDE, is no screenshot: RapidOCR would enlarge its short side (a 16,000 × 8 PNG became a
+# detection input of 900 million pixels). A long scrolling screenshot is about 7.
+MAX_ASPECT = 12
+MIN_SIDE = 32
 MAX_BOXES = 48
 LINE_HEIGHT = 48  # the recogniser reads each line scaled to this height (PP-OCRv4)
 MAX_LINE_WIDTH = 24_000
@@ -132,6 +137,8 @@ def decoded(data: bytes) -> Any:
         raise ImageRefused("screenshot_unsupported") from error
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
     width, height = picture.size
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageRefused("screenshot_unsupported")
     if width * height > MAX_OCR_PIXELS:
         scale = (MAX_OCR_PIXELS / (width * height)) ** 0.5
         picture = picture.resize((max(8, int(width * scale)), max(8, int(height * scale))))
@@ -169,9 +176,16 @@ def bounded_lines(boxes: list[Any]) -> list[Any]:
     chosen, width_left = [], float(MAX_LINE_WIDTH)
     for box in boxes[:MAX_BOXES]:
         corners = numpy.array(box, dtype=numpy.float32)
-        width = float(numpy.linalg.norm(corners[0] - corners[1]))
-        height = float(numpy.linalg.norm(corners[0] - corners[3]))
-        width_left -= width * LINE_HEIGHT / max(1.0, height)
+        sides = sorted(
+            (
+                float(numpy.linalg.norm(corners[0] - corners[1])),
+                float(numpy.linalg.norm(corners[0] - corners[3])),
+            )
+        )
+        if sides[0] < 2:
+            continue  # no line: nothing to read, nothing to charge
+        # a tall box is turned before it is read (line_image): its long side is the line
+        width_left -= sides[1] * LINE_HEIGHT / sides[0]
         if width_left < 0:
             break
         chosen.append(box)
@@ -195,7 +209,14 @@ class ScreenshotReader:
             if self._engine is None:
                 from rapidocr_onnxruntime import RapidOCR
 
-                self._engine = RapidOCR(intra_op_num_threads=2, inter_op_num_threads=1)
+                # detection reads the picture at its own size, at most MAX_SIDE: its default
+                # enlarges the short side to 736 pixels, past MAX_OCR_PIXELS for a long picture
+                self._engine = RapidOCR(
+                    intra_op_num_threads=2,
+                    inter_op_num_threads=1,
+                    det_limit_type="max",
+                    det_limit_side_len=MAX_SIDE,
+                )
         return self._engine
 
     def lines(self, data: bytes) -> list[str]:

@@ -16,10 +16,13 @@ from typing import Any
 
 # Failure said anywhere in the answer: it did not work.
 NO_ANYWHERE = re.compile(
-    r"没找回|找不回|没成功|不成功|没弄好|没改好|没用|不行|登不上|登不进|进不去|失败|还是不|收不到|没收到"
+    r"没找回|找不回|没成功|不成功|没弄好|没改好|没用|不行|登不上|登不进|进不去|打不开|对不上|失败|还是不|收不到|没收到"
 )
 # A no at the start: 没有，…; 还没呢…; 不是…
-NO_FIRST = re.compile(r"^(?:没有|没|还没|不是|并没有|不|否|no\b|nope\b)")
+# (没事, 不用了, 不客气: not a no to "did it work?")
+NO_FIRST = re.compile(
+    r"^(?:没有|没(?!事|关系|问题|毛病)|还没|不是|并没有|不(?!用了|客气|要紧)|否|no\b|nope\b)"
+)
 # 没问题, 没事了: a yes that begins like a no.
 NO_PROBLEM = re.compile(r"^(?:没问题|没事了|没毛病)")
 # Success said anywhere: it worked.
@@ -27,7 +30,8 @@ YES_ANYWHERE = re.compile(
     r"找回来了|找回了|找到了|成功了|可以了|好使了|搞定|登上去了|登进去了|登上了|进去了|解决了|改好了|弄好了"
 )
 # A yes at the start: 是的…, 对对…, 嗯嗯…
-YES_FIRST = re.compile(r"^(?:是的|对|嗯嗯|yes\b|ok\b|找回|成功)")
+# (对了 starts a new question, 对不上 is a no; 找回… may name the page, not the result)
+YES_FIRST = re.compile(r"^(?:是的|对(?!了|不)|嗯嗯|yes\b|ok\b)")
 MAX_ANSWER_CHARS = 60  # longer, it is a new question or a story, not an answer
 
 
@@ -63,6 +67,8 @@ def last_response(newest_first: Iterable[dict[str, Any]]) -> str | None:
     seen_user, reverted = False, 0
     for event in newest_first:
         kind = event.get("event")
+        if kind in ("session_started", "restart"):
+            return None  # a question of an earlier session is not the one being answered
         if kind == "rewind":
             reverted += 1
         elif kind == "user":

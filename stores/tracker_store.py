@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import ujson
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import ActionExecuted, Event, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, UserUtteranceReverted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.engine import Engine
@@ -102,6 +102,8 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             if isinstance(event, UserUttered):
                 event = masked(event)
                 self._unanswered.note(sender, event)
+            elif isinstance(event, UserUtteranceReverted):
+                self._unanswered.take_back(sender)
             yield event
 
     def _remember_read(self, tracker: DialogueStateTracker) -> None:

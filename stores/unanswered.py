@@ -26,6 +26,13 @@ class UnansweredQuestions:
         if not_understood(event):
             self._texts.setdefault(sender_id, []).append(event.text)
 
+    def take_back(self, sender_id: str) -> None:
+        """The latest message was read again (a rewind: actions/answers.py), as an answer the
+        assistant did understand: it is not counted."""
+        texts = self._texts.get(sender_id)
+        if texts:
+            texts.pop()
+
     def forget(self, sender_id: str) -> None:
         self._texts.pop(sender_id, None)
 

@@ -30,6 +30,10 @@ from tests.helpers import ROOT, load_yaml
         ("没毛病，能用了", "yes"),  # begins like a no
         ("我先去吃个饭", None),  # not an answer
         ("好的我去试试", None),  # going to try is not "it worked"
+        ("找回密码的页面打不开", "no"),  # 找回 names the page here, not the result
+        ("对了，审核要多久", None),  # a new question
+        ("不用了，谢谢", None),
+        ("没事，我再试试", None),
         ("", None),
         ("没" + "有" * 100, None),  # too long to be an answer
     ],
@@ -53,6 +57,8 @@ def test_the_next_step_of_each_intent_comes_from_the_unconditional_rules() -> No
     assert steps["request_human"] == steps["self_service_failed"] == "utter_handoff"
     assert same_next_step("self_service_failed", "request_human")
     assert not same_next_step("forgot_password", "forgot_username")
+    # the ID messages all start the same form, but each fills its slot its own way
+    assert not same_next_step("error_pending_review", "error_already_registered")
     assert not same_next_step("no_such_intent", "another")
 
 
@@ -177,3 +183,26 @@ def test_the_answer_before_a_message_read_again_is_the_question_it_answers() -> 
     # an earlier message, not read again, ends the search: no response in between
     events[4:5] = []
     assert last_response(reversed(events)) is None
+    # a question of an earlier session is not the one being answered
+    earlier = [events[0], {"event": "session_started"}, {"event": "user", "text": "不行"}]
+    assert last_response(reversed(earlier)) is None
+
+
+def test_a_message_read_again_counts_once_in_a_ticket_s_steps() -> None:
+    from core.db.queries import without_reverted
+
+    steps = [
+        ("user", "forgot_password"),
+        ("action", "utter_forgot_password"),
+        ("user", "forgot_both"),  # the classifier's first reading
+        ("action", "action_read_answer"),
+        ("rewind", None),
+        ("action", "action_listen"),
+        ("user", "deny"),
+    ]
+    assert without_reverted(steps) == [
+        ("user", "forgot_password"),
+        ("action", "utter_forgot_password"),
+        ("action", "action_listen"),
+        ("user", "deny"),
+    ]

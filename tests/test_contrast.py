@@ -31,6 +31,8 @@ def test_what_a_contrast_sets_aside_is_dropped(typed: str, read: str) -> None:
         "不是吧!",  # nothing meant follows
         "是不是要重新注册一个",  # 是不是 asks
         "这个账号不是我注册的",  # no clause follows
+        "如果不是本人操作，是否要重新注册",  # a condition, then a question
+        "客服没说，是不是还要等",
         "不是" + "很" * (MAX_SET_ASIDE + 1) + "清楚,怎么找回密码",  # a sentence, not a topic
         "",
     ],

@@ -23,7 +23,9 @@ def test_regional_words_are_read_as_mandarin(typed: str, read: str) -> None:
     assert mandarin(normalize(typed)) == read
 
 
-@pytest.mark.parametrize("text", ["系统提示已被注册", "学信网密码忘了怎么办", "唔，好的", ""])
+@pytest.mark.parametrize(
+    "text", ["系统提示已被注册", "学信网密码忘了怎么办", "唔，好的", "去网点办理", "要快点办", ""]
+)
 def test_mandarin_and_ambiguous_characters_are_left_alone(text: str) -> None:
     assert mandarin(normalize(text)) == normalize(text)
 

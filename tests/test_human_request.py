@@ -32,6 +32,10 @@ NOT_REQUESTS = [
     "证件号码显示在等客服审核，要多久",
     "提交以后是人工审核吗",
     "我已经联系了客服但是没人回",  # what was tried: the classifier decides
+    "我已经联系客服了，客服说要等",
+    "跟客服说过了，还是没用",
+    "客服来电话说要补材料",  # the person called, the student did not ask
+    "提交以后需要人工复核吗",  # a step of the review
     "不用转人工，我自己再试试",
     "别找客服了，告诉我怎么找回密码就行",
     "我不想要人工，你直接告诉我",

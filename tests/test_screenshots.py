@@ -168,6 +168,14 @@ def test_a_large_picture_is_detected_at_a_bounded_size() -> None:
         assert max(rows, columns) <= ocr_reader.MAX_SIDE
     small = ocr_reader.decoded(picture(600, 900))
     assert small.shape[:2] == (900, 600)  # a small one is read as it is
+    assert ocr_reader.decoded(picture(1080, 8000)).shape[0] <= ocr_reader.MAX_SIDE  # scrolling
+
+
+def test_a_picture_too_thin_to_be_a_screenshot_is_refused() -> None:
+    """RapidOCR enlarges a picture's short side: a 16,000 × 8 PNG (128,000 pixels, under every
+    other limit) became a detection input of 900 million pixels."""
+    for width, height in [(16000, 8), (8, 16000), (3000, 100), (40, 40 * 13)]:
+        assert read(picture(width, height)) == Reading(problem="screenshot_unsupported")
 
 
 class CountingEngine:
@@ -195,3 +203,7 @@ def test_a_picture_full_of_text_has_a_bounded_number_of_lines_recognised() -> No
     assert 0 < engine.recognised < ocr_reader.MAX_BOXES  # 1,200 × 48 / 16 each: the width bound
     boxes = [[[0, 0], [40, 0], [40, 40], [0, 40]]] * 400  # narrow ones: the count bound
     assert len(ocr_reader.bounded_lines(boxes)) == ocr_reader.MAX_BOXES
+    tall = [[[0, 0], [16, 0], [16, 2000], [0, 2000]]] * 10  # turned before reading: charged so
+    assert len(ocr_reader.bounded_lines(tall)) < 10
+    flat = [[[0, 0], [900, 0], [900, 0], [0, 0]]]  # no height: skipped, the others still read
+    assert len(ocr_reader.bounded_lines(flat + boxes[:3])) == 3

@@ -24,8 +24,10 @@ SET_ASIDE = re.compile(
     r"(?<!是)(?:并不是|倒不是|不是|并非|没说)"  # not 是不是: that asks
     rf"(?P<aside>[^,;.!?。，；！？]{{0,{MAX_SET_ASIDE}}}?)"
     r"(?:[,;，；]\s*|而)"  # the clause ends
-    r"(?:而是|其实是|说的是|就是|是)?"  # the connective before what is meant
+    r"(?:而是|其实是|说的是|就是|是(?![否不]))?"  # the connective (是否, 是不是: questions)
 )
+
+QUESTION = re.compile(r"是否|是不是")
 
 
 def meant(text: str) -> str:
@@ -35,6 +37,9 @@ def meant(text: str) -> str:
         rest = text[found.end() :]
         if not any(cjk.is_ideograph(char) for char in rest):
             break  # nothing meant follows: 不是, 不是吧
+        if QUESTION.match(rest):  # 不是本人操作，是否要…: a condition and a question, no contrast
+            found = SET_ASIDE.search(text, found.end())
+            continue
         text = text[: found.start()] + rest
         found = SET_ASIDE.search(text, found.start())
     return text

@@ -57,7 +57,15 @@ WORDS = {
     "俾人": "被人",
     "揾": "找",
 }
-_WORD = re.compile("|".join(sorted(map(re.escape, WORDS), key=len, reverse=True)))
+# 点算, 点办, 点样 only where a clause begins or after a pronoun: 网点办理, 快点办 and 重点算法
+# are Mandarin.
+_POINT = "(?:(?<![\u4e00-\u9fff])|(?<=[我你佢咁咋要]))"
+_WORD = re.compile(
+    "|".join(
+        (_POINT + re.escape(word)) if word.startswith("点") else re.escape(word)
+        for word in sorted(WORDS, key=len, reverse=True)
+    )
+)
 
 
 def mandarin(text: str) -> str:

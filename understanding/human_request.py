@@ -51,7 +51,9 @@ NEGATION_REACH = 4  # characters before the request that may negate it
 # Personal data the masker replaced ([手机号]…) is not read as a request either.
 PLACEHOLDER = re.compile(r"\[[^\]]{1,8}\]")
 # What the question is about does not matter here: 人工审核 is a step of the review, not a person.
-NOT_A_PERSON = re.compile(r"人工(?:审核|核验|核查|处理中|智能)")
+NOT_A_PERSON = re.compile(r"人工(?:审核|核验|核查|核对|复核|处理|智能)|客服(?:审核|核验|复核|来电)")
+# A person already reached (联系客服了, 跟客服说过, 和客服沟通过…): what the student tried, a story.
+DONE = re.compile(r"^(?:[^,.!?，。！？]{0,6})?(?:了|过)")
 
 
 def asks_for_a_person(text: str) -> bool:
@@ -60,8 +62,9 @@ def asks_for_a_person(text: str) -> bool:
     for pattern in REQUESTS:
         for found in pattern.finditer(text):
             before = text[max(0, found.start() - NEGATION_REACH) : found.start()]
-            if not NEGATION.search(before):
-                return True
+            if NEGATION.search(before) or DONE.match(text[found.end() :]):
+                continue
+            return True
     return False
 
 

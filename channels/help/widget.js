@@ -31,7 +31,7 @@
   var MAX_KEPT = 200;
   var KEEP_MS = 2 * 60 * 60 * 1000;  // two hours without a message: a new conversation
   var MAX_CHARS = 2000;  // what the server reads of one message (channels/limits.py)
-  var MAX_SIDE = 2000;  // what the server reads of a screenshot (channels/screenshots.py)
+  var MAX_SIDE = 2000;  // what the server reads of a screenshot (channels/ocr_reader.py)
 
   function randomId(prefix) {
     var bytes = new Uint8Array(16);

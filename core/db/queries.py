@@ -237,11 +237,26 @@ def session_steps_until(conversation_id: str, until_id: int) -> list[tuple[str, 
                 of_conversation,
                 EVENTS.c.id <= until_id,
                 EVENTS.c.id >= (start or 0),
-                EVENTS.c.type_name.in_(("user", "action")),
+                EVENTS.c.type_name.in_(("user", "action", "rewind")),
             )
             .order_by(EVENTS.c.id)
         ).all()
     return [(kind, intent if kind == "user" else action) for kind, intent, action in rows]
+
+
+def without_reverted(steps: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The steps as Rasa applies them: a "rewind" (a message read again, actions/answers.py)
+    takes back the latest user message and what followed it."""
+    kept: list[tuple[str, str | None]] = []
+    for kind, name in steps:
+        if kind != "rewind":
+            kept.append((kind, name))
+            continue
+        while kept and kept[-1][0] != "user":
+            kept.pop()
+        if kept:
+            kept.pop()
+    return kept
 
 
 # ---- retention -----------------------------------------------------------------------------

@@ -103,14 +103,15 @@ def notes(ticket: int) -> list[tuple[str, str, datetime]]:
 
 def transcript(conversation_id: str, limit: int = 400, after_id: int = 0) -> list[Line]:
     """The conversation's last `limit` messages after event `after_id`, as stored (the student's
-    masked), oldest first."""
+    masked), oldest first. A message read again (a "rewind" and the same message once more:
+    actions/answers.py) is shown once."""
     if not sa.inspect(engine()).has_table("events"):
         return []
     query = (
         sa.select(EVENTS.c.id, EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data)
         .where(
             EVENTS.c.sender_id == conversation_id,
-            EVENTS.c.type_name.in_(("user", "bot")),
+            EVENTS.c.type_name.in_(("user", "bot", "rewind")),
             EVENTS.c.id > after_id,
         )
         .order_by(EVENTS.c.id.desc())
@@ -118,8 +119,13 @@ def transcript(conversation_id: str, limit: int = 400, after_id: int = 0) -> lis
     )
     with session_scope() as session:
         rows = list(session.execute(query))
-    lines = []
+    lines: list[Line] = []
     for row in reversed(rows):
+        if row.type_name == "rewind":
+            students = [i for i, line in enumerate(lines) if line.sender == "student"]
+            if students:
+                del lines[students[-1] :]
+            continue
         event = json.loads(row.data or "{}")
         text = (event.get("text") or "").strip()
         if not text:
