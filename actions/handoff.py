@@ -88,7 +88,7 @@ def session_events(tracker: Tracker) -> list[tuple[str, str | None]]:
             found.append((kind, event.get("name")))
         elif kind == "rewind":
             found.append((kind, None))
-    return queries.without_reverted(found)
+    return queries.without_reverted(found, kind=lambda step: step[0])
 
 
 def topics_of_intents(domain: dict[str, Any]) -> dict[str, str]:

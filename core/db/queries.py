@@ -1,9 +1,10 @@
 """Everything the actions, the tracker store and the staff command line ask of the database."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -244,15 +245,18 @@ def session_steps_until(conversation_id: str, until_id: int) -> list[tuple[str, 
     return [(kind, intent if kind == "user" else action) for kind, intent, action in rows]
 
 
-def without_reverted(steps: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+Step = TypeVar("Step")
+
+
+def without_reverted(steps: list[Step], kind: Callable[[Step], str]) -> list[Step]:
     """The steps as Rasa applies them: a "rewind" (a message read again, actions/answers.py)
-    takes back the latest user message and what followed it."""
-    kept: list[tuple[str, str | None]] = []
-    for kind, name in steps:
-        if kind != "rewind":
-            kept.append((kind, name))
+    takes back the latest user message and what followed it. `kind` names a step's event type."""
+    kept: list[Step] = []
+    for step in steps:
+        if kind(step) != "rewind":
+            kept.append(step)
             continue
-        while kept and kept[-1][0] != "user":
+        while kept and kind(kept[-1]) != "user":
             kept.pop()
         if kept:
             kept.pop()

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from core.db import queries
 from core.db.engine import engine, session_scope
 from core.db.models import STAFF_ROLES, StaffSession, StaffUser, TicketNote, utcnow
 from core.db.queries import EVENTS  # read for a ticket's transcript (user texts stored masked)
@@ -120,12 +121,7 @@ def transcript(conversation_id: str, limit: int = 400, after_id: int = 0) -> lis
     with session_scope() as session:
         rows = list(session.execute(query))
     lines: list[Line] = []
-    for row in reversed(rows):
-        if row.type_name == "rewind":
-            students = [i for i, line in enumerate(lines) if line.sender == "student"]
-            if students:
-                del lines[students[-1] :]
-            continue
+    for row in queries.without_reverted(rows[::-1], kind=lambda row: row.type_name):
         event = json.loads(row.data or "{}")
         text = (event.get("text") or "").strip()
         if not text:
