@@ -56,9 +56,12 @@ format: install
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
+# Two at a time (most of a test that starts servers is waiting for them), then the tests that
+# time things under load with the machine to themselves (`alone`, pytest.ini).
 test: train lint
 	@scripts/browser.sh
-	.venv/bin/python -m pytest --durations=15
+	.venv/bin/python -m pytest -m "not alone" -n 2 --dist loadfile --durations=15
+	.venv/bin/python -m pytest -m alone --durations=5
 
 # The edit loop: no training, no servers, no browser (tests/conftest.py: `processes`).
 test-fast: install

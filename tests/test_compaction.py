@@ -5,6 +5,7 @@ are checked reply by reply against a server whose store reads whole sessions (`c
 """
 
 import asyncio
+import concurrent.futures
 import sqlite3
 from pathlib import Path
 
@@ -237,10 +238,14 @@ LONG_CHAT = [
 ]
 
 
-def chat_through(model_path: Path, tmp: Path, compact: bool) -> tuple[list[str], list[tuple]]:
+def new_database(tmp: Path) -> Path:
     tmp.mkdir()
-    database = tmp / "assistant.db"
-    migrate(f"sqlite:///{database}")
+    migrate(f"sqlite:///{tmp / 'assistant.db'}")  # Alembic's context is global: one at a time
+    return tmp / "assistant.db"
+
+
+def chat_through(model_path: Path, database: Path, compact: bool) -> tuple[list[str], list[tuple]]:
+    tmp = database.parent
     with running(model_path, tmp, {"DATABASE_URL": f"sqlite:///{database}"}, compact=compact) as s:
         chat = Chat(s.rasa[0], sender="long-chat")
         replies = [chat.say(text) for text in LONG_CHAT]
@@ -254,8 +259,14 @@ def chat_through(model_path: Path, tmp: Path, compact: bool) -> tuple[list[str],
 def test_a_long_conversation_gets_the_same_answers_as_from_whole_sessions(
     model_path: Path, tmp_path: Path
 ) -> None:
-    compacted, compacted_tickets = chat_through(model_path, tmp_path / "compact", compact=True)
-    whole, whole_tickets = chat_through(model_path, tmp_path / "whole", compact=False)
+    with concurrent.futures.ThreadPoolExecutor(2) as both:  # two server sets, side by side
+        compact = both.submit(chat_through, model_path, new_database(tmp_path / "compact"), True)
+        whole_db = new_database(tmp_path / "whole")
+        read_whole = both.submit(chat_through, model_path, whole_db, False)
+        (compacted, compacted_tickets), (whole, whole_tickets) = (
+            compact.result(),
+            read_whole.result(),
+        )
     for number, (text, mine, theirs) in enumerate(zip(LONG_CHAT, compacted, whole, strict=True)):
         assert mine == theirs, f"turn {number + 1} ({text}) answered differently"
     assert compacted_tickets == whole_tickets and compacted_tickets

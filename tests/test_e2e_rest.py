@@ -31,7 +31,7 @@ from tests.helpers import (
     PASSWORD_PHONE,
     USERNAME_PAGE,
 )
-from tests.servers import Chat, running, widget_turn
+from tests.servers import Chat, leave, running, widget_turn
 
 # The running servers' conversation database and logs, for the privacy test.
 SERVER_FILES: dict[str, Path] = {}
@@ -477,7 +477,7 @@ def test_socketio_session_ids_are_checked_and_namespaced(server: str) -> None:
             await client.emit("session_request", {"session_id": session_id})
             return await asyncio.wait_for(confirmed.get(), 10)
         finally:
-            await client.disconnect()
+            await leave(client)
 
     for bad in ("wx:o-someone", "a\nb", "x" * 65, "short"):
         # bounded: a python-engineio polling client once hung here for minutes

@@ -20,6 +20,9 @@ from tests.console import add_user, console_running, signed_in
 from tests.servers import Chat, running
 from tests.test_workers import cpu_seconds, worker_pids
 
+# Timed (answers within a second, CPU spent, deadlines): with the machine to itself.
+pytestmark = pytest.mark.alone
+
 CAP = 48  # MAX_CONNECTIONS for these servers: small enough to reach in a test
 TAKEOVER_KEY = "guard-takeover-key"
 BODY_SECONDS = 6

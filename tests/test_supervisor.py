@@ -28,6 +28,9 @@ from tests.servers import running
 from tests.test_e2e_rest import listening_addresses
 from tests.test_workers import worker_pids
 
+# Timed under load: with the machine to itself (make test runs these after the others).
+pytestmark = pytest.mark.alone
+
 HANG_SECONDS = 4
 # A replacement loads the model (about 8 s on this 2-core machine when idle, more under load).
 BACK_WITHIN_SECONDS = 30
