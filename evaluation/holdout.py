@@ -6,6 +6,8 @@
   stories with the question at the end, fillers of speech, dialect words, longer answers to the
   assistant's own questions), before any change it measures: whether work on understanding
   generalises.
+- Fresh long stories (tests/nlu/long_stories.yml), written after understanding/question_focus.py
+  was designed on the second hold-out's long stories and before it was measured.
 """
 
 import asyncio
@@ -19,6 +21,7 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parent.parent
 HOLDOUT_DIR = ROOT / "tests" / "nlu" / "holdout"
 SECOND_HOLDOUT_DIR = ROOT / "tests" / "nlu" / "holdout2"
+LONG_STORIES = ROOT / "tests" / "nlu" / "long_stories.yml"
 TRAINING_DIR = ROOT / "data" / "nlu"
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -50,6 +53,10 @@ def holdout(directory: Path = HOLDOUT_DIR) -> list[Example]:
 
 def second_holdout() -> list[Example]:
     return holdout(SECOND_HOLDOUT_DIR)
+
+
+def long_stories() -> list[Example]:
+    return read_examples(LONG_STORIES, "long_stories")
 
 
 def training() -> list[Example]:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from functools import lru_cache
 
-from evaluation.holdout import ROOT, Example, holdout, second_holdout, training
+from evaluation.holdout import ROOT, Example, holdout, long_stories, second_holdout, training
 
 NEAR_RATIO = 0.9
 PUNCTUATION = re.compile(r"[\W_]+")
@@ -67,7 +67,7 @@ def leaks(near_ratio: float = NEAR_RATIO) -> list[tuple[Example, str, float]]:
     for example in training():
         trained.setdefault(read(example.text), example.text)
     found = []
-    for example in holdout() + second_holdout():
+    for example in holdout() + second_holdout() + long_stories():
         seen = read(example.text)
         if seen in trained:
             found.append((example, trained[seen], 1.0))
