@@ -11,12 +11,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from core.answers import last_response
+from core.answers import HELPFUL_INTENTS, last_response
 from core.db import queries
 
 logger = logging.getLogger(__name__)
-
-HELPFUL_INTENTS = {"affirm"}
 
 
 def answer_before_last_message(tracker: Tracker) -> str | None:

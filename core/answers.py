@@ -14,6 +14,10 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+# The intents that say an answer helped: action_record_feedback counts them as 有帮助, and the
+# review list (stores/review.py) takes any other answer to "did it work?" as 没帮助.
+HELPFUL_INTENTS = frozenset({"affirm"})
+
 # Failure said anywhere in the answer: it did not work.
 NO_ANYWHERE = re.compile(
     r"没找回|找不回|没成功|不成功|没弄好|没改好|没用|不行|登不上|登不进|进不去|打不开|对不上|失败|还是不|收不到|没收到"

@@ -87,6 +87,24 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def review(args: argparse.Namespace) -> int:
+    """The answered messages worth a second look, grouped as the console's review page has them."""
+    from staff import improve
+
+    kinds = [args.kind] if args.kind else list(improve.REVIEW_KINDS)
+    for kind in kinds:
+        print(f"{kind}: {improve.REVIEW_KINDS[kind]}")
+        groups = improve.review_groups(queries.review_rows(kind, improve.MAX_GROUPED))
+        for review in groups[: args.limit]:
+            group = review.group
+            print(f"  {group.count:>5}  {group.first_seen:%Y-%m-%d} .. {group.last_seen:%Y-%m-%d}")
+            for text in group.texts[:5]:
+                print(f"         {printable(text)}  -> {review.intents[text]}")
+        if not groups:
+            print("  none")
+    return 0
+
+
 def purge(args: argparse.Namespace) -> int:
     days = args.days or settings.retention_days()
     done = queries.purge_older_than(days)
@@ -158,6 +176,10 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="top unanswered questions and answer feedback")
     r.add_argument("--limit", type=int, default=20)
     r.set_defaults(run=report)
+    v = sub.add_parser("review", help="answered messages worth a second look, by kind")
+    v.add_argument("--kind", choices=["unsure", "did_not_help", "handed_off"])
+    v.add_argument("--limit", type=int, default=20, help="groups per kind")
+    v.set_defaults(run=review)
     p = sub.add_parser("purge", help="delete conversations older than the retention period")
     p.add_argument("--days", type=at_least_one_day, help="default: RETENTION_DAYS, or 90")
     p.set_defaults(run=purge)

@@ -1,6 +1,6 @@
 """The console's admin pages: what the assistant did not understand (grouped, exportable as NLU
-YAML), whether its answers helped (table and CSV), tickets per topic per day (SVG), and how many
-workers each Rasa server has serving."""
+YAML), what it answered that deserves a second look, whether its answers helped (table and CSV),
+tickets per topic per day (SVG), and how many workers each Rasa server has serving."""
 
 import asyncio
 import threading
@@ -28,6 +28,25 @@ def grouped_with_index(rows: list) -> list[improve.Group]:
         return improve.grouped(rows, INDEX)
 
 
+# One grouping per kind of the review list: a text's group number belongs to its own index.
+REVIEW_INDEXES = {kind: improve.GroupIndex() for kind in improve.REVIEW_KINDS}
+
+
+def review_grouped(kind: str, rows: list[queries.ReviewRow]) -> list[improve.ReviewGroup]:
+    with INDEX_LOCK:
+        return improve.review_groups(rows, REVIEW_INDEXES[kind])
+
+
+async def review_lists() -> dict[str, list[improve.ReviewGroup]]:
+    """Each kind's groups, worked out off the event loop as the not-understood ones are."""
+    loop = asyncio.get_running_loop()
+    lists = {}
+    for kind in improve.REVIEW_KINDS:
+        rows = queries.review_rows(kind, improve.MAX_GROUPED)
+        lists[kind] = await loop.run_in_executor(None, review_grouped, kind, rows)
+    return lists
+
+
 async def unanswered_groups() -> list[improve.Group]:
     """Off the event loop: new texts still cost a comparison or two each."""
     rows = queries.unanswered_rows(improve.MAX_GROUPED)
@@ -41,6 +60,17 @@ def add_routes(app: Sanic) -> None:
         groups = await unanswered_groups()
         return page(
             "unanswered.html", user=request.ctx.user, groups=groups, intents=improve.intents()
+        )
+
+    @app.get("/admin/review")
+    @signed_in(role="admin")
+    async def review(request: Request) -> HTTPResponse:
+        return page(
+            "review.html",
+            user=request.ctx.user,
+            lists=await review_lists(),
+            kinds=improve.REVIEW_KINDS,
+            not_understood=sum(group.count for group in await unanswered_groups()),
         )
 
     @app.post("/admin/unanswered/export")

@@ -1,5 +1,6 @@
-"""What the console's admin pages make of the statistics: not-understood messages grouped,
-examples exported as Rasa NLU YAML for review, feedback as CSV, tickets per topic as a chart."""
+"""What the console's admin pages make of the statistics: not-understood messages grouped, the
+answered messages worth a second look grouped by kind, examples exported as Rasa NLU YAML for
+review, feedback as CSV, tickets per topic as a chart."""
 
 import csv
 import difflib
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from core.db.queries import FeedbackCount
+from core.db.queries import FeedbackCount, ReviewRow
 from core.yaml_files import read_yaml
 
 DOMAIN = Path(__file__).resolve().parent.parent / "domain.yml"
@@ -113,6 +114,39 @@ def grouped(
         home.count += count
         home.first_seen, home.last_seen = min(home.first_seen, first), max(home.last_seen, last)
     return sorted(groups.values(), key=lambda g: (-g.count, g.texts[0]))
+
+
+# What each kind of the review list means, as the console and `python -m staff review` say it.
+REVIEW_KINDS = {
+    "unsure": "答了，但没把握（最可能的意图分数低，或前两个意图分数接近）",
+    "did_not_help": "答了，学生说没帮上忙",
+    "handed_off": "答了，两轮之内学生还是转了人工",
+}
+
+
+@dataclass
+class ReviewGroup:
+    """Near-identical answered messages of one kind, each with the intent the assistant chose."""
+
+    group: Group
+    intents: dict[str, str]  # text -> the intent chosen (the most frequent, if several)
+
+
+def review_groups(rows: list[ReviewRow], index: GroupIndex | None = None) -> list[ReviewGroup]:
+    """The rows of one kind in groups of near-identical texts, the most frequent first."""
+    chosen: dict[str, tuple[int, str]] = {}
+    counts: dict[str, tuple[int, datetime, datetime]] = {}
+    for row in rows:
+        if row.count > chosen.get(row.text, (0, ""))[0]:
+            chosen[row.text] = (row.count, row.intent)
+        count, first, last = counts.get(row.text, (0, datetime.max, datetime.min))
+        counts[row.text] = (count + row.count, min(first, row.first_seen), max(last, row.last_seen))
+    merged = [(text, *seen) for text, seen in counts.items()]
+    merged.sort(key=lambda r: (-r[1], r[0]))
+    return [
+        ReviewGroup(group, {text: chosen[text][1] for text in group.texts})
+        for group in grouped(merged, index)
+    ]
 
 
 def intents() -> list[str]:

@@ -13,7 +13,8 @@
   afresh, as with Rasa's FailSafeTrackerStore.) Rasa finds the events to write by counting the
   stored ones; a conversation answered from memory is not a continuation of what is stored, so for
   those the events are found by content (`_unsaved_events`).
-- Not-understood messages are counted for the trainers (stores/unanswered.py).
+- Not-understood messages are counted for the trainers (stores/unanswered.py), and answered
+  ones worth a second look (stores/review.py).
 - Compacted: a turn reads the session's checkpoint and its last messages only, not the whole
   session, so its cost does not grow with the conversation (stores/compaction.py). The checkpoints
   live in the table `conversation_checkpoints`, which Rasa creates with its `events`.
@@ -43,6 +44,7 @@ from stores import compaction
 from stores.kept_conversations import KeptConversations
 from stores.masking import masked
 from stores.retries import unreachable, with_retries
+from stores.review import ReviewNotes
 from stores.unanswered import UnansweredQuestions
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             self.engine = sqlite_engine(self.database_url, future=False)
             self.sessionmaker = sessionmaker(bind=self.engine)
         self._unanswered = UnansweredQuestions(self.database_url)
+        self._review = ReviewNotes(self.database_url)
         self._kept = KeptConversations(save=self._save_once)
         # Conversations whose last read failed: their turn went on from what was kept, or started
         # afresh, so what the database holds is not their beginning.
@@ -99,6 +102,7 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         else:
             events = self._stored_after(session, tracker)
         for event in events:
+            self._review.saw(sender, event)
             if isinstance(event, UserUttered):
                 event = masked(event)
                 self._unanswered.note(sender, event)
@@ -166,12 +170,14 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
     async def _save_once(self, tracker: DialogueStateTracker) -> None:
         sender = tracker.sender_id
         self._unanswered.forget(sender)
+        self._review.forget(sender)
         await self._write(tracker)
         self._remember_read(tracker)
         # Stored: what was kept for this conversation is part of this tracker. (A failed read
         # still counts until a read succeeds: this turn's tracker is not the stored one.)
         self._kept.discard(sender)
         self._unanswered.record(sender)
+        self._review.record(sender, tracker)
 
     async def _write(self, tracker: DialogueStateTracker) -> None:
         """SQLTrackerStore.save, the new events written in one statement: the same rows as

@@ -216,6 +216,26 @@ def test_not_understood_messages_are_grouped_and_exported_for_review(console, mo
     assert "<script" not in chart.text
 
 
+def test_answered_messages_worth_a_second_look_are_listed_by_kind(console, monkeypatch) -> None:
+    from core.db import queries
+
+    monkeypatch.setenv("DATABASE_URL", console["db"])
+    queries.record_for_review(
+        "did_not_help", "密码找回页面进不去", "forgot_password", console["db"]
+    )
+    queries.record_for_review("handed_off", "用户名忘了<b>", "forgot_username", console["db"])
+    admin, _ = signed_in(console["url"], "admin1")
+    page = admin.get(f"{console['url']}/admin/review", timeout=10).text
+    did_not_help = page.index("学生说没帮上忙")
+    handed_off = page.index("转了人工")
+    assert did_not_help < page.index("密码找回页面进不去") < handed_off
+    assert "<code>forgot_password</code>" in page
+    assert "用户名忘了&lt;b&gt;" in page[handed_off:] and "用户名忘了<b>" not in page
+    agent, _ = signed_in(console["url"], "agent1")
+    refused = agent.get(f"{console['url']}/admin/review", timeout=10, allow_redirects=False)
+    assert refused.status_code == 403
+
+
 def test_hostile_input_gets_a_refusal_never_a_500(console) -> None:
     url = console["url"]
     session, csrf = signed_in(url, "agent1")

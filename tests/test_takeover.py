@@ -516,7 +516,8 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
         agent.fill("#name", "lead")
         agent.fill("#password", PASSWORD)
         agent.click("button[type=submit]")
-        for path in ("/admin/unanswered", "/admin/feedback", "/tickets?status=claimed"):
+        pages = ("/admin/unanswered", "/admin/review", "/admin/feedback", "/tickets?status=claimed")
+        for path in pages:
             agent.goto(f"{live['console']}{path}")
             checked[path] = violations(agent)
         browser.close()

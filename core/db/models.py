@@ -55,6 +55,27 @@ class UnansweredQuestion(Base):
     last_seen = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
 
 
+REVIEW_KINDS = ("unsure", "did_not_help", "handed_off")
+
+
+class ReviewMessage(Base):
+    """A message the assistant answered that deserves a second look (stores/review.py): it was
+    unsure, the student said the answer did not help, or asked for a person soon after. Masked,
+    counted over repeats of the same text read as the same intent."""
+
+    __tablename__ = "review_messages"
+    __table_args__ = (sa.UniqueConstraint("kind", "text_hash", "intent"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    kind = sa.Column(sa.String(16), nullable=False)
+    text = sa.Column(sa.Text, nullable=False)
+    text_hash = sa.Column(sa.String(64), nullable=False)
+    intent = sa.Column(sa.String(64), nullable=False)  # the intent the assistant chose
+    count = sa.Column(sa.Integer, nullable=False, default=1)
+    first_seen = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    last_seen = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
+
+
 class AnswerFeedback(Base):
     """Whether an answer helped, as the student said right after it."""
 

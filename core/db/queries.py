@@ -11,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db.engine import engine, session_scope
 from core.db.models import (
+    REVIEW_KINDS,
     AnswerFeedback,
+    ReviewMessage,
     Takeover,
     Ticket,
     TicketNote,
@@ -131,6 +133,65 @@ def record_unanswered(masked_text: str, url: str | None = None) -> None:
             return
         except IntegrityError:
             continue
+
+
+def record_for_review(kind: str, masked_text: str, intent: str, url: str | None = None) -> None:
+    """Count one more occurrence of an (already masked) answered message worth a second look."""
+    text = " ".join(masked_text.split())[:MAX_QUESTION_CHARS]
+    if not text or kind not in REVIEW_KINDS:
+        return
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    same = (
+        ReviewMessage.kind == kind,
+        ReviewMessage.text_hash == digest,
+        ReviewMessage.intent == intent,
+    )
+    bump = (
+        sa.update(ReviewMessage)
+        .where(*same)
+        .values(count=ReviewMessage.count + 1, last_seen=utcnow())
+    )
+    for _ in range(2):  # a second server may insert the same text between our update and insert
+        with session_scope(url) as session:
+            if session.execute(bump).rowcount:
+                return
+        try:
+            with session_scope(url) as session:
+                session.add(ReviewMessage(kind=kind, text=text, text_hash=digest, intent=intent))
+            return
+        except IntegrityError:
+            continue
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One answered message worth a second look, as the review list shows it."""
+
+    kind: str
+    text: str
+    intent: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+def review_rows(kind: str, limit: int = 500) -> list[ReviewRow]:
+    """The most frequent messages of one kind (REVIEW_KINDS), with the intent chosen."""
+    query = (
+        sa.select(
+            ReviewMessage.kind,
+            ReviewMessage.text,
+            ReviewMessage.intent,
+            ReviewMessage.count,
+            ReviewMessage.first_seen,
+            ReviewMessage.last_seen,
+        )
+        .where(ReviewMessage.kind == kind)
+        .order_by(ReviewMessage.count.desc(), ReviewMessage.last_seen.desc())
+        .limit(limit)
+    )
+    with session_scope() as session:
+        return [ReviewRow(*row) for row in session.execute(query)]
 
 
 def top_unanswered(limit: int = 20) -> list[tuple[str, int, datetime]]:
@@ -322,4 +383,5 @@ def purge_older_than(days: int, now: datetime | None = None) -> Purged:
         unanswered = session.execute(
             sa.delete(UnansweredQuestion).where(UnansweredQuestion.last_seen < cutoff)
         ).rowcount
+        session.execute(sa.delete(ReviewMessage).where(ReviewMessage.last_seen < cutoff))
     return Purged(conversations, events, feedback, tickets, unanswered)

@@ -1,0 +1,143 @@
+"""stores/review.py and the review list: answered messages worth a second look, on conversations
+made by hand (events as Rasa stores them), and stored masked and counted."""
+
+import pytest
+from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUttered
+
+from core.db import queries
+from staff import __main__ as staff_cli
+from staff import improve
+from stores.review import CLOSE_MARGIN, UNSURE_CONFIDENCE, worth_review
+
+
+def said(text: str, intent: str, confidence: float = 0.95, second: float = 0.01) -> UserUttered:
+    ranking = [{"name": intent, "confidence": confidence}, {"name": "greet", "confidence": second}]
+    return UserUttered(
+        text,
+        intent={"name": intent, "confidence": confidence},
+        parse_data={
+            "intent": {"name": intent, "confidence": confidence},
+            "intent_ranking": ranking,
+        },
+    )
+
+
+def answer(name: str) -> list[Event]:
+    return [ActionExecuted(name), BotUttered("…"), ActionExecuted("action_listen")]
+
+
+def found(events: list[Event]) -> list[tuple[str, str, str]]:
+    """Every event counts as new."""
+    new = {id(event) for event in events}
+    return [
+        (kind, message.text or "", (message.intent or {}).get("name", ""))
+        for kind, message in worth_review(events, new)
+    ]
+
+
+def test_a_confident_answer_is_not_listed() -> None:
+    assert found([said("密码忘了", "forgot_password"), *answer("utter_forgot_password")]) == []
+
+
+@pytest.mark.parametrize(
+    ("confidence", "second"),
+    [
+        (UNSURE_CONFIDENCE - 0.05, 0.1),
+        (UNSURE_CONFIDENCE + 0.05, UNSURE_CONFIDENCE + 0.1 - CLOSE_MARGIN),
+    ],
+)
+def test_an_answer_given_with_a_low_or_a_close_confidence_is_unsure(
+    confidence: float, second: float
+) -> None:
+    message = said("那个账号的东西咋弄回来", "forgot_username", confidence, second)
+    assert found([message, *answer("utter_forgot_username")]) == [
+        ("unsure", "那个账号的东西咋弄回来", "forgot_username")
+    ]
+
+
+def test_the_fallback_and_buttons_are_not_unsure() -> None:
+    events = [
+        said("qwpz", "nlu_fallback", 0.3),  # not understood: stores/unanswered.py counts it
+        said("/affirm", "affirm", 0.2),  # a button's payload
+    ]
+    assert found(events) == []
+
+
+def test_a_no_to_did_it_work_lists_the_question_answered() -> None:
+    events = [
+        said("密码怎么都想不起来", "forgot_password"),
+        *answer("utter_forgot_password"),
+        said("不行啊", "deny"),
+        ActionExecuted("action_record_feedback"),
+    ]
+    assert found(events) == [("did_not_help", "密码怎么都想不起来", "forgot_password")]
+
+
+def test_a_yes_to_did_it_work_lists_nothing() -> None:
+    events = [
+        said("密码怎么都想不起来", "forgot_password"),
+        *answer("utter_forgot_password"),
+        said("好了", "affirm"),
+        ActionExecuted("action_record_feedback"),
+    ]
+    assert found(events) == []
+
+
+def test_a_ticket_within_two_turns_of_an_answer_lists_its_question() -> None:
+    question = said("注册时说身份证号被注册了", "error_already_registered")
+    events = [
+        question,
+        *answer("utter_ask_registered_before"),
+        said("谢谢", "thank"),
+        *answer("utter_welcome"),
+        said("转人工", "request_human"),
+        ActionExecuted("action_create_handoff_ticket"),
+    ]
+    assert found(events) == [("handed_off", "注册时说身份证号被注册了", "error_already_registered")]
+    # three turns later it is another matter
+    later = [*events[:-2], said("好的", "affirm"), *answer("utter_ok"), *events[-2:]]
+    assert found(later) == []
+
+
+def test_only_the_events_of_the_turn_being_stored_count() -> None:
+    events = [
+        said("密码怎么都想不起来", "forgot_password", 0.4),
+        *answer("utter_forgot_password"),
+        said("不行啊", "deny"),
+        ActionExecuted("action_record_feedback"),
+    ]
+    new = {id(event) for event in events[-2:]}  # the first turn was stored before
+    kinds = [kind for kind, _ in worth_review(events, new)]
+    assert kinds == ["did_not_help"]
+
+
+def test_stored_masked_counted_and_grouped(sqlite_url: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    for text in ("用户名找不到了怎么办", "用户名找不到了怎么办", "用户名找不到了怎么办呢"):
+        queries.record_for_review("unsure", text, "forgot_username", url=sqlite_url)
+    queries.record_for_review("unsure", "用户名找不到了怎么办", "forgot_both", url=sqlite_url)
+    queries.record_for_review("nonsense", "x", "greet", url=sqlite_url)  # not a kind: ignored
+    rows = queries.review_rows("unsure")
+    assert [(r.text, r.intent, r.count) for r in rows] == [
+        ("用户名找不到了怎么办", "forgot_username", 2),
+        ("用户名找不到了怎么办", "forgot_both", 1),
+        ("用户名找不到了怎么办呢", "forgot_username", 1),
+    ]
+    (group,) = improve.review_groups(rows)
+    assert group.group.count == 4
+    assert group.intents == {
+        "用户名找不到了怎么办": "forgot_username",  # the intent chosen most often
+        "用户名找不到了怎么办呢": "forgot_username",
+    }
+    assert queries.review_rows("did_not_help") == []
+    assert staff_cli.main(["review", "--kind", "unsure"]) == 0
+    printed = capsys.readouterr().out
+    assert "用户名找不到了怎么办  -> forgot_username" in printed and "    4  " in printed
+
+
+def test_the_review_table_is_in_the_migrations(sqlite_url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(sqlite_url)
+    assert "review_messages" in sa.inspect(engine).get_table_names()
+    engine.dispose()
