@@ -7,7 +7,7 @@ import sys
 
 from core import settings
 from core.db import queries
-from core.db.models import STAFF_ROLES, TICKET_STATUSES, Ticket
+from core.db.models import LABEL_SOURCES, STAFF_ROLES, TICKET_STATUSES, Ticket
 
 # C0 and C1 control characters (escape sequences, carriage returns…), which could rewrite the staff
 # terminal when a student's text or an old conversation id carries them.
@@ -105,6 +105,19 @@ def review(args: argparse.Namespace) -> int:
     return 0
 
 
+def label(args: argparse.Namespace) -> int:
+    """Labels one message (masked before it is stored), as the console labels a group."""
+    from core.db.models import FAQ_GAP
+    from staff import improve
+
+    if args.intent not in {*improve.intents(), FAQ_GAP}:
+        print(f"{args.intent!r} is no intent of domain.yml, nor {FAQ_GAP}", file=sys.stderr)
+        return 2
+    queries.save_labels([args.text], args.source, args.intent, args.by)
+    print(f"labelled as {args.intent} by {args.by}")
+    return 0
+
+
 def purge(args: argparse.Namespace) -> int:
     days = args.days or settings.retention_days()
     done = queries.purge_older_than(days)
@@ -180,6 +193,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--kind", choices=["unsure", "did_not_help", "handed_off"])
     v.add_argument("--limit", type=int, default=20, help="groups per kind")
     v.set_defaults(run=review)
+    a = sub.add_parser("label", help="label one message: an intent, or faq_gap")
+    a.add_argument("text")
+    a.add_argument("--intent", required=True, help="an intent of domain.yml, or faq_gap")
+    a.add_argument("--by", required=True, type=user_name, help="who labels it")
+    a.add_argument("--source", choices=LABEL_SOURCES, default="not_understood")
+    a.set_defaults(run=label)
     p = sub.add_parser("purge", help="delete conversations older than the retention period")
     p.add_argument("--days", type=at_least_one_day, help="default: RETENTION_DAYS, or 90")
     p.set_defaults(run=purge)

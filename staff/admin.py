@@ -11,9 +11,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core.db import queries
-from core.db.models import utcnow
+from core.db.models import FAQ_GAP, REVIEW_KINDS, utcnow
 from staff import improve, servers
-from staff.pages import HEADERS, page, signed_in
+from staff.pages import HEADERS, page, refused, signed_in
 
 CHART_DAYS = 14
 
@@ -38,19 +38,47 @@ def review_grouped(kind: str, rows: list[queries.ReviewRow]) -> list[improve.Rev
 
 
 async def review_lists() -> dict[str, list[improve.ReviewGroup]]:
-    """Each kind's groups, worked out off the event loop as the not-understood ones are."""
+    """Each kind's groups without what was labelled, worked out off the event loop as the
+    not-understood ones are."""
     loop = asyncio.get_running_loop()
+    labelled = queries.labelled_texts()
     lists = {}
     for kind in improve.REVIEW_KINDS:
         rows = queries.review_rows(kind, improve.MAX_GROUPED)
+        rows = [row for row in rows if queries.text_digest(row.text) not in labelled]
         lists[kind] = await loop.run_in_executor(None, review_grouped, kind, rows)
     return lists
 
 
 async def unanswered_groups() -> list[improve.Group]:
-    """Off the event loop: new texts still cost a comparison or two each."""
+    """Off the event loop: new texts still cost a comparison or two each. Without what was
+    labelled."""
+    labelled = queries.labelled_texts()
     rows = queries.unanswered_rows(improve.MAX_GROUPED)
+    rows = [row for row in rows if queries.text_digest(row[0]) not in labelled]
     return await asyncio.get_running_loop().run_in_executor(None, grouped_with_index, rows)
+
+
+async def groups_of(source: str) -> list[improve.Group]:
+    """The groups of one review list, as its page shows them now."""
+    if source == "not_understood":
+        return await unanswered_groups()
+    return [review.group for review in (await review_lists())[source]]
+
+
+LIST_PAGES = {"not_understood": "/admin/unanswered", **{k: "/admin/review" for k in REVIEW_KINDS}}
+
+
+def labelled_note(request: Request) -> str:
+    """What the last labelling did, for the page it returns to."""
+    args = request.args
+    saved, stale = args.get("saved", ""), args.get("stale", "")
+    if not (saved.isdigit() and stale.isdigit()) or len(saved) + len(stale) > 8:
+        return ""
+    note = f"已保存 {int(saved)} 组的标注。"
+    if int(stale):
+        note += f"{int(stale)} 组在你标注时有了变化，没有保存，请再看一遍。"
+    return note
 
 
 def add_routes(app: Sanic) -> None:
@@ -59,7 +87,12 @@ def add_routes(app: Sanic) -> None:
     async def unanswered(request: Request) -> HTTPResponse:
         groups = await unanswered_groups()
         return page(
-            "unanswered.html", user=request.ctx.user, groups=groups, intents=improve.intents()
+            "unanswered.html",
+            user=request.ctx.user,
+            groups=groups,
+            intents=improve.intents(),
+            digest=queries.text_digest,
+            done=labelled_note(request),
         )
 
     @app.get("/admin/review")
@@ -70,7 +103,47 @@ def add_routes(app: Sanic) -> None:
             user=request.ctx.user,
             lists=await review_lists(),
             kinds=improve.REVIEW_KINDS,
+            intents=improve.intents(),
+            digest=queries.text_digest,
+            done=labelled_note(request),
             not_understood=sum(group.count for group in await unanswered_groups()),
+        )
+
+    @app.post("/admin/labels")
+    @signed_in(role="admin")
+    async def label(request: Request) -> HTTPResponse:
+        """Each group given a verdict (`intent-N`, its first text's digest in `group-N`: the
+        lists change as students write) is labelled, by the signed-in admin, now."""
+        form = request.form or {}
+        source = str(form.get("source", ""))
+        if source not in LIST_PAGES:
+            return refused(400, "没有这个列表。")
+        verdicts = set(improve.intents()) | {FAQ_GAP}
+        current = {queries.text_digest(g.texts[0]): g for g in await groups_of(source)}
+        saved = stale = 0
+        for number in range(improve.MAX_GROUPED):
+            verdict = str(form.get(f"intent-{number}", ""))
+            if verdict not in verdicts:
+                continue
+            group = current.get(str(form.get(f"group-{number}", "")))
+            if group is None:
+                stale += 1
+                continue
+            queries.save_labels(group.texts, source, verdict, request.ctx.user.name)
+            saved += 1
+        return response.redirect(
+            f"{LIST_PAGES[source]}?saved={saved}&stale={stale}", status=303, headers=HEADERS
+        )
+
+    @app.get("/admin/labels")
+    @signed_in(role="admin")
+    async def labels(request: Request) -> HTTPResponse:
+        found = queries.labels()
+        return page(
+            "labels.html",
+            user=request.ctx.user,
+            training=[label for label in found if label.intent != FAQ_GAP],
+            gaps=[label for label in found if label.intent == FAQ_GAP],
         )
 
     @app.post("/admin/unanswered/export")

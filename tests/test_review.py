@@ -141,3 +141,23 @@ def test_the_review_table_is_in_the_migrations(sqlite_url: str) -> None:
     engine = sa.create_engine(sqlite_url)
     assert "review_messages" in sa.inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_one_message_is_labelled_from_the_command_line(sqlite_url: str, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    assert (
+        staff_cli.main(
+            ["label", "身份证 110101199003071234 被占了", "--intent", "nope", "--by", "lead"]
+        )
+        == 2
+    )
+    assert queries.labels() == []
+    command = ["label", "身份证 110101199003071234 被占了", "--intent", "error_already_registered"]
+    assert staff_cli.main([*command, "--by", "lead", "--source", "unsure"]) == 0
+    (label,) = queries.labels()
+    assert "1234" not in label.text and label.text.startswith("身份证 [")
+    assert (label.source, label.intent, label.labelled_by) == (
+        "unsure",
+        "error_already_registered",
+        "lead",
+    )

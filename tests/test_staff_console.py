@@ -236,6 +236,92 @@ def test_answered_messages_worth_a_second_look_are_listed_by_kind(console, monke
     assert refused.status_code == 403
 
 
+def test_admins_label_groups_and_labelled_messages_leave_the_lists(console, monkeypatch) -> None:
+    """#27 item 2: confirm or correct a group's intent, or mark it a question the FAQ does not
+    answer; stored with who and when, masked; a group that changed meanwhile is not labelled."""
+    from core.db import queries
+
+    monkeypatch.setenv("DATABASE_URL", console["db"])
+    url = console["url"]
+    for text in ("学信网能查四六级成绩吗", "学信网能查四六级成绩么"):
+        queries.record_unanswered(text, url=console["db"])
+    queries.record_for_review("unsure", "账号的东西咋弄回来", "forgot_password", console["db"])
+    admin, csrf = signed_in(url, "admin1")
+
+    def form_fields(path: str, text: str) -> tuple[str, str]:
+        """The select name and the group digest of the row that shows `text`."""
+        page = admin.get(f"{url}{path}", timeout=10).text
+        row = page[page.index(text) :]
+        digest = re.search(r'name="group-(\d+)" value="([0-9a-f]{64})"', row)
+        assert digest, row[:300]
+        return digest.group(1), digest.group(2)
+
+    number, digest = form_fields("/admin/unanswered", "四六级")
+    gap = admin.post(
+        f"{url}/admin/labels",
+        data={
+            "csrf": csrf,
+            "source": "not_understood",
+            f"intent-{number}": "faq_gap",
+            f"group-{number}": digest,
+        },
+        timeout=10,
+    )
+    assert gap.status_code == 200 and "已保存 1 组的标注" in gap.text and "四六级" not in gap.text
+    number, digest = form_fields("/admin/review", "咋弄回来")
+    assert "forgot_password（助手选的）" in admin.get(f"{url}/admin/review", timeout=10).text
+    answers = {}
+    for verdict, group in (("evil", digest), ("forgot_username", "0" * 64)):  # refused, stale
+        answers[verdict] = admin.post(
+            f"{url}/admin/labels",
+            data={
+                "csrf": csrf,
+                "source": "unsure",
+                f"intent-{number}": verdict,
+                f"group-{number}": group,
+            },
+            timeout=10,
+        ).text
+    assert "已保存 0 组" in answers["evil"] and "有了变化" in answers["forgot_username"]
+    assert [label for label in queries.labels() if "咋弄" in label.text] == []
+    corrected = admin.post(
+        f"{url}/admin/labels",
+        data={
+            "csrf": csrf,
+            "source": "unsure",
+            f"intent-{number}": "forgot_username",
+            f"group-{number}": digest,
+        },
+        timeout=10,
+    )
+    assert "已保存 1 组的标注" in corrected.text and "咋弄回来" not in corrected.text
+    found = {
+        (label.text, label.source, label.intent, label.labelled_by) for label in queries.labels()
+    }
+    assert found == {
+        ("学信网能查四六级成绩吗", "not_understood", "faq_gap", "admin1"),
+        ("学信网能查四六级成绩么", "not_understood", "faq_gap", "admin1"),
+        ("账号的东西咋弄回来", "unsure", "forgot_username", "admin1"),
+    }
+    listed = admin.get(f"{url}/admin/labels", timeout=10).text
+    assert (
+        listed.index("forgot_username")
+        < listed.index("FAQ 没有答案的问题")
+        < listed.index("四六级")
+    )
+    # masked whatever reaches it, and nothing without the form's token or for agents
+    queries.save_labels(["我手机 139 1234 5678 的账号"], "unsure", "forgot_username", "admin1")
+    assert "139" not in str(queries.labels()) and "[手机号]" in str(queries.labels())
+    forged = admin.post(f"{url}/admin/labels", data={"source": "unsure"}, timeout=10)
+    assert forged.status_code == 403
+    agent, agent_csrf = signed_in(url, "agent1")
+    assert agent.get(f"{url}/admin/labels", timeout=10, allow_redirects=False).status_code == 403
+    refused = agent.post(
+        f"{url}/admin/labels", data={"csrf": agent_csrf, "source": "unsure"}, timeout=10
+    )
+    assert refused.status_code == 403
+
+
 def test_hostile_input_gets_a_refusal_never_a_500(console) -> None:
     url = console["url"]
     session, csrf = signed_in(url, "agent1")

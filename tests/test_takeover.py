@@ -516,8 +516,8 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
         agent.fill("#name", "lead")
         agent.fill("#password", PASSWORD)
         agent.click("button[type=submit]")
-        pages = ("/admin/unanswered", "/admin/review", "/admin/feedback", "/tickets?status=claimed")
-        for path in pages:
+        pages = ("/admin/unanswered", "/admin/review", "/admin/labels", "/admin/feedback")
+        for path in (*pages, "/tickets?status=claimed"):
             agent.goto(f"{live['console']}{path}")
             checked[path] = violations(agent)
         browser.close()

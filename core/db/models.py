@@ -76,6 +76,26 @@ class ReviewMessage(Base):
     last_seen = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
 
 
+LABEL_SOURCES = ("not_understood", *REVIEW_KINDS)
+# A reviewer's verdict on a message: it means this intent (out_of_scope included), or it asks
+# something the FAQ does not answer (a list for whoever owns the content, not training data).
+FAQ_GAP = "faq_gap"
+
+
+class ReviewLabel(Base):
+    """What a reviewer decided a (masked) message means, with who and when; the latest wins."""
+
+    __tablename__ = "review_labels"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    text = sa.Column(sa.Text, nullable=False)
+    text_hash = sa.Column(sa.String(64), nullable=False, unique=True)
+    source = sa.Column(sa.String(16), nullable=False)  # the list it was labelled from
+    intent = sa.Column(sa.String(64), nullable=False)  # an intent of the domain, or FAQ_GAP
+    labelled_by = sa.Column(sa.String(64), nullable=False)
+    labelled_at = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
+
+
 class AnswerFeedback(Base):
     """Whether an answer helped, as the student said right after it."""
 

@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db.engine import engine, session_scope
 from core.db.models import (
+    LABEL_SOURCES,
     REVIEW_KINDS,
     AnswerFeedback,
+    ReviewLabel,
     ReviewMessage,
     Takeover,
     Ticket,
@@ -20,6 +22,7 @@ from core.db.models import (
     UnansweredQuestion,
     utcnow,
 )
+from core.privacy import mask
 
 MAX_QUESTION_CHARS = 500
 
@@ -192,6 +195,65 @@ def review_rows(kind: str, limit: int = 500) -> list[ReviewRow]:
     )
     with session_scope() as session:
         return [ReviewRow(*row) for row in session.execute(query)]
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def save_labels(texts: list[str], source: str, intent: str, by: str) -> int:
+    """Labels each (masked) text as `intent` (an intent of the domain, or FAQ_GAP), by `by`, now;
+    a text labelled before takes the new label. Returns how many texts were labelled."""
+    if source not in LABEL_SOURCES:
+        raise ValueError(f"unknown list {source!r}")
+    cleaned = {" ".join(mask(text).split())[:MAX_QUESTION_CHARS] for text in texts}
+    cleaned.discard("")
+    with session_scope() as session:
+        for text in sorted(cleaned):
+            digest = text_digest(text)
+            label = session.execute(
+                sa.select(ReviewLabel).where(ReviewLabel.text_hash == digest)
+            ).scalar_one_or_none()
+            if label is None:
+                label = ReviewLabel(text=text, text_hash=digest)
+                session.add(label)
+            label.source, label.intent, label.labelled_by = source, intent, by
+            label.labelled_at = utcnow()
+    return len(cleaned)
+
+
+@dataclass(frozen=True)
+class Label:
+    """A reviewer's decision on one message."""
+
+    text: str
+    source: str
+    intent: str
+    labelled_by: str
+    labelled_at: datetime
+
+
+def labels(limit: int = 5000) -> list[Label]:
+    """The labels, the latest first."""
+    query = (
+        sa.select(
+            ReviewLabel.text,
+            ReviewLabel.source,
+            ReviewLabel.intent,
+            ReviewLabel.labelled_by,
+            ReviewLabel.labelled_at,
+        )
+        .order_by(ReviewLabel.labelled_at.desc(), ReviewLabel.id.desc())
+        .limit(limit)
+    )
+    with session_scope() as session:
+        return [Label(*row) for row in session.execute(query)]
+
+
+def labelled_texts() -> set[str]:
+    """The digests of every labelled text: the review lists leave them out."""
+    with session_scope() as session:
+        return set(session.execute(sa.select(ReviewLabel.text_hash)).scalars())
 
 
 def top_unanswered(limit: int = 20) -> list[tuple[str, int, datetime]]:
