@@ -118,6 +118,22 @@ def label(args: argparse.Namespace) -> int:
     return 0
 
 
+def improvements(args: argparse.Namespace) -> int:
+    """Writes the accepted labels as files to commit, or says how many are not written yet."""
+    from staff import improvements as files
+
+    accepted = queries.labels()
+    if args.action == "export":
+        count = files.export(accepted)
+        print(f"{files.REVIEWED.relative_to(files.ROOT)}: {count} examples")
+        print(f"{files.GAPS.relative_to(files.ROOT)}: the questions the FAQ does not answer")
+        print("review the diff (git diff data/ docs/), then commit it; make train trains on it")
+        return 0
+    missing = files.not_exported(accepted)
+    print(f"{len(accepted)} labels; {missing} not yet in {files.REVIEWED.relative_to(files.ROOT)}")
+    return 0
+
+
 def purge(args: argparse.Namespace) -> int:
     days = args.days or settings.retention_days()
     done = queries.purge_older_than(days)
@@ -199,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--by", required=True, type=user_name, help="who labels it")
     a.add_argument("--source", choices=LABEL_SOURCES, default="not_understood")
     a.set_defaults(run=label)
+    i = sub.add_parser("improvements", help="write the accepted labels as files to commit")
+    i.add_argument("action", choices=["export", "status"])
+    i.set_defaults(run=improvements)
     p = sub.add_parser("purge", help="delete conversations older than the retention period")
     p.add_argument("--days", type=at_least_one_day, help="default: RETENTION_DAYS, or 90")
     p.set_defaults(run=purge)

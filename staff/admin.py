@@ -12,7 +12,7 @@ from sanic.response import HTTPResponse
 
 from core.db import queries
 from core.db.models import FAQ_GAP, REVIEW_KINDS, utcnow
-from staff import improve, servers
+from staff import improve, improvements, servers
 from staff.pages import HEADERS, page, refused, signed_in
 
 CHART_DAYS = 14
@@ -142,6 +142,7 @@ def add_routes(app: Sanic) -> None:
         return page(
             "labels.html",
             user=request.ctx.user,
+            not_exported=improvements.not_exported(found),
             training=[label for label in found if label.intent != FAQ_GAP],
             gaps=[label for label in found if label.intent == FAQ_GAP],
         )

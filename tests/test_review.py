@@ -161,3 +161,57 @@ def test_one_message_is_labelled_from_the_command_line(sqlite_url: str, monkeypa
         "error_already_registered",
         "lead",
     )
+
+
+def test_the_export_merges_labels_into_files_a_developer_commits(tmp_path) -> None:
+    """#27 item 7: examples already exported stay, a relabelled text moves, an FAQ gap leaves the
+    training data; the file is Rasa NLU data; exporting again changes nothing."""
+    from datetime import datetime
+
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+    from core.db.queries import Label
+    from staff import improvements
+
+    nlu, gaps = tmp_path / "reviewed.yml", tmp_path / "faq-gaps.md"
+    nlu.write_text(
+        improvements.nlu_yaml(
+            {"老早注册的号登不上": "forgot_password", "查四六级": "forgot_username"}
+        ),
+        encoding="utf-8",
+    )
+
+    def at(minute: int, text: str, intent: str) -> Label:
+        return Label(text, "unsure", intent, "lead", datetime(2026, 12, 3, 9, minute))
+
+    labels = [
+        at(1, "账号  名字忘了", "forgot_username"),
+        at(2, "查四六级", "faq_gap"),  # was exported as an intent: leaves the training data
+        at(3, "能帮我找下辅导员吗", "out_of_scope"),
+        at(4, "账号 名字忘了", "forgot_both"),  # the same text labelled again: the latest wins
+    ]
+    assert improvements.not_exported(labels, nlu) == 3
+    assert improvements.export(labels, nlu, gaps) == 3
+    first = nlu.read_text(encoding="utf-8")
+    assert improvements.exported_examples(nlu) == {
+        "老早注册的号登不上": "forgot_password",
+        "账号 名字忘了": "forgot_both",
+        "能帮我找下辅导员吗": "out_of_scope",
+    }
+    data = RasaYAMLReader().reads(first)
+    assert {m.get("intent") for m in data.intent_examples} == {
+        "forgot_password",
+        "forgot_both",
+        "out_of_scope",
+    }
+    assert "- 查四六级" in gaps.read_text(encoding="utf-8")
+    assert improvements.not_exported(labels, nlu) == 0
+    # a purged database loses nothing already exported; a later label moves the gap back
+    assert improvements.export([at(5, "查四六级", "site_other_question")], nlu, gaps) == 4
+    assert "查四六级" not in gaps.read_text(encoding="utf-8")
+    improvements.export([], nlu, gaps)
+    assert improvements.exported_examples(nlu)["查四六级"] == "site_other_question"
+    assert first != nlu.read_text(encoding="utf-8")
+    again = nlu.read_text(encoding="utf-8")
+    improvements.export([], nlu, gaps)
+    assert nlu.read_text(encoding="utf-8") == again
