@@ -124,10 +124,15 @@ def improvements(args: argparse.Namespace) -> int:
 
     accepted = queries.labels()
     if args.action == "export":
+        from staff import saved_tests
+
         count = files.export(accepted)
         print(f"{files.REVIEWED.relative_to(files.ROOT)}: {count} examples")
+        stories = saved_tests.export()
+        print(f"{saved_tests.STORIES.relative_to(files.ROOT)}: {stories} saved conversations")
         print(f"{files.GAPS.relative_to(files.ROOT)}: the questions the FAQ does not answer")
-        print("review the diff (git diff data/ docs/), then commit it; make train trains on it")
+        print("review the diff (git diff data/ docs/ tests/), then commit it; make train and")
+        print("make test use it")
         return 0
     missing = files.not_exported(accepted)
     print(f"{len(accepted)} labels; {missing} not yet in {files.REVIEWED.relative_to(files.ROOT)}")

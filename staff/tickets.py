@@ -3,24 +3,42 @@ buttons (take over, say, hand back), which go through staff/agent_takeover.py. W
 colleague's work is decided in one place (staff/rights.py)."""
 
 import contextlib
+import functools
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
+from rasa.shared.core.domain import Domain
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core import parsing
 from core.db import queries, staff, takeover_claims
-from core.db.models import TICKET_STATUSES, Ticket
-from staff import rights
+from core.db.models import TICKET_STATUSES, Ticket, utcnow
+from staff import rights, saved_tests
 from staff.agent_takeover import call, hand_back, one_step_at_a_time
 from staff.pages import HEADERS, Handler, page, refused, shown_links, signed_in, who
 
 MAX_NOTE_CHARS = 4000
 MAX_REPLY_CHARS = 2000  # what the channels deliver of one message (channels/limits.py)
 ACTIONS = {"claim": "claimed", "release": "open", "resolve": "resolved"}
+DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
+
+
+@functools.lru_cache(maxsize=1)
+def domain() -> Domain:
+    """The assistant's domain (its slots shape a story), loaded once."""
+    return Domain.load(str(DOMAIN_FILE))
+
+
 MAX_TICKET = 2**31 - 1  # a larger number overflows SQLite's and PostgreSQL's integer
+
+
+def saved_number(request: Request) -> int | None:
+    """The test just saved from this page (?saved_test=N), if the query says one."""
+    raw = request.args.get("saved_test", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
 
 def existing_ticket(number: int | str) -> Ticket | None:
@@ -77,6 +95,7 @@ def add_routes(app: Sanic) -> None:
             ),
             held=takeover_claims.holder(ticket.conversation_id),
             max_reply=MAX_REPLY_CHARS,
+            saved_test=saved_number(request),
         )
 
     @app.get("/tickets/<number:int>/messages")
@@ -181,6 +200,20 @@ def add_routes(app: Sanic) -> None:
         except ValueError:
             return refused(409, "这个工单的状态已经变了，请刷新页面。")
         return response.redirect(f"/tickets/{number}", status=303, headers=HEADERS)
+
+    @app.post("/tickets/<number:int>/save-test")
+    @signed_in(role="admin")
+    @with_ticket
+    async def save_test(request: Request, ticket: Ticket) -> HTTPResponse:
+        """The ticket's conversation as a Rasa test story (staff/saved_tests.py)."""
+        name = f"ticket {ticket.id}, saved by {request.ctx.user.name} {utcnow():%Y-%m-%d %H:%M}"
+        try:
+            number = saved_tests.save(ticket.conversation_id, name, request.ctx.user.name, domain())
+        except saved_tests.NotSavable as why:
+            return refused(409, str(why))
+        return response.redirect(
+            f"/tickets/{ticket.id}?saved_test={number}", status=303, headers=HEADERS
+        )
 
     @app.post("/tickets/<number:int>/notes")
     @signed_in()

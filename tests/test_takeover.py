@@ -522,3 +522,49 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
             checked[path] = violations(agent)
         browser.close()
     assert {page: found for page, found in checked.items() if found} == {}
+
+
+# ---- a conversation saved as a test (#27 item 3) ---------------------------------------------
+
+
+def test_a_conversation_saved_as_a_test_is_a_story_rasa_predicts(
+    live, model_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """From the ticket page, an admin saves the conversation as a Rasa test story: the text
+    masked as stored, a labelled message under its label; exported, `rasa test` passes on it."""
+    from core.db import queries
+    from staff import saved_tests
+    from tests.helpers import rasa
+
+    monkeypatch.setenv("DATABASE_URL", live["db"])
+    chat = Chat.widget(live["rasa"])
+    chat.say("学信网密码忘了，我手机13900001111")
+    chat.say("没有")
+    number = handoff(chat)
+    queries.save_labels(["学信网密码忘了，我手机[手机号]"], "unsure", "forgot_password", "lead")
+    lead, csrf = signed_in(live["console"], "lead")
+    saved = post(lead, f"{live['console']}/tickets/{number}/save-test", csrf=csrf)
+    assert saved.status_code == 303 and "saved_test=" in saved.headers["Location"]
+    assert "已保存为测试" in lead.get(live["console"] + saved.headers["Location"], timeout=10).text
+    ((_, name, by, story),) = [
+        s for s in saved_tests.saved_stories() if f"ticket {number}," in s[1]
+    ]
+    assert by == "lead" and "13900001111" not in story and "[手机号]" in story
+    assert "intent: forgot_password" in story and "action: utter_forgot_password" in story
+    wang, wang_csrf = signed_in(live["console"], "wang")  # agents may not
+    refused = post(wang, f"{live['console']}/tickets/{number}/save-test", csrf=wang_csrf)
+    assert refused.status_code == 403
+    exported = tmp_path / "saved.yml"
+    assert saved_tests.export(exported) >= 1
+    result = rasa(
+        "test",
+        "core",
+        "--model",
+        str(model_path),
+        "--stories",
+        str(exported),
+        "--fail-on-prediction-errors",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

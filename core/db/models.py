@@ -96,6 +96,19 @@ class ReviewLabel(Base):
     labelled_at = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
 
 
+class SavedTest(Base):
+    """A conversation saved from the console as a Rasa test story (staff/saved_tests.py): the
+    student's text masked as stored, the intents as labelled, the actions the assistant took."""
+
+    __tablename__ = "saved_tests"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    name = sa.Column(sa.String(200), nullable=False)
+    story = sa.Column(sa.Text, nullable=False)  # the story's YAML, `- story:` and its steps
+    saved_by = sa.Column(sa.String(64), nullable=False)
+    saved_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
 class AnswerFeedback(Base):
     """Whether an answer helped, as the student said right after it."""
 

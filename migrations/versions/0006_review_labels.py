@@ -1,4 +1,4 @@
-"""what reviewers decided a message means: an intent, or a question the FAQ does not answer
+"""what reviewers decided a message means; conversations saved as test stories
 
 Revision ID: 0006
 Revises: 0005
@@ -31,8 +31,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("text_hash"),
     )
     op.create_index("ix_review_labels_labelled_at", "review_labels", ["labelled_at"])
+    op.create_table(
+        "saved_tests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("story", sa.Text(), nullable=False),
+        sa.Column("saved_by", sa.String(length=64), nullable=False),
+        sa.Column("saved_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("saved_tests")
     op.drop_index("ix_review_labels_labelled_at", table_name="review_labels")
     op.drop_table("review_labels")
