@@ -122,7 +122,7 @@ def improvements(args: argparse.Namespace) -> int:
     """Writes the accepted labels as files to commit, or says how many are not written yet."""
     from staff import improvements as files
 
-    accepted = queries.labels()
+    accepted = queries.labels(limit=None)
     if args.action == "export":
         from staff import saved_tests
 
@@ -130,6 +130,10 @@ def improvements(args: argparse.Namespace) -> int:
         print(f"{files.REVIEWED.relative_to(files.ROOT)}: {count} examples")
         stories = saved_tests.export()
         print(f"{saved_tests.STORIES.relative_to(files.ROOT)}: {stories} saved conversations")
+        for text in files.untrainable(accepted):
+            print(
+                f"left out (markup or control characters NLU data cannot hold): {printable(text)}"
+            )
         print(f"{files.GAPS.relative_to(files.ROOT)}: the questions the FAQ does not answer")
         print("review the diff (git diff data/ docs/ tests/), then commit it; make train and")
         print("make test use it")

@@ -3,8 +3,10 @@ YAML), what it answered that deserves a second look, whether its answers helped 
 tickets per topic per day (SVG), and how many workers each Rasa server has serving."""
 
 import asyncio
+import re
 import threading
 from datetime import timedelta
+from typing import Any
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -41,11 +43,9 @@ async def review_lists() -> dict[str, list[improve.ReviewGroup]]:
     """Each kind's groups without what was labelled, worked out off the event loop as the
     not-understood ones are."""
     loop = asyncio.get_running_loop()
-    labelled = queries.labelled_texts()
     lists = {}
     for kind in improve.REVIEW_KINDS:
         rows = queries.review_rows(kind, improve.MAX_GROUPED)
-        rows = [row for row in rows if queries.text_digest(row.text) not in labelled]
         lists[kind] = await loop.run_in_executor(None, review_grouped, kind, rows)
     return lists
 
@@ -53,9 +53,7 @@ async def review_lists() -> dict[str, list[improve.ReviewGroup]]:
 async def unanswered_groups() -> list[improve.Group]:
     """Off the event loop: new texts still cost a comparison or two each. Without what was
     labelled."""
-    labelled = queries.labelled_texts()
     rows = queries.unanswered_rows(improve.MAX_GROUPED)
-    rows = [row for row in rows if queries.text_digest(row[0]) not in labelled]
     return await asyncio.get_running_loop().run_in_executor(None, grouped_with_index, rows)
 
 
@@ -69,11 +67,34 @@ async def groups_of(source: str) -> list[improve.Group]:
 LIST_PAGES = {"not_understood": "/admin/unanswered", **{k: "/admin/review" for k in REVIEW_KINDS}}
 
 
+COUNT = re.compile(r"[0-9]{1,4}")
+
+
+def chosen_groups(
+    form: Any, groups: list[improve.Group], verdicts: set[str]
+) -> tuple[list[tuple[str, improve.Group]], int]:
+    """(verdict, group) for each group the form gives a verdict (`intent-N`), found by the key
+    of the members it showed (`group-N`: the lists regroup as students write), and how many
+    named a group that has changed since (not labelled: nobody saw what it holds now)."""
+    current = {improve.group_key(group.texts): group for group in groups}
+    chosen, stale = [], 0
+    for number in range(improve.MAX_GROUPED):  # a page shows at most this many groups
+        verdict = str(form.get(f"intent-{number}", ""))
+        if verdict not in verdicts:
+            continue
+        group = current.get(str(form.get(f"group-{number}", "")))
+        if group is None:
+            stale += 1
+        else:
+            chosen.append((verdict, group))
+    return chosen, stale
+
+
 def labelled_note(request: Request) -> str:
     """What the last labelling did, for the page it returns to."""
     args = request.args
     saved, stale = args.get("saved", ""), args.get("stale", "")
-    if not (saved.isdigit() and stale.isdigit()) or len(saved) + len(stale) > 8:
+    if not (COUNT.fullmatch(saved) and COUNT.fullmatch(stale)):
         return ""
     note = f"已保存 {int(saved)} 组的标注。"
     if int(stale):
@@ -91,7 +112,7 @@ def add_routes(app: Sanic) -> None:
             user=request.ctx.user,
             groups=groups,
             intents=improve.intents(),
-            digest=queries.text_digest,
+            group_key=improve.group_key,
             done=labelled_note(request),
         )
 
@@ -104,7 +125,7 @@ def add_routes(app: Sanic) -> None:
             lists=await review_lists(),
             kinds=improve.REVIEW_KINDS,
             intents=improve.intents(),
-            digest=queries.text_digest,
+            group_key=improve.group_key,
             done=labelled_note(request),
             not_understood=sum(group.count for group in await unanswered_groups()),
         )
@@ -112,25 +133,16 @@ def add_routes(app: Sanic) -> None:
     @app.post("/admin/labels")
     @signed_in(role="admin")
     async def label(request: Request) -> HTTPResponse:
-        """Each group given a verdict (`intent-N`, its first text's digest in `group-N`: the
-        lists change as students write) is labelled, by the signed-in admin, now."""
+        """Each group given a verdict is labelled, by the signed-in admin, now (chosen_groups)."""
         form = request.form or {}
         source = str(form.get("source", ""))
         if source not in LIST_PAGES:
             return refused(400, "没有这个列表。")
         verdicts = set(improve.intents()) | {FAQ_GAP}
-        current = {queries.text_digest(g.texts[0]): g for g in await groups_of(source)}
-        saved = stale = 0
-        for number in range(improve.MAX_GROUPED):
-            verdict = str(form.get(f"intent-{number}", ""))
-            if verdict not in verdicts:
-                continue
-            group = current.get(str(form.get(f"group-{number}", "")))
-            if group is None:
-                stale += 1
-                continue
+        chosen, stale = chosen_groups(form, await groups_of(source), verdicts)
+        for verdict, group in chosen:
             queries.save_labels(group.texts, source, verdict, request.ctx.user.name)
-            saved += 1
+        saved = len(chosen)
         return response.redirect(
             f"{LIST_PAGES[source]}?saved={saved}&stale={stale}", status=303, headers=HEADERS
         )
@@ -138,11 +150,11 @@ def add_routes(app: Sanic) -> None:
     @app.get("/admin/labels")
     @signed_in(role="admin")
     async def labels(request: Request) -> HTTPResponse:
-        found = queries.labels()
+        found = queries.labels(limit=None)
         return page(
             "labels.html",
             user=request.ctx.user,
-            not_exported=improvements.not_exported(found),
+            not_exported=improvements.not_exported_or_why(found),
             training=[label for label in found if label.intent != FAQ_GAP],
             gaps=[label for label in found if label.intent == FAQ_GAP],
         )
@@ -152,13 +164,10 @@ def add_routes(app: Sanic) -> None:
     async def export(request: Request) -> HTTPResponse:
         """The groups given an intent, as NLU YAML to review before it joins data/nlu/."""
         form = request.form or {}
-        known = set(improve.intents())
-        groups = await unanswered_groups()
+        picked, _ = chosen_groups(form, await unanswered_groups(), set(improve.intents()))
         chosen: dict[str, list[str]] = {}
-        for number, group in enumerate(groups):
-            intent = str(form.get(f"intent-{number}", ""))
-            if intent in known:
-                chosen.setdefault(intent, []).extend(group.texts)
+        for intent, group in picked:
+            chosen.setdefault(intent, []).extend(group.texts)
         return response.text(
             improve.nlu_yaml(chosen),
             content_type="application/x-yaml; charset=utf-8",

@@ -4,6 +4,7 @@ review, feedback as CSV, tickets per topic as a chart."""
 
 import csv
 import difflib
+import hashlib
 import io
 import zlib
 from dataclasses import dataclass, field
@@ -147,6 +148,12 @@ def review_groups(rows: list[ReviewRow], index: GroupIndex | None = None) -> lis
         ReviewGroup(group, {text: chosen[text][1] for text in group.texts})
         for group in grouped(merged, index)
     ]
+
+
+def group_key(texts: list[str]) -> str:
+    """What names a group in a form: a digest of its members, so that a group that gained or lost
+    a message since the page was shown is not taken for the one the reviewer saw."""
+    return hashlib.sha256("\n".join(sorted(texts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def intents() -> list[str]:

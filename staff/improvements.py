@@ -53,12 +53,28 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def trainable(text: str) -> bool:
+    """Whether `text` is read back from an NLU file as itself: printable (YAML refuses control
+    characters), and no entity markup ("[手机号](不常用)" would train an entity, "[x]{y}" stop
+    the training)."""
+    from rasa.shared.exceptions import RasaException
+    from rasa.shared.nlu.training_data import entities_parser
+
+    if not text or not all(char.isprintable() for char in text):
+        return False
+    try:
+        marked = entities_parser.find_entities_in_training_example(text)
+        return not marked and entities_parser.replace_entities(text) == text
+    except RasaException:  # markup Rasa refuses: the training would stop on it
+        return False
+
+
 def merged(existing: dict[str, str], labels: Iterable[Label]) -> dict[str, str]:
     """The examples after an export: the file's, then each label (the latest last) on top."""
     examples = dict(existing)
     for label in sorted(labels, key=labelled_at):
         text = one_line(label.text)
-        if label.intent == FAQ_GAP:
+        if label.intent == FAQ_GAP or not trainable(text):
             examples.pop(text, None)
         else:
             examples[text] = label.intent
@@ -116,7 +132,26 @@ def not_exported(labels: Iterable[Label], path: Path = REVIEWED) -> int:
     return sum(
         1
         for text, intent in latest.items()
-        if ((text in held) if intent == FAQ_GAP else (held.get(text) != intent))
+        if ((text in held) if intent == FAQ_GAP else (held.get(text) != intent and trainable(text)))
+    )
+
+
+def not_exported_or_why(labels: Iterable[Label], path: Path = REVIEWED) -> int | str:
+    """not_exported, or why the file cannot be read (for the console: never a 500)."""
+    try:
+        return not_exported(labels, path)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        return f"{path.name} 读不出来（{type(error).__name__}），请开发同事检查"
+
+
+def untrainable(labels: Iterable[Label]) -> list[str]:
+    """Labelled texts an NLU file cannot hold as they are (see trainable): left out of it."""
+    return sorted(
+        {
+            one_line(label.text)
+            for label in labels
+            if label.intent != FAQ_GAP and not trainable(one_line(label.text))
+        }
     )
 
 

@@ -4,6 +4,7 @@ colleague's work is decided in one place (staff/rights.py)."""
 
 import contextlib
 import functools
+import re
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ MAX_TICKET = 2**31 - 1  # a larger number overflows SQLite's and PostgreSQL's in
 def saved_number(request: Request) -> int | None:
     """The test just saved from this page (?saved_test=N), if the query says one."""
     raw = request.args.get("saved_test", "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
 
 
 def existing_ticket(number: int | str) -> Ticket | None:

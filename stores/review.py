@@ -9,8 +9,10 @@ training data (#27), beside the not-understood ones (stores/unanswered.py):
   student's turns (the answer did not settle it).
 
 Each with the intent the assistant chose, so that a reviewer can confirm or correct it. Worked
-out when a turn is stored, on the events the turn added, looking back at most HANDOFF_TURNS + 1
-messages: the cost of a save does not grow with the conversation.
+out when a turn is stored, on the events the turn added, looking back at most MAX_LOOK_BACK
+events. Not counted: buttons' payloads, answers to the forms' questions, a ticket that answers the
+assistant's own offer of a person (the flow's designed end), and a question a ticket already
+counted.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ CLOSE_MARGIN = 0.2
 HANDOFF_TURNS = 2
 FEEDBACK_ACTION = "action_record_feedback"
 TICKET_ACTION = "action_create_handoff_ticket"
+OFFER_ACTION = "utter_offer_handoff"
+# Events looked back over from a ticket or a feedback (a turn is a few events; forms add slots).
+MAX_LOOK_BACK = 60
 # Messages that are no question the FAQ answers: a reply to the assistant, a request for a
 # person, small talk. An answer given to them is not "an answer that did not help".
 NOT_QUESTIONS = frozenset(
@@ -51,6 +56,11 @@ NOT_QUESTIONS = frozenset(
         "out_of_scope",
         "share_personal_info",
         "nlu_fallback",
+        # answers to the forms' questions, not questions
+        "registered_before",
+        "never_registered",
+        "current_student",
+        "graduate",
     }
 )
 
@@ -74,13 +84,27 @@ def unsure(event: UserUttered) -> bool:
     return top < UNSURE_CONFIDENCE or top - second < CLOSE_MARGIN
 
 
+def asked(event: Event) -> bool:
+    """A message that asked a question the FAQ answers: typed, not a button's payload, not a
+    reply to the assistant, a request for a person or small talk."""
+    return (
+        isinstance(event, UserUttered)
+        and bool(event.text)
+        and not (event.text or "").startswith("/")
+        and intent_of(event) not in NOT_QUESTIONS
+    )
+
+
 def answered_question(events: Sequence[Event], before: int, turns: int) -> UserUttered | None:
     """The latest of the last `turns` student messages before position `before` that asked a
-    question the assistant answered."""
+    question; None when a ticket was opened since it (that ticket counted it already)."""
     seen = 0
-    for event in reversed(events[:before]):
+    for position in range(before - 1, max(-1, before - 1 - MAX_LOOK_BACK), -1):
+        event = events[position]
+        if isinstance(event, ActionExecuted) and event.action_name == TICKET_ACTION:
+            return None
         if isinstance(event, UserUttered):
-            if intent_of(event) not in NOT_QUESTIONS and event.text:
+            if asked(event):
                 return event
             seen += 1
             if seen >= turns:
@@ -88,24 +112,45 @@ def answered_question(events: Sequence[Event], before: int, turns: int) -> UserU
     return None
 
 
+def offered_a_person(events: Sequence[Event], ticket_at: int) -> bool:
+    """Whether the ticket answers the assistant's own offer of a person (utter_offer_handoff, then
+    a yes): the flow's designed end, not an answer that failed."""
+    users = 0
+    for position in range(ticket_at - 1, max(-1, ticket_at - 1 - MAX_LOOK_BACK), -1):
+        event = events[position]
+        if isinstance(event, UserUttered):
+            users += 1
+            if users > 1:
+                return False
+        elif (
+            users == 1
+            and isinstance(event, ActionExecuted)
+            and event.action_name not in (None, "action_listen")
+        ):
+            return event.action_name == OFFER_ACTION  # what the assistant said before the yes
+    return False
+
+
 def worth_review(events: Sequence[Event], new: set[int]) -> list[tuple[str, UserUttered]]:
     """(kind, message) for what the events whose id() is in `new` make worth a second look."""
     found: list[tuple[str, UserUttered]] = []
+    latest_user = -1
     for position, event in enumerate(events):
+        if isinstance(event, UserUttered):
+            latest_user = position
         if id(event) not in new:
             continue
         if isinstance(event, UserUttered) and unsure(event):
             found.append(("unsure", event))
         elif isinstance(event, ActionExecuted) and event.action_name == FEEDBACK_ACTION:
-            reply = next(
-                (e for e in reversed(events[:position]) if isinstance(e, UserUttered)), None
-            )
-            if reply is not None and intent_of(reply) not in HELPFUL_INTENTS:
-                replied_at = max(i for i, e in enumerate(events[:position]) if e is reply)
-                question = answered_question(events, replied_at, 1)
+            reply = events[latest_user] if latest_user >= 0 else None
+            if isinstance(reply, UserUttered) and intent_of(reply) not in HELPFUL_INTENTS:
+                question = answered_question(events, latest_user, 1)
                 if question is not None:
                     found.append(("did_not_help", question))
         elif isinstance(event, ActionExecuted) and event.action_name == TICKET_ACTION:
+            if offered_a_person(events, position):
+                continue
             question = answered_question(events, position, HANDOFF_TURNS + 1)
             if question is not None:
                 found.append(("handed_off", question))
@@ -129,15 +174,16 @@ class ReviewNotes:
         self._new.pop(sender_id, None)
 
     def record(self, sender_id: str, tracker: DialogueStateTracker) -> None:
-        """Counts what the stored turn made worth review, once the conversation is stored."""
+        """Counts what the stored turn made worth review, once the conversation is stored.
+        Nothing here may fail the student's turn: errors are logged by type and dropped."""
         new = self._new.pop(sender_id, set())
         if not new:
             return
-        # applied: without the messages a rewind took back (read again as an answer)
-        for kind, message in worth_review(tracker.applied_events(), new):
-            try:
+        try:
+            # applied: without the messages a rewind took back (read again as an answer)
+            for kind, message in worth_review(tracker.applied_events(), new):
                 queries.record_for_review(
                     kind, masked(message).text or "", intent_of(message), url=self.database_url
                 )
-            except Exception as error:  # the conversation matters more than the statistics
-                logger.warning("Could not count a message for review: %s", type(error).__name__)
+        except Exception as error:  # the conversation matters more than the statistics
+            logger.warning("Could not count a message for review: %s", type(error).__name__)

@@ -171,7 +171,11 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
         sender = tracker.sender_id
         self._unanswered.forget(sender)
         self._review.forget(sender)
-        await self._write(tracker)
+        try:
+            await self._write(tracker)
+        except BaseException:
+            self._review.forget(sender)  # noted by the write that failed: kept no longer
+            raise
         self._remember_read(tracker)
         # Stored: what was kept for this conversation is part of this tracker. (A failed read
         # still counts until a read succeeds: this turn's tracker is not the stored one.)

@@ -101,7 +101,7 @@ class Stream:
                 text = line.decode("utf-8").rstrip("\r\n")
                 if text.startswith("data: "):
                     self.pushed.append(json.loads(text[len("data: ") :]))
-        except (OSError, ValueError, http.client.HTTPException):  # closed by the test
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):  # closed
             pass
 
     def wait_for(self, count: int, seconds: float = 20) -> list[dict]:
@@ -154,9 +154,9 @@ async def widget_turn(
 
 
 async def leave(client: socketio.AsyncClient) -> None:
-    """Leaves as a closed tab does, without a word: a polite disconnect waits for the open long
-    poll, which the server answers only at its next ping (about 30 s); the server drops the
-    session at its ping timeout instead."""
+    """Leaves without waiting for the open long poll, which the server answers only at its next
+    ping (about 30 s), as a closed tab does; the close packet is queued but may not be sent, and
+    the server then drops the session at its ping timeout."""
     await client.eio.disconnect(abort=True)
 
 

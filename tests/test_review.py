@@ -99,6 +99,40 @@ def test_a_ticket_within_two_turns_of_an_answer_lists_its_question() -> None:
     assert found(later) == []
 
 
+def test_buttons_form_answers_offers_and_a_second_ticket_are_not_counted() -> None:
+    pressed = [
+        said("/forgot_password", "forgot_password"),
+        *answer("utter_forgot_password"),
+        said("/self_service_failed", "self_service_failed"),
+        ActionExecuted("action_record_feedback"),
+        ActionExecuted("action_create_handoff_ticket"),
+    ]
+    assert found(pressed) == []  # a button's payload is no question a student typed
+    offered = [
+        said("注册提示证件号码已被注册", "error_already_registered"),
+        ActionExecuted("duplicate_id_form"),
+        said("以前注册过", "registered_before"),  # the form's question answered
+        *answer("utter_already_registered_before"),
+        ActionExecuted("utter_offer_handoff"),
+        ActionExecuted("action_listen"),
+        said("要", "affirm"),
+        ActionExecuted("action_create_handoff_ticket"),
+    ]
+    assert found(offered) == []  # the person the assistant offered: the flow's end
+    twice = [
+        said("密码怎么都想不起来", "forgot_password"),
+        *answer("utter_forgot_password"),
+        said("转人工", "request_human"),
+        ActionExecuted("action_create_handoff_ticket"),
+        *answer("utter_contacts"),
+        said("人工客服", "request_human"),
+        ActionExecuted("action_create_handoff_ticket"),
+    ]
+    assert found(twice) == [("handed_off", "密码怎么都想不起来", "forgot_password")]
+    # stored turn by turn: the second ticket's save finds the first ticket, which counted it
+    assert worth_review(twice, {id(event) for event in twice[-2:]}) == []
+
+
 def test_only_the_events_of_the_turn_being_stored_count() -> None:
     events = [
         said("密码怎么都想不起来", "forgot_password", 0.4),
@@ -215,3 +249,50 @@ def test_the_export_merges_labels_into_files_a_developer_commits(tmp_path) -> No
     again = nlu.read_text(encoding="utf-8")
     improvements.export([], nlu, gaps)
     assert nlu.read_text(encoding="utf-8") == again
+
+
+def test_a_label_form_names_groups_by_their_members() -> None:
+    """A group that gained a message since the page was shown is not labelled: nobody saw it."""
+    from datetime import datetime
+
+    from staff.admin import chosen_groups
+
+    day = datetime(2026, 12, 3)
+    shown = improve.grouped([("学信网能查四六级吗", 3, day, day), ("忘了密码", 1, day, day)])
+    form = {
+        "intent-0": "faq_gap",
+        "group-0": improve.group_key(shown[0].texts),
+        "intent-1": "evil",  # no verdict: ignored
+        "group-1": improve.group_key(shown[1].texts),
+    }
+    verdicts = {"faq_gap", "forgot_password"}
+    picked, stale = chosen_groups(form, shown, verdicts)
+    assert [(v, g.texts) for v, g in picked] == [("faq_gap", ["学信网能查四六级吗"])] and stale == 0
+    grown = improve.grouped(
+        [("学信网能查四六级吗", 3, day, day), ("学信网能查四六级么", 1, day, day)]
+    )
+    assert chosen_groups(form, grown, verdicts) == ([], 1)
+
+
+def test_what_an_nlu_file_cannot_hold_is_left_out_and_a_broken_file_is_said(tmp_path) -> None:
+    from datetime import datetime
+
+    from core.db.queries import Label
+    from staff import improvements
+
+    nlu, gaps = tmp_path / "reviewed.yml", tmp_path / "faq-gaps.md"
+    at = datetime(2026, 12, 3)
+    labels = [
+        Label("我的手机[手机号](不常用)登不上", "unsure", "forgot_password", "lead", at),
+        Label("密码忘了[x]{oops}", "unsure", "forgot_password", "lead", at),
+        Label("控制\x7f字符", "unsure", "forgot_password", "lead", at),
+        Label("用手机号[手机号]注册的，用户名忘了", "unsure", "forgot_username", "lead", at),
+    ]
+    assert improvements.export(labels, nlu, gaps) == 1
+    assert improvements.exported_examples(nlu) == {
+        "用手机号[手机号]注册的，用户名忘了": "forgot_username"
+    }
+    assert len(improvements.untrainable(labels)) == 3
+    assert improvements.not_exported(labels, nlu) == 0
+    nlu.write_text("nlu: [unclosed", encoding="utf-8")
+    assert "读不出来" in str(improvements.not_exported_or_why(labels, nlu))

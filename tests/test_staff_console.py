@@ -193,9 +193,11 @@ def test_not_understood_messages_are_grouped_and_exported_for_review(console, mo
     assert page.count("<tr>") >= 2 and "能开发票吗" in page[first:]
     # the group holding the three near-identical messages is filed under one intent
     group = page[: page.index("学信网怎么改绑手机")].count('<select id="intent-')
+    key = re.search(rf'name="group-{group}" value="([0-9a-f]{{64}})"', page)
+    assert key, "each group is named by its members in the form"
     exported = admin.post(
         f"{console['url']}/admin/unanswered/export",
-        data={"csrf": csrf, f"intent-{group}": "site_other_question"},
+        data={"csrf": csrf, f"intent-{group}": "site_other_question", f"group-{group}": key[1]},
         timeout=10,
     )
     assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
@@ -205,7 +207,7 @@ def test_not_understood_messages_are_grouped_and_exported_for_review(console, mo
     # not an intent of the domain: nothing exported
     forged = admin.post(
         f"{console['url']}/admin/unanswered/export",
-        data={"csrf": csrf, f"intent-{group}": "evil: [1"},
+        data={"csrf": csrf, f"intent-{group}": "evil: [1", f"group-{group}": key[1]},
         timeout=10,
     )
     assert "evil" not in forged.text

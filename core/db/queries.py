@@ -179,7 +179,8 @@ class ReviewRow:
 
 
 def review_rows(kind: str, limit: int = 500) -> list[ReviewRow]:
-    """The most frequent messages of one kind (REVIEW_KINDS), with the intent chosen."""
+    """The most frequent messages of one kind (REVIEW_KINDS) that nobody labelled yet, with the
+    intent chosen."""
     query = (
         sa.select(
             ReviewMessage.kind,
@@ -190,6 +191,7 @@ def review_rows(kind: str, limit: int = 500) -> list[ReviewRow]:
             ReviewMessage.last_seen,
         )
         .where(ReviewMessage.kind == kind)
+        .where(~ReviewMessage.text_hash.in_(sa.select(ReviewLabel.text_hash)))
         .order_by(ReviewMessage.count.desc(), ReviewMessage.last_seen.desc())
         .limit(limit)
     )
@@ -208,17 +210,20 @@ def save_labels(texts: list[str], source: str, intent: str, by: str) -> int:
         raise ValueError(f"unknown list {source!r}")
     cleaned = {" ".join(mask(text).split())[:MAX_QUESTION_CHARS] for text in texts}
     cleaned.discard("")
-    with session_scope() as session:
-        for text in sorted(cleaned):
-            digest = text_digest(text)
-            label = session.execute(
-                sa.select(ReviewLabel).where(ReviewLabel.text_hash == digest)
-            ).scalar_one_or_none()
-            if label is None:
-                label = ReviewLabel(text=text, text_hash=digest)
-                session.add(label)
-            label.source, label.intent, label.labelled_by = source, intent, by
-            label.labelled_at = utcnow()
+    for text in sorted(cleaned):
+        digest = text_digest(text)
+        values = {"source": source, "intent": intent, "labelled_by": by, "labelled_at": utcnow()}
+        relabel = sa.update(ReviewLabel).where(ReviewLabel.text_hash == digest).values(**values)
+        for _ in range(2):  # another admin may insert the same text between update and insert
+            with session_scope() as session:
+                if session.execute(relabel).rowcount:
+                    break
+            try:
+                with session_scope() as session:
+                    session.add(ReviewLabel(text=text, text_hash=digest, **values))
+                break
+            except IntegrityError:
+                continue
     return len(cleaned)
 
 
@@ -233,8 +238,8 @@ class Label:
     labelled_at: datetime
 
 
-def labels(limit: int = 5000) -> list[Label]:
-    """The labels, the latest first."""
+def labels(limit: int | None = 5000) -> list[Label]:
+    """The labels, the latest first (all of them with `limit=None`)."""
     query = (
         sa.select(
             ReviewLabel.text,
@@ -267,7 +272,8 @@ def top_unanswered(limit: int = 20) -> list[tuple[str, int, datetime]]:
 
 
 def unanswered_rows(limit: int = 500) -> list[tuple[str, int, datetime, datetime]]:
-    """(text, count, first seen, last seen) of the most frequent not-understood messages."""
+    """(text, count, first seen, last seen) of the most frequent not-understood messages that
+    nobody labelled yet."""
     query = (
         sa.select(
             UnansweredQuestion.text,
@@ -275,6 +281,7 @@ def unanswered_rows(limit: int = 500) -> list[tuple[str, int, datetime, datetime
             UnansweredQuestion.first_seen,
             UnansweredQuestion.last_seen,
         )
+        .where(~UnansweredQuestion.text_hash.in_(sa.select(ReviewLabel.text_hash)))
         .order_by(UnansweredQuestion.count.desc(), UnansweredQuestion.last_seen.desc())
         .limit(limit)
     )
