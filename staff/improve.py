@@ -161,12 +161,31 @@ def intents() -> list[str]:
     return [str(name) for name in read_yaml(DOMAIN)["intents"]]
 
 
-def nlu_yaml(chosen: dict[str, list[str]]) -> str:
-    """Rasa NLU training data for review: intent -> examples (one line each)."""
-    lines = ['version: "3.1"', "", "nlu:"]
+def trainable(text: str) -> bool:
+    """Whether `text` is read back from an NLU file as itself: printable (YAML refuses control
+    characters), and no entity markup ("[手机号](不常用)" would train an entity, "[x]{y}" stop
+    the training)."""
+    from rasa.shared.exceptions import RasaException
+    from rasa.shared.nlu.training_data import entities_parser
+
+    if not text or not all(char.isprintable() for char in text):
+        return False
+    try:
+        marked = entities_parser.find_entities_in_training_example(text)
+        return not marked and entities_parser.replace_entities(text) == text
+    except RasaException:  # markup Rasa refuses: the training would stop on it
+        return False
+
+
+def nlu_yaml(chosen: dict[str, list[str]], comments: tuple[str, ...] = ()) -> str:
+    """Rasa NLU training data: intent -> examples (one line each), those an NLU file cannot hold
+    as they are (trainable) left out; `comments` go under the version line."""
+    header = [f"# {comment}" for comment in comments] or [""]
+    lines = ['version: "3.1"', *header, "nlu:"]
     for intent, texts in sorted(chosen.items()):
+        examples = [" ".join(text.split()) for text in texts]
         lines += [f"- intent: {intent}", "  examples: |"]
-        lines += [f"    - {' '.join(text.split())}" for text in texts if text.strip()]
+        lines += [f"    - {text}" for text in examples if trainable(text)]
     return "\n".join(lines) + "\n"
 
 

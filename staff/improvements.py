@@ -26,15 +26,15 @@ import yaml
 
 from core.db.models import FAQ_GAP
 from core.db.queries import Label
+from staff import improve
 
 ROOT = Path(__file__).resolve().parent.parent
 REVIEWED = ROOT / "data" / "nlu" / "reviewed.yml"
 GAPS = ROOT / "docs" / "faq-gaps.md"
-HEADER = """version: "3.1"
-# Examples the support team labelled in the staff console (python -m staff improvements export):
-# student messages as stored, masked. Review the diff before committing it.
-nlu:
-"""
+COMMENTS = (
+    "Examples the support team labelled in the staff console (python -m staff improvements",
+    "export): student messages as stored, masked. Review the diff before committing it.",
+)
 
 
 def exported_examples(path: Path = REVIEWED) -> dict[str, str]:
@@ -53,28 +53,12 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def trainable(text: str) -> bool:
-    """Whether `text` is read back from an NLU file as itself: printable (YAML refuses control
-    characters), and no entity markup ("[手机号](不常用)" would train an entity, "[x]{y}" stop
-    the training)."""
-    from rasa.shared.exceptions import RasaException
-    from rasa.shared.nlu.training_data import entities_parser
-
-    if not text or not all(char.isprintable() for char in text):
-        return False
-    try:
-        marked = entities_parser.find_entities_in_training_example(text)
-        return not marked and entities_parser.replace_entities(text) == text
-    except RasaException:  # markup Rasa refuses: the training would stop on it
-        return False
-
-
 def merged(existing: dict[str, str], labels: Iterable[Label]) -> dict[str, str]:
     """The examples after an export: the file's, then each label (the latest last) on top."""
     examples = dict(existing)
     for label in sorted(labels, key=labelled_at):
         text = one_line(label.text)
-        if label.intent == FAQ_GAP or not trainable(text):
+        if label.intent == FAQ_GAP or not improve.trainable(text):
             examples.pop(text, None)
         else:
             examples[text] = label.intent
@@ -83,13 +67,9 @@ def merged(existing: dict[str, str], labels: Iterable[Label]) -> dict[str, str]:
 
 def nlu_yaml(examples: dict[str, str]) -> str:
     by_intent: dict[str, list[str]] = {}
-    for text, intent in examples.items():
+    for text, intent in sorted(examples.items()):
         by_intent.setdefault(intent, []).append(text)
-    lines = [HEADER.rstrip("\n")]
-    for intent in sorted(by_intent):
-        lines += [f"- intent: {intent}", "  examples: |"]
-        lines += [f"    - {text}" for text in sorted(by_intent[intent])]
-    return "\n".join(lines) + "\n"
+    return improve.nlu_yaml(by_intent, COMMENTS)
 
 
 def exported_gaps(path: Path = GAPS) -> set[str]:
@@ -132,7 +112,11 @@ def not_exported(labels: Iterable[Label], path: Path = REVIEWED) -> int:
     return sum(
         1
         for text, intent in latest.items()
-        if ((text in held) if intent == FAQ_GAP else (held.get(text) != intent and trainable(text)))
+        if (
+            (text in held)
+            if intent == FAQ_GAP
+            else (held.get(text) != intent and improve.trainable(text))
+        )
     )
 
 
@@ -150,7 +134,7 @@ def untrainable(labels: Iterable[Label]) -> list[str]:
         {
             one_line(label.text)
             for label in labels
-            if label.intent != FAQ_GAP and not trainable(one_line(label.text))
+            if label.intent != FAQ_GAP and not improve.trainable(one_line(label.text))
         }
     )
 

@@ -296,3 +296,13 @@ def test_what_an_nlu_file_cannot_hold_is_left_out_and_a_broken_file_is_said(tmp_
     assert improvements.not_exported(labels, nlu) == 0
     nlu.write_text("nlu: [unclosed", encoding="utf-8")
     assert "读不出来" in str(improvements.not_exported_or_why(labels, nlu))
+
+
+def test_the_console_export_leaves_out_what_training_cannot_read() -> None:
+    exported = improve.nlu_yaml(
+        {"forgot_password": ["密码 忘了", "我的手机[手机号](不常用)登不上"]}
+    )
+    assert (
+        exported
+        == 'version: "3.1"\n\nnlu:\n- intent: forgot_password\n  examples: |\n    - 密码 忘了\n'
+    )

@@ -115,55 +115,62 @@ def change_status(number: int, status: str, staff: str | None = None) -> Ticket:
 # ---- what the assistant could not answer, and whether its answers helped -------------------
 
 
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def question_text(masked_text: str) -> str:
+    """A (masked) message as the statistics keep it: one line, at most MAX_QUESTION_CHARS."""
+    return " ".join(masked_text.split())[:MAX_QUESTION_CHARS]
+
+
+def update_or_insert(
+    update: Any, model: type, fields: dict[str, Any], url: str | None = None
+) -> None:
+    """Runs `update`; when it changed no row, inserts a `model` row of `fields`."""
+    for _ in range(2):  # a second server may insert the same row between our update and insert
+        with session_scope(url) as session:
+            if session.execute(update).rowcount:
+                return
+        try:
+            with session_scope(url) as session:
+                session.add(model(**fields))
+            return
+        except IntegrityError:
+            continue
+
+
 def record_unanswered(masked_text: str, url: str | None = None) -> None:
     """Count one more occurrence of an (already masked) message the assistant did not understand."""
-    text = " ".join(masked_text.split())[:MAX_QUESTION_CHARS]
+    text = question_text(masked_text)
     if not text:
         return
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = text_digest(text)
     bump = (
         sa.update(UnansweredQuestion)
         .where(UnansweredQuestion.text_hash == digest)
         .values(count=UnansweredQuestion.count + 1, last_seen=utcnow())
     )
-    for _ in range(2):  # a second server may insert the same text between our update and insert
-        with session_scope(url) as session:
-            if session.execute(bump).rowcount:
-                return
-        try:
-            with session_scope(url) as session:
-                session.add(UnansweredQuestion(text=text, text_hash=digest))
-            return
-        except IntegrityError:
-            continue
+    update_or_insert(bump, UnansweredQuestion, {"text": text, "text_hash": digest}, url)
 
 
 def record_for_review(kind: str, masked_text: str, intent: str, url: str | None = None) -> None:
     """Count one more occurrence of an (already masked) answered message worth a second look."""
-    text = " ".join(masked_text.split())[:MAX_QUESTION_CHARS]
+    text = question_text(masked_text)
     if not text or kind not in REVIEW_KINDS:
         return
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    same = (
-        ReviewMessage.kind == kind,
-        ReviewMessage.text_hash == digest,
-        ReviewMessage.intent == intent,
-    )
+    digest = text_digest(text)
     bump = (
         sa.update(ReviewMessage)
-        .where(*same)
+        .where(
+            ReviewMessage.kind == kind,
+            ReviewMessage.text_hash == digest,
+            ReviewMessage.intent == intent,
+        )
         .values(count=ReviewMessage.count + 1, last_seen=utcnow())
     )
-    for _ in range(2):  # a second server may insert the same text between our update and insert
-        with session_scope(url) as session:
-            if session.execute(bump).rowcount:
-                return
-        try:
-            with session_scope(url) as session:
-                session.add(ReviewMessage(kind=kind, text=text, text_hash=digest, intent=intent))
-            return
-        except IntegrityError:
-            continue
+    row = {"kind": kind, "text": text, "text_hash": digest, "intent": intent}
+    update_or_insert(bump, ReviewMessage, row, url)
 
 
 @dataclass(frozen=True)
@@ -199,31 +206,18 @@ def review_rows(kind: str, limit: int = 500) -> list[ReviewRow]:
         return [ReviewRow(*row) for row in session.execute(query)]
 
 
-def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def save_labels(texts: list[str], source: str, intent: str, by: str) -> int:
     """Labels each (masked) text as `intent` (an intent of the domain, or FAQ_GAP), by `by`, now;
     a text labelled before takes the new label. Returns how many texts were labelled."""
     if source not in LABEL_SOURCES:
         raise ValueError(f"unknown list {source!r}")
-    cleaned = {" ".join(mask(text).split())[:MAX_QUESTION_CHARS] for text in texts}
+    cleaned = {question_text(mask(text)) for text in texts}
     cleaned.discard("")
     for text in sorted(cleaned):
         digest = text_digest(text)
         values = {"source": source, "intent": intent, "labelled_by": by, "labelled_at": utcnow()}
         relabel = sa.update(ReviewLabel).where(ReviewLabel.text_hash == digest).values(**values)
-        for _ in range(2):  # another admin may insert the same text between update and insert
-            with session_scope() as session:
-                if session.execute(relabel).rowcount:
-                    break
-            try:
-                with session_scope() as session:
-                    session.add(ReviewLabel(text=text, text_hash=digest, **values))
-                break
-            except IntegrityError:
-                continue
+        update_or_insert(relabel, ReviewLabel, {"text": text, "text_hash": digest, **values})
     return len(cleaned)
 
 
@@ -253,12 +247,6 @@ def labels(limit: int | None = 5000) -> list[Label]:
     )
     with session_scope() as session:
         return [Label(*row) for row in session.execute(query)]
-
-
-def labelled_texts() -> set[str]:
-    """The digests of every labelled text: the review lists leave them out."""
-    with session_scope() as session:
-        return set(session.execute(sa.select(ReviewLabel.text_hash)).scalars())
 
 
 def top_unanswered(limit: int = 20) -> list[tuple[str, int, datetime]]:
