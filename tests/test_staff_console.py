@@ -52,10 +52,12 @@ def a_ticket(console: dict) -> int:
 
 def test_nothing_without_a_session(console) -> None:
     url = console["url"]
-    for path in ("/", "/tickets", "/tickets/1", "/admin/unanswered"):
+    pages = ("/", "/tickets", "/tickets/1", "/admin/unanswered", "/admin/review", "/admin/labels")
+    for path in pages:
         reply = requests.get(url + path, timeout=10, allow_redirects=False)
         assert reply.status_code == 303 and reply.headers["Location"] == "/login", path
-    for path in ("/tickets/1/claim", "/tickets/1/resolve", "/tickets/1/notes", "/logout"):
+    steps = ("/tickets/1/claim", "/tickets/1/resolve", "/tickets/1/notes", "/tickets/1/save-test")
+    for path in (*steps, "/admin/labels", "/logout"):
         reply = requests.post(url + path, data={"csrf": "x", "text": "x"}, timeout=10)
         assert reply.status_code == 401, path
 
