@@ -143,6 +143,35 @@ SETTINGS: tuple[Setting, ...] = (
         "the key the staff console signs its live-takeover calls with; the same on every Rasa server and the console; empty on a Rasa server: takeover off",
     ),
     Setting(
+        "MODEL_SERVER_URL",
+        "the console's `/models/current` at each `make run`",
+        "where every worker of a Rasa server pulls the model to serve (Rasa's model server, `endpoints.yml` `models:`): the staff console's `/models/current`; unset: the model it started with, for ever",
+        _url("http", "https"),
+    ),
+    Setting(
+        "MODEL_SERVER_TOKEN",
+        "random at each `make run`",
+        "the key the Rasa servers send to pull the model and the console requires (at least 32 characters); unset on the console: it serves no model",
+        _secret,
+    ),
+    Setting(
+        "MODEL_PULL_SECONDS",
+        "10",
+        "how often each worker asks for a new model: a promotion or a rollback reaches every worker within this, plus the time to load the model",
+        _at_least(1),
+    ),
+    Setting(
+        "MODEL_STORE_DIR",
+        "`<checkout>/var/models`",
+        "the console's model archives, candidates' training data and their logs",
+    ),
+    Setting(
+        "GATE_F1_MARGIN",
+        "0.01",
+        "the gate refuses a candidate whose hold-out macro-F1 is lower than the served model's by more than this",
+        _between(0, 1),
+    ),
+    Setting(
         "ASSISTANT_URL",
         "`http://127.0.0.1:<RASA_PORT>`",
         "where the staff console reaches a Rasa server (or the proxy in front of several)",
@@ -276,6 +305,15 @@ def read(name: str) -> str:
     if name not in REGISTRY:
         raise KeyError(f"{name} is not a registered setting (core/settings.py: SETTINGS)")
     return os.environ.get(name, "").strip()
+
+
+def expand_as_empty(names: tuple[str, ...]) -> None:
+    """Sets each unset setting of `names` to "" in this process's environment: Rasa refuses a
+    YAML file naming a variable that is not set, and for these unset means "off"."""
+    for name in names:
+        if name not in REGISTRY:
+            raise KeyError(f"{name} is not a registered setting (core/settings.py: SETTINGS)")
+        os.environ.setdefault(name, "")
 
 
 def checked(name: str) -> str:
@@ -438,6 +476,24 @@ def workers_status_urls() -> list[str]:
         return [url.strip() for url in raw.split(",") if url.strip()]
     port = checked("WORKERS_STATUS_PORT")
     return [f"http://127.0.0.1:{port}/ready"] if port else []
+
+
+DEFAULT_MODEL_PULL_SECONDS = 10
+
+
+def model_pull_seconds() -> int:
+    """How often each Rasa worker asks the model server for a new model: `MODEL_PULL_SECONDS`."""
+    raw = checked("MODEL_PULL_SECONDS")
+    return int(raw) if raw else DEFAULT_MODEL_PULL_SECONDS
+
+
+DEFAULT_GATE_F1_MARGIN = 0.01
+
+
+def gate_f1_margin() -> float:
+    """How much lower a candidate's hold-out macro-F1 may be before the gate refuses it."""
+    raw = checked("GATE_F1_MARGIN")
+    return float(raw) if raw else DEFAULT_GATE_F1_MARGIN
 
 
 if __name__ == "__main__":

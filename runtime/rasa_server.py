@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core import http_guard, memory, settings
-from runtime import rasa_patches, workers
+from runtime import model_pulling, rasa_patches, workers
 
 
 def with_cors_from_environment(argv: list[str]) -> list[str]:
@@ -88,6 +88,10 @@ def without_version(configure: Callable[..., Any]) -> Callable[..., Any]:
     return configure_then_hide
 
 
+# endpoints.yml's `models:` expands these; unset means no model server (runtime/model_pulling.py)
+EXPANDED_BY_ENDPOINTS = ("MODEL_SERVER_URL", "MODEL_SERVER_TOKEN", "MODEL_PULL_SECONDS")
+
+
 def main() -> None:
     for problem in settings.problems():  # said first, where whoever starts the server looks
         print(f"settings: {problem}", file=sys.stderr)
@@ -96,7 +100,11 @@ def main() -> None:
     http_guard.apply()
     if sys.argv[1:2] == ["run"]:
         workers.apply()
+    settings.expand_as_empty(EXPANDED_BY_ENDPOINTS)
+    import rasa.core.agent
     import rasa.core.run
+
+    rasa.core.agent.load_agent = model_pulling.loading_local_first(rasa.core.agent.load_agent)
 
     rasa.core.run.load_agent_on_start = trimmed_after_loading(rasa.core.run.load_agent_on_start)
     rasa.core.run.close_resources = closing_pooled_sessions(rasa.core.run.close_resources)

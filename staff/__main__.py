@@ -4,10 +4,14 @@ import argparse
 import getpass
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from core import settings
 from core.db import queries
 from core.db.models import LABEL_SOURCES, STAFF_ROLES, TICKET_STATUSES, Ticket
+
+if TYPE_CHECKING:
+    from staff import model_registry
 
 # C0 and C1 control characters (escape sequences, carriage returns…), which could rewrite the staff
 # terminal when a student's text or an old conversation id carries them.
@@ -179,6 +183,64 @@ def users(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_line(model: "model_registry.Model", served: int | None) -> str:
+    import json
+
+    holdout = json.loads(model.scores)["holdout"] if model.scores else None
+    f1 = f"F1 {holdout['served']:.3f}->{holdout['candidate']:.3f}" if holdout else ""
+    mark = "*" if model.id == served else " "
+    seconds = f"{model.seconds:.0f} s" if model.seconds else ""
+    return (
+        f"{mark}{model.id:>5}  {model.status:<10}  {model.mode:<10}  {model.trained_by:<12}  "
+        f"{model.created_at:%Y-%m-%d %H:%M}  {seconds:>7}  {f1}"
+    )
+
+
+def models(args: argparse.Namespace) -> int:
+    """The console's models (staff/model_registry.py): list, train, promote, roll back."""
+    import time
+
+    from staff import candidates, model_registry
+
+    candidates.settle()
+    if args.action == "register":
+        model = model_registry.register_repository_model()
+        print(f"serving model {model.id}" if model else "no trained model: run make train")
+        return 0 if model else 1
+    if args.action == "list":
+        current = model_registry.current()
+        served = current.id if current else None
+        print("\n".join(model_line(m, served) for m in model_registry.all_models()) or "no models")
+        return 0
+    if not args.by:
+        print(f"models {args.action} needs --by NAME", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "train":
+            model_id = candidates.start(args.by, args.mode)
+            print(f"training candidate {model_id}: {candidates.log_path(model_id)}")
+            while args.wait and candidates.training_now():
+                time.sleep(2)
+            if args.wait:
+                model = model_registry.get(model_id)
+                print(f"candidate {model_id}: {model.status if model else '?'}")
+                if model and model.reason:
+                    print(printable(model.reason))
+            return 0
+        if args.action == "promote":
+            if args.number is None:
+                print("models promote needs a model number", file=sys.stderr)
+                return 2
+            model = model_registry.promote(args.number, args.by)
+        else:
+            model = model_registry.roll_back(args.by)
+    except (candidates.NotStarted, model_registry.NotPromotable) as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"serving model {model.id} (every worker within MODEL_PULL_SECONDS)")
+    return 0
+
+
 def console(args: argparse.Namespace) -> int:
     """Serves the staff console (staff/web.py) until stopped."""
     from staff.web import create_app
@@ -227,6 +289,13 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("improvements", help="write the accepted labels as files to commit")
     i.add_argument("action", choices=["export", "status"])
     i.set_defaults(run=improvements)
+    m = sub.add_parser("models", help="list, train, promote or roll back models")
+    m.add_argument("action", choices=["list", "register", "train", "promote", "rollback"])
+    m.add_argument("number", nargs="?", type=int)
+    m.add_argument("--mode", choices=["full", "finetune"], default="full")
+    m.add_argument("--by", type=user_name, help="who trains, promotes or rolls back")
+    m.add_argument("--wait", action="store_true", help="train: wait until the job ends")
+    m.set_defaults(run=models)
     p = sub.add_parser("purge", help="delete conversations older than the retention period")
     p.add_argument("--days", type=at_least_one_day, help="default: RETENTION_DAYS, or 90")
     p.set_defaults(run=purge)

@@ -13,15 +13,19 @@ and action needs a signed-in session; admin pages need the admin role.
   refused (403) without the right one.
 """
 
+import asyncio
+import logging
+
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core import http_guard
-from staff import admin, sign_in, tickets
+from staff import admin, model_pages, model_registry, model_server, sign_in, tickets
 from staff.agent_takeover import keep_handing_back
 from staff.pages import HEADERS, HERE, refused, signed_in
 
+logger = logging.getLogger(__name__)
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -62,9 +66,20 @@ def create_app(name: str = "staff_console") -> Sanic:
     sign_in.add_routes(app)
     tickets.add_routes(app)
     admin.add_routes(app)
+    model_pages.add_routes(app)
+    model_server.add_routes(app)
 
     @app.after_server_start
     async def start_handing_back(app: Sanic, _: object) -> None:
         app.add_task(keep_handing_back())
+
+    @app.after_server_start
+    async def register_repository_model(_: Sanic, __: object) -> None:
+        """`make train`'s model, served when it is new (staff/model_registry.py)."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, model_registry.register_repository_model)
+        except Exception:
+            logger.exception("The repository's model could not be registered.")
 
     return app

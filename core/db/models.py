@@ -109,6 +109,44 @@ class SavedTest(Base):
     saved_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
 
 
+MODEL_STATUSES = ("training", "failed", "passed", "refused", "repository")
+
+
+class AssistantModel(Base):
+    """A trained model the console knows (staff/model_registry.py): a candidate trained from
+    data/ and the accepted labels, or the repository's own (`make train`), with who trained it,
+    from which data, and the gate's scores."""
+
+    __tablename__ = "assistant_models"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    status = sa.Column(sa.String(16), nullable=False)  # MODEL_STATUSES
+    mode = sa.Column(sa.String(16), nullable=False)  # full, finetune, repository
+    trained_by = sa.Column(sa.String(64), nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    finished_at = sa.Column(sa.DateTime)
+    data_hash = sa.Column(sa.String(64))  # sha256 of the training files it was trained from
+    labels = sa.Column(sa.Integer, nullable=False, default=0)  # accepted labels trained on
+    file_sha256 = sa.Column(sa.String(64), index=True)  # the archive's: its ETag when served
+    file_name = sa.Column(sa.String(200))  # under var/models/
+    seconds = sa.Column(sa.Float)  # training time
+    scores = sa.Column(sa.Text)  # the gate's report, JSON (staff/gate.py)
+    reason = sa.Column(sa.Text)  # why it failed or was refused
+
+
+class ModelDeployment(Base):
+    """One switch of the model the Rasa servers pull (promote, roll back, a new repository
+    model); the latest row names the model served now."""
+
+    __tablename__ = "model_deployments"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    model_id = sa.Column(sa.Integer, sa.ForeignKey("assistant_models.id"), nullable=False)
+    action = sa.Column(sa.String(16), nullable=False)  # promote, rollback, repository
+    by = sa.Column(sa.String(64), nullable=False)
+    at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
 class AnswerFeedback(Base):
     """Whether an answer helped, as the student said right after it."""
 

@@ -1,0 +1,165 @@
+"""Each Rasa worker pulls the model to serve from the model server, with no restart (#27 item 6).
+
+Rasa's own mechanism, `endpoints.yml` `models:` (url, token, `wait_time_between_pulls`), asks the
+URL every so often with `If-None-Match: <the fingerprint it serves>` and loads what comes back
+with a new ETag. The staff console is that server (`GET /models/current`, staff/model_server.py).
+Three things in Rasa 3.6's version would lose students' messages, so `load_agent` is wrapped:
+
+- With a model server configured, Rasa ignores `--model` and starts with no model at all when the
+  server cannot be reached (a console that starts later, or is down): every message then fails.
+  Here the local model is loaded first, with its SHA-256 as the fingerprint (the ETag the console
+  gives the same archive, so the first pull of it is a 304), and the server is asked after.
+- Rasa loads a pulled model inside the worker's event loop (`Agent.load_model`): for the seconds
+  it takes, that worker answers nobody, and the supervisor may take it for hung. Here the new
+  MessageProcessor is built in a thread while the loop keeps answering with the old one; then the
+  agent's processor, domain and responses are swapped in one step of the loop. A turn already
+  running finishes with the processor it started with; the next one gets the new model. No message
+  is dropped or answered twice (the lock store and deliveries are not touched).
+- A model that does not load is logged and skipped (its ETag remembered, so that it is not loaded
+  again every pull); the model served stays.
+
+An empty `MODEL_SERVER_URL` (endpoints.yml expands it) means no model server: the local model,
+as before.
+"""
+
+import asyncio
+import functools
+import hashlib
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from core import memory, settings
+
+logger = logging.getLogger(__name__)
+
+PULL_JOB = "pull-model-from-server"
+CHUNK = 1 << 20
+FAILED: set[str] = set()  # ETags of models that did not load in this worker
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as archive:
+        while chunk := archive.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pull_seconds(server: Any) -> int:
+    raw = str(server.kwargs.get("wait_time_between_pulls") or "").strip()
+    return (
+        int(raw)
+        if raw.isascii() and raw.isdigit() and int(raw) > 0
+        else settings.model_pull_seconds()
+    )
+
+
+def swap(agent: Any, processor: Any, fingerprint: str) -> None:
+    """What Agent.load_model does after building the processor, in one step of the loop."""
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+
+    agent.processor = processor
+    agent.domain = processor.domain
+    agent._set_fingerprint(fingerprint)
+    agent.tracker_store.domain = agent.domain
+    if isinstance(agent.nlg, TemplatedNaturalLanguageGenerator):
+        agent.nlg.responses = agent.domain.responses if agent.domain else {}
+
+
+async def update_from_server(server: Any, agent: Any) -> bool:
+    """Asks the model server once; loads and serves a new model. True when it switched."""
+    from rasa.core import agent as rasa_agent
+    from rasa.core.processor import MessageProcessor
+
+    with tempfile.TemporaryDirectory(prefix="pulled-model-") as folder:
+        try:
+            fingerprint = await rasa_agent._pull_model_and_fingerprint(
+                server, agent.fingerprint, folder
+            )
+        except Exception:  # Rasa's own catches only aiohttp's errors
+            logger.exception("Asking the model server failed; the model served stays.")
+            return False
+        if not fingerprint or fingerprint in FAILED:
+            return False
+        archives = sorted(Path(folder).iterdir())
+        if len(archives) != 1:
+            return False
+        build = functools.partial(
+            MessageProcessor,
+            model_path=archives[0],
+            tracker_store=agent.tracker_store,
+            lock_store=agent.lock_store,
+            action_endpoint=agent.action_endpoint,
+            generator=agent.nlg,
+            http_interpreter=agent.http_interpreter,
+        )
+        try:
+            processor = await asyncio.get_running_loop().run_in_executor(None, build)
+        except Exception:
+            FAILED.add(fingerprint)
+            logger.exception("The model %s did not load; the model served stays.", fingerprint)
+            return False
+    swap(agent, processor, fingerprint)
+    memory.hand_back_free_memory()
+    logger.info("Now serving the model %s from the model server.", fingerprint[:16])
+    return True
+
+
+async def keep_pulling(server: Any, agent: Any) -> None:
+    try:
+        await update_from_server(server, agent)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("Pulling the model failed; trying again at the next interval.")
+
+
+def loading_local_first(load_agent: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Rasa's load_agent with the local model loaded first, then the model server's pulled."""
+    if getattr(load_agent, "loads_local_first", False):
+        return load_agent
+
+    @functools.wraps(load_agent)
+    async def load(
+        model_path: str | None = None,
+        model_server: Any = None,
+        remote_storage: str | None = None,
+        endpoints: Any = None,
+        loop: Any = None,
+    ) -> Any:
+        server = endpoints.model if endpoints is not None and endpoints.model else model_server
+        if endpoints is not None:
+            endpoints.model = None
+        agent = await load_agent(
+            model_path=model_path,
+            model_server=None,
+            remote_storage=remote_storage,
+            endpoints=endpoints,
+            loop=loop,
+        )
+        if server is None or not str(server.url or "").strip():
+            return agent
+        from rasa.core import jobs
+
+        agent.model_server = server
+        if agent.is_ready() and model_path and Path(model_path).is_file():
+            agent._set_fingerprint(file_sha256(Path(model_path)))
+        await update_from_server(server, agent)
+        (await jobs.scheduler()).add_job(
+            keep_pulling,
+            "interval",
+            seconds=pull_seconds(server),
+            args=[server, agent],
+            id=PULL_JOB,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+        )
+        logger.info("Pulling the model from %s every %d s.", server.url, pull_seconds(server))
+        return agent
+
+    load.loads_local_first = True  # type: ignore[attr-defined]
+    return load

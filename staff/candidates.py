@@ -1,0 +1,282 @@
+"""Training a candidate model in the background, then the gate (#27 items 4 and 5).
+
+The console's 训练候选模型 button calls `start`: it records the candidate and starts
+`python -m staff.candidates ID` as its own process, at a lower priority (`nice -n 10`: students'
+turns on the same cores come first), never inside a serving process. One at a time: `start` takes
+an exclusive lock on MODEL_STORE_DIR/training.lock and hands it to the job, which holds it until
+it exits; a second click while it runs is told so.
+
+The job:
+1. copies data/ and writes the accepted labels (every label naming an intent, the latest per text)
+   into the copy's data/nlu/reviewed.yml, merged as `python -m staff improvements export` merges;
+2. trains with Rasa (`rasa train`, the project's config and domain): `full`, or `finetune` from
+   the served model with `--epoch-fraction` (Rasa's incremental training: only examples added);
+3. runs the gate (evaluation/gate.py) against the served model, and records the report: `passed`
+   (it may be promoted) or `refused` (with the reasons; it is never served).
+Everything it does goes to MODEL_STORE_DIR/candidate-ID.log, which the console shows; lines that
+start with "== " are its stages. A job that dies leaves its record `training` with the lock free:
+the console then marks it failed (`settle`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from core import settings
+from core.db import queries
+from core.db.models import FAQ_GAP, utcnow
+from staff import improve, improvements, model_registry, saved_tests
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = {"full": "完整训练", "finetune": "在线上模型上微调"}
+FINETUNE_EPOCH_FRACTION = "0.2"
+TRAIN_TIMEOUT_SECONDS = 3 * 3600
+LOG_TAIL_BYTES = 64 * 1024
+STOPPED = "训练进程没有做完就停了（控制台或机器重启过？）请看日志，再训练一次。"
+RUNNING: list[subprocess.Popen] = []  # the jobs this console started, waited for when they end
+
+
+class NotStarted(RuntimeError):
+    """Why a training was not started (the console shows it)."""
+
+
+def lock_path() -> Path:
+    return model_registry.store_dir() / "training.lock"
+
+
+def log_path(model_id: int) -> Path:
+    return model_registry.store_dir() / f"candidate-{model_id}.log"
+
+
+def training_now() -> bool:
+    """Whether a job holds the training lock."""
+    for process in list(RUNNING):
+        if process.poll() is not None:
+            RUNNING.remove(process)
+    fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
+
+
+def settle() -> None:
+    """Records left `training` by a job that is gone are marked failed."""
+    if training_now():
+        return
+    for model in model_registry.all_models():
+        if model.status == "training":
+            model_registry.update(model.id, status="failed", reason=STOPPED, finished_at=utcnow())
+
+
+def start(by: str, mode: str) -> int:
+    """Records a candidate and starts its job; returns its number."""
+    if mode not in MODES:
+        raise NotStarted("没有这种训练方式。")
+    served = model_registry.current()
+    if served is None or served.path is None or not served.path.is_file():
+        raise NotStarted("还没有线上模型可以比较：请先运行 make train，再重启控制台。")
+    fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NotStarted("已有一个候选模型在训练，请等它结束。") from None
+        model_id = model_registry.create(status="training", mode=mode, trained_by=by)
+        with log_path(model_id).open("ab") as log:
+            RUNNING.append(
+                subprocess.Popen(
+                    ["nice", "-n", "10", sys.executable, "-m", "staff.candidates", str(model_id)],
+                    cwd=ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(fd,),  # the job holds the lock until it exits
+                    start_new_session=True,
+                )
+            )
+        return model_id
+    finally:
+        os.close(fd)
+
+
+def stage(text: str) -> None:
+    print(f"== {text}", flush=True)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def accepted_labels() -> list[tuple[str, str]]:
+    """(text, intent) of every label that names an intent and can be training data."""
+    found = []
+    for label in queries.labels(limit=None):
+        text = improvements.one_line(label.text)
+        if label.intent != FAQ_GAP and improve.trainable(text):
+            found.append((text, label.intent))
+    return sorted(found)
+
+
+def data_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    for path in [*files, ROOT / "config.yml", ROOT / "domain.yml"]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def training_data(work: Path) -> tuple[Path, list[tuple[str, str]]]:
+    data = work / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    shutil.copytree(ROOT / "data", data)
+    labels = accepted_labels()
+    reviewed = data / "nlu" / "reviewed.yml"
+    examples = improvements.merged(improvements.exported_examples(reviewed), queries.labels(None))
+    reviewed.write_text(improvements.nlu_yaml(examples), encoding="utf-8")
+    return data, labels
+
+
+def train(model_id: int, mode: str, data: Path, work: Path, served: Path) -> Path:
+    command = [
+        str(Path(sys.executable).parent / "rasa"),
+        "train",
+        "--data",
+        str(data),
+        "--config",
+        str(ROOT / "config.yml"),
+        "--domain",
+        str(ROOT / "domain.yml"),
+        "--out",
+        str(work),
+        "--fixed-model-name",
+        "candidate",
+    ]
+    if mode == "finetune":
+        command += ["--finetune", str(served), "--epoch-fraction", FINETUNE_EPOCH_FRACTION]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RASA_TELEMETRY_ENABLED": "false"}
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stdout,
+        stderr=subprocess.STDOUT,
+        env=environment,
+        timeout=TRAIN_TIMEOUT_SECONDS,
+    )
+    archive = work / "candidate.tar.gz"
+    if result.returncode != 0 or not archive.is_file():
+        raise RuntimeError(f"rasa train 以 {result.returncode} 退出，没有得到模型（见日志）")
+    digest = model_registry.file_sha256(archive)
+    name = f"candidate-{model_id}-{digest[:12]}.tar.gz"
+    archive.replace(model_registry.store_dir() / name)
+    return model_registry.store_dir() / name
+
+
+def run(model_id: int) -> None:
+    from evaluation import gate
+
+    record = model_registry.get(model_id)
+    served = model_registry.current()
+    if record is None or served is None or served.path is None:
+        raise RuntimeError("没有这个候选模型的记录，或没有线上模型")
+    work = model_registry.store_dir() / f"candidate-{model_id}"
+    work.mkdir(parents=True, exist_ok=True)
+    stage(f"1/3 准备训练数据：data/ 加上已接受的标注（{MODES[record.mode]}）")
+    data, labels = training_data(work)
+    say(f"已接受的意图标注 {len(labels)} 条")
+    started = time.monotonic()
+    stage("2/3 训练（rasa train）")
+    path = train(model_id, record.mode, data, work, served.path)
+    seconds = round(time.monotonic() - started, 1)
+    model_registry.update(
+        model_id,
+        file_name=path.name,
+        file_sha256=model_registry.file_sha256(path),
+        seconds=seconds,
+        data_hash=data_hash(data),
+        labels=len(labels),
+    )
+    say(f"训练用时 {seconds} 秒")
+    stage(f"3/3 检查：与线上模型 #{served.id} 比较")
+    stories = [story for _, _, _, story in saved_tests.saved_stories()]
+    report = gate.gate(
+        candidate=path,
+        served=served.path,
+        labels=labels,
+        saved_stories=saved_tests.stories_file(stories) if stories else "",
+        work=work / "gate",
+        margin=settings.gate_f1_margin(),
+        log=say,
+        served_cache=model_registry.store_dir() / f"readings-{served.file_sha256}.json",
+    )
+    report["served_model"] = served.id
+    reasons = report["reasons"]
+    model_registry.update(
+        model_id,
+        status="refused" if reasons else "passed",
+        scores=json.dumps(report, ensure_ascii=False),
+        reason="\n".join(reasons) or None,
+        finished_at=utcnow(),
+    )
+    with contextlib.suppress(OSError):
+        shutil.rmtree(work / "gate")
+    stage("拒绝：" + "；".join(reasons) if reasons else "通过：可以上线")
+
+
+def main(argv: list[str]) -> int:
+    model_id = int(argv[0])
+    try:
+        run(model_id)
+    except BaseException as error:  # the record must not stay `training`
+        traceback.print_exc()
+        model_registry.update(
+            model_id,
+            status="failed",
+            reason=f"{type(error).__name__}: {error}"[:2000],
+            finished_at=utcnow(),
+        )
+        stage("失败")
+        return 1
+    return 0
+
+
+def log_tail(model_id: int) -> tuple[list[str], list[str], int | None]:
+    """The stages so far, the log's last lines, and the last progress percentage Rasa printed."""
+    path = log_path(model_id)
+    if not path.exists():
+        return [], [], None
+    with path.open("rb") as log:
+        log.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+        text = log.read().decode("utf-8", "replace")
+    stages = []
+    with path.open(encoding="utf-8", errors="replace") as log:
+        stages = [line[3:].strip() for line in log if line.startswith("== ")]
+    pieces = [piece for line in text.split("\n") for piece in line.split("\r") if piece.strip()]
+    percent = None
+    for piece in reversed(pieces):
+        if "Epochs:" in piece and "%" in piece:
+            number = piece.split("Epochs:")[1].split("%")[0].strip()
+            if number.isdigit():
+                percent = int(number)
+                break
+    lines = [line for line in text.split("\n") if line.strip()][-40:]
+    return stages, [line.split("\r")[-1] for line in lines], percent
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

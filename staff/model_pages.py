@@ -1,0 +1,117 @@
+"""The console's 模型 pages (admins): train a candidate, read the gate, promote, roll back.
+
+- `/admin/models`: the model served now and the one a rollback would bring back, the training
+  form (one job at a time, staff/candidates.py), every model with its status and scores.
+- `/admin/models/N`: one model: while it trains, its stages, Rasa's progress and the log's end
+  (the page reloads itself every few seconds, with no script); once scored, the gate's report
+  (hold-out, second hold-out, perturbed, per-intent changes, every text read differently, labels
+  not learned, test stories failed) and, when it passed, the 上线 button.
+- Posts: train, promote, roll back, each by the signed-in admin, recorded with who and when.
+"""
+
+import asyncio
+import json
+from typing import Any
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from staff import candidates, model_registry
+from staff.pages import HEADERS, page, refused, signed_in
+
+STATUS_NAMES = {
+    "training": "训练中",
+    "failed": "失败",
+    "passed": "通过检查",
+    "refused": "被拒绝",
+    "repository": "仓库训练（make train）",
+}
+
+
+def report_of(model: model_registry.Model) -> dict[str, Any] | None:
+    if not model.scores:
+        return None
+    try:
+        report = json.loads(model.scores)
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def overview() -> dict[str, Any]:
+    candidates.settle()
+    current = model_registry.current()
+    return {
+        "current": current,
+        "target": model_registry.rollback_target(),
+        "models": model_registry.all_models(),
+        "training": candidates.training_now(),
+        "reports": {m.id: report_of(m) for m in model_registry.all_models()},
+    }
+
+
+def add_routes(app: Sanic) -> None:
+    @app.get("/admin/models")
+    @signed_in(role="admin")
+    async def models(request: Request) -> HTTPResponse:
+        found = await asyncio.get_running_loop().run_in_executor(None, overview)
+        return page(
+            "models.html",
+            user=request.ctx.user,
+            modes=candidates.MODES,
+            statuses=STATUS_NAMES,
+            note=str(request.args.get("note", ""))[:200],
+            **found,
+        )
+
+    @app.get("/admin/models/<number:int>")
+    @signed_in(role="admin")
+    async def model(request: Request, number: int) -> HTTPResponse:
+        candidates.settle()
+        found = model_registry.get(number)
+        if found is None:
+            return refused(404, "没有这个模型。")
+        stages, lines, percent = candidates.log_tail(number)
+        current = model_registry.current()
+        return page(
+            "model.html",
+            user=request.ctx.user,
+            model=found,
+            report=report_of(found),
+            statuses=STATUS_NAMES,
+            modes=candidates.MODES,
+            stages=stages,
+            lines=lines,
+            percent=percent,
+            serving=current is not None and current.id == found.id,
+            note=str(request.args.get("note", ""))[:200],
+        )
+
+    @app.post("/admin/models/train")
+    @signed_in(role="admin")
+    async def train(request: Request) -> HTTPResponse:
+        mode = str((request.form or {}).get("mode", "full"))
+        try:
+            number = candidates.start(request.ctx.user.name, mode)
+        except candidates.NotStarted as error:
+            return refused(409, str(error))
+        return response.redirect(f"/admin/models/{number}", status=303, headers=HEADERS)
+
+    @app.post("/admin/models/<number:int>/promote")
+    @signed_in(role="admin")
+    async def promote(request: Request, number: int) -> HTTPResponse:
+        try:
+            model_registry.promote(number, request.ctx.user.name)
+        except model_registry.NotPromotable as error:
+            return refused(409, str(error))
+        return response.redirect("/admin/models?note=promoted", status=303, headers=HEADERS)
+
+    @app.post("/admin/models/rollback")
+    @signed_in(role="admin")
+    async def rollback(request: Request) -> HTTPResponse:
+        try:
+            model_registry.roll_back(request.ctx.user.name)
+        except model_registry.NotPromotable as error:
+            return refused(409, str(error))
+        return response.redirect("/admin/models?note=rolled-back", status=303, headers=HEADERS)
