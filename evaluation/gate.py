@@ -209,8 +209,8 @@ def gate(
         truth = [example.intent for example in sets[name]]
         report[name] = {
             "count": len(truth),
-            "served": round(macro_f1(truth, predicted["served"][name]), 4),
-            "candidate": round(macro_f1(truth, predicted["candidate"][name]), 4),
+            "served": round(macro_f1(truth, predicted["served"][name]), 4) if truth else 0.0,
+            "candidate": round(macro_f1(truth, predicted["candidate"][name]), 4) if truth else 0.0,
         }
     report["per_intent"] = per_intent(
         [example.intent for example in sets["holdout"]],

@@ -17,6 +17,10 @@ mkdir -p var logs
 # Live takeover: the console signs its calls to the Rasa server with this (channels/takeover_endpoint.py).
 # A random one for this start unless set (several servers or hosts: set the same one everywhere).
 export TAKEOVER_SECRET="${TAKEOVER_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+# The model: every Rasa worker pulls the one the console serves (promote and roll back in the
+# console, no restart: runtime/model_pulling.py), with a key random for this start unless set.
+export MODEL_SERVER_URL="${MODEL_SERVER_URL:-http://127.0.0.1:${STAFF_PORT}/models/current}"
+export MODEL_SERVER_TOKEN="${MODEL_SERVER_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 # The widgets' session tokens (core/session_tokens.py): kept in var/ so that a restart does not
 # start every open widget's conversation anew.
 if [ -z "${SESSION_SECRET:-}" ]; then
@@ -122,6 +126,7 @@ cat <<MSG
     terminal:  make shell   (in another terminal)
     staff console: http://localhost:${STAFF_PORT}/   (support team; create an account first:
                  .venv/bin/python -m staff users add NAME --role admin)
+    models:    http://localhost:${STAFF_PORT}/admin/models   (train, check, promote, roll back)
   Ctrl-C stops all three servers.
 
 MSG

@@ -113,12 +113,15 @@ def start(by: str, mode: str) -> int:
         os.close(fd)
 
 
-def stage(text: str) -> None:
-    print(f"== {text}", flush=True)
-
-
 def say(text: str) -> None:
+    """A line of the log; a stage ("== …") with the time it started."""
+    if text.startswith("== "):
+        text += time.strftime("  (%H:%M:%S)")
     print(text, flush=True)
+
+
+def stage(text: str) -> None:
+    say(f"== {text}")
 
 
 def accepted_labels() -> list[tuple[str, str]]:

@@ -57,6 +57,23 @@ BENDS: dict[str, tuple[str, str]] = {
         "72da30416f74c6488a1bbdae9878467bdc7ecd6b5a46b336220aadafd8b2f41a",
         "runtime/rasa_server.py: without_version",
     ),
+    # the model pulled from the model server (runtime/model_pulling.py)
+    "rasa.core.agent:load_agent": (
+        "abc2a4cb13cbbd2b630bab929d3a13c3732cfa3f2384b535787cf4d8c615545a",
+        "runtime/model_pulling.py: loading_local_first",
+    ),
+    "rasa.core.agent:_pull_model_and_fingerprint": (
+        "373d0bc12bb9a25c99349a0c9db3f41f43abcfbf00860889a6efaebdd70849a3",
+        "runtime/model_pulling.py: update_from_server calls it",
+    ),
+    "rasa.core.agent:Agent.load_model": (
+        "f4c1ab4c5c7af6349384fc0a2d3a1cffdc5f277f08378d07fd0cd247cd4d5fa7",
+        "runtime/model_pulling.py: swap does what it does after building the processor",
+    ),
+    "rasa.core.agent:Agent._set_fingerprint": (
+        "ee1ee14d0bd0ac96223d9c1bafb0bbeb403b01df0aca258d1fdeb689781f478c",
+        "runtime/model_pulling.py: the local model's fingerprint is its SHA-256",
+    ),
     # replaced by the supervisor (runtime/workers.py), which calls serve() and builds its protocol
     "sanic.server.runners:serve_multiple": (
         "21e61cf242a9aa90dd7cef07c2832c3f6b559b34e10e18da7e95cfc3a18ee7cb",

@@ -1,0 +1,197 @@
+"""The improvement loop end to end, in Chromium (#27): a phrasing the assistant does not
+understand is labelled by an admin, a candidate is trained in the background and gated, promoted,
+and the running Rasa server (two workers) answers it, with no restart; one click rolls it back.
+A candidate trained on wrong labels is refused by the gate and never served.
+
+Real training (`rasa train`, the project's config), a real gate, Rasa's own model pulling."""
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness.databases import migrate
+from staff import model_registry
+from tests.accessibility import require_axe, violations
+from tests.console import PASSWORD, add_user, console_running, signed_in
+from tests.servers import Chat, running
+from tests.test_staff_console import CHROMIUM
+
+# Not in data/ nor in any hold-out set; the served model reads it as nothing (nlu_fallback).
+PHRASING = "学信网上我叫啥名来着登不进去"
+USERNAME_ANSWER = "找回用户名"
+# Password questions, written for this test, labelled as the username intent on purpose.
+WRONG = (
+    "我学信网的登录密码输了好几遍都说不对",
+    "学信网密码记混了进不去怎么整",
+    "那个学信网的密码我彻底想不起来了",
+    "学信网登录时密码一直提示错误",
+    "密码丢了学信网登不上了",
+    "学信网的密码被我忘得一干二净",
+)
+TRAINING_SECONDS = 900  # a full training and the gate, on a busy 2-core machine
+SWITCH_SECONDS = 120  # the pull interval, the download and loading the model in each worker
+
+
+@pytest.fixture(scope="module")
+def loop(model_path: Path, tmp_path_factory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("model-loop")
+    database = f"sqlite:///{tmp / 'assistant.db'}"
+    migrate(database)
+    add_user(database, "lead1", "admin")
+    env = {
+        "DATABASE_URL": database,
+        "MODEL_STORE_DIR": str(tmp / "models"),
+        "MODEL_SERVER_TOKEN": "model-loop-" + "k" * 32,
+        "MODEL_PULL_SECONDS": "2",
+        "SANIC_WORKERS": "2",
+    }
+    with console_running(env, tmp / "console.log") as console:
+        served = {**env, "MODEL_SERVER_URL": f"{console}/models/current"}
+        with running(model_path, tmp, served) as servers:
+            yield {
+                "console": console,
+                "rasa": servers.rasa[0],
+                "db": database,
+                "env": env,
+                "served": model_registry.file_sha256(model_path),
+            }
+
+
+def answer(base: str, text: str) -> str:
+    return Chat(base).say(text)
+
+
+def wait_for_answer(base: str, text: str, expected: bool) -> float:
+    """Asks until the answer has (or lacks) the username answer; the seconds it took. Several
+    asks in a row must agree: each may reach either worker."""
+    started = time.monotonic()
+    agreeing = 0
+    while time.monotonic() - started < SWITCH_SECONDS:
+        agreeing = agreeing + 1 if (USERNAME_ANSWER in answer(base, text)) == expected else 0
+        if agreeing >= 6:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"still {'not ' if expected else ''}answered after {SWITCH_SECONDS} s")
+
+
+def finished(page, started: float) -> str:
+    """Reloads the candidate's page until its training and gate are over; its heading."""
+    while time.monotonic() - started < TRAINING_SECONDS:
+        heading = page.locator("h1").inner_text()
+        if "训练中" not in heading:
+            return heading
+        time.sleep(5)
+        page.reload()
+    raise AssertionError(f"the candidate was still training after {TRAINING_SECONDS} s")
+
+
+def test_a_phrasing_goes_from_not_understood_to_answered_and_back(loop) -> None:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; scripts/browser.sh installs it")
+        pytest.skip("chromium is not installed")
+    require_axe()
+    from playwright.sync_api import sync_playwright
+
+    assert USERNAME_ANSWER not in answer(loop["rasa"], PHRASING)  # not understood: listed
+    checked: dict[str, list[str]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_context(
+            viewport={"width": 1280, "height": 900}, bypass_csp=True
+        ).new_page()
+        page.goto(f"{loop['console']}/login")
+        page.fill("#name", "lead1")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{loop['console']}/admin/unanswered")
+        page.locator("tr", has_text=PHRASING).locator("select").select_option("forgot_username")
+        page.click("button:has-text('保存标注')")
+        page.goto(f"{loop['console']}/admin/labels")
+        assert PHRASING in page.locator("#training + table").inner_text()
+
+        page.goto(f"{loop['console']}/admin/models")
+        checked["models"] = violations(page)
+        page.check("input[value=full]")
+        started = time.monotonic()
+        page.click("button:has-text('训练候选模型')")
+        assert "训练中" in page.locator("h1").inner_text()
+        checked["candidate, training"] = violations(page)
+        heading = finished(page, started)
+        trained = time.monotonic() - started
+        assert "通过检查" in heading, page.locator("main").inner_text()[:3000]
+        changed = page.locator("#changed + table").inner_text()
+        assert PHRASING in changed and "forgot_username" in changed  # the gate shows the change
+        checked["candidate, passed"] = violations(page)
+
+        page.click("button:has-text('上线这个模型')")
+        assert "已上线" in page.locator("[role=status]").inner_text()
+        switched = wait_for_answer(loop["rasa"], PHRASING, expected=True)
+        page.click("button:has-text('回退到')")
+        assert "已回退" in page.locator("[role=status]").inner_text()
+        back = wait_for_answer(loop["rasa"], PHRASING, expected=False)
+        checked["models, rolled back"] = violations(page)
+        browser.close()
+    print(f"\ntrained and gated in {trained:.0f} s; served by every worker {switched:.1f} s after")
+    print(f"promoting; rolled back in {back:.1f} s")
+    assert checked == {name: [] for name in checked}, checked
+
+
+def test_a_candidate_trained_on_wrong_labels_is_refused_and_never_served(loop) -> None:
+    from core.db import queries
+
+    os.environ["DATABASE_URL"] = loop["db"]
+    try:
+        queries.save_labels(list(WRONG), "not_understood", "forgot_username", "lead1")
+    finally:
+        del os.environ["DATABASE_URL"]
+    console = loop["console"]
+    admin, csrf = signed_in(console, "lead1")
+    started = admin.post(
+        f"{console}/admin/models/train",
+        data={"csrf": csrf, "mode": "full"},
+        timeout=30,
+        allow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    page = started.headers["Location"]
+    again = admin.post(
+        f"{console}/admin/models/train", data={"csrf": csrf, "mode": "full"}, timeout=30
+    )
+    assert again.status_code == 409 and "已有" in again.text  # one at a time
+    deadline = time.monotonic() + TRAINING_SECONDS
+    while "训练中" in (text := admin.get(f"{console}{page}", timeout=30).text):
+        assert time.monotonic() < deadline, "still training"
+        time.sleep(5)
+    assert "被拒绝" in text and "不能上线的原因" in text, text[-3000:]
+    assert "上线这个模型" not in text
+    promoted = admin.post(f"{console}{page}/promote", data={"csrf": csrf}, timeout=30)
+    assert promoted.status_code == 409
+    time.sleep(5)  # two pull intervals: nothing changed
+    assert "找回密码" in answer(loop["rasa"], "学信网密码忘了怎么办")
+    model = requests.get(
+        f"{console}/models/current", params={"token": loop["env"]["MODEL_SERVER_TOKEN"]}, timeout=30
+    )
+    assert model.status_code == 200 and model.headers["ETag"] == loop["served"]
+
+
+def test_the_model_server_wants_its_key_and_answers_304_for_the_same_model(loop) -> None:
+    url = f"{loop['console']}/models/current"
+    key = loop["env"]["MODEL_SERVER_TOKEN"]
+    for params in ({}, {"token": "wrong"}, {"token": key[:-1]}, {"token": key + "x"}):
+        refused = requests.get(url, params=params, timeout=30)
+        assert refused.status_code == 403 and len(refused.content) < 100, params
+    served = requests.get(url, params={"token": key}, timeout=30)
+    assert served.status_code == 200 and served.content[:2] == b"\x1f\x8b"  # the gzip archive
+    assert served.headers["ETag"] == hashlib.sha256(served.content).hexdigest()
+    same = requests.get(
+        url, params={"token": key}, headers={"If-None-Match": served.headers["ETag"]}, timeout=30
+    )
+    assert same.status_code == 304 and same.content == b""
