@@ -19,7 +19,10 @@ policies):
   reachable;
 - resilience (bench/resilience.py): a worker lost under load (SIGKILL, SIGSTOP) and replaced, a
   2,000 × U+FDFA message, the admin page's grouping of 500 hostile not-understood messages,
-  seven large pictures at once and the workers' memory after them.
+  seven large pictures at once and the workers' memory after them;
+- the improvement loop (bench/model_loop.py): a student's latency while a candidate trains
+  (interleaved), full and fine-tuned training times, promotion and rollback under load (time
+  until every worker serves, messages lost or stored twice, the workers' memory).
 Writes results/bench/report.md (bench/report.py), results/bench/*.png and
 results/bench/figures.json, and prints the summary. `--quick` runs smaller loads and two rounds.
 """
@@ -39,7 +42,7 @@ from typing import Any
 import requests
 import yaml
 
-from bench import long_session, report, resilience
+from bench import long_session, model_loop, report, resilience
 from bench import screenshot_latency as screenshot_bench
 from bench.flows import FLOWS
 from bench.report import RESULTS
@@ -401,6 +404,8 @@ def main() -> None:
         results[name]["cluster"] = cluster.get(name)
     print("bench: resilience (a worker lost under load, hostile input) …", flush=True)
     results["project"]["resilience"] = resilience.measure(results["project"]["model"])
+    print("bench: the improvement loop (training beside students, promote, roll back)", flush=True)
+    results["project"]["model_loop"] = model_loop.measure(results["project"]["model"])
     report.plots(results)
     text = report.report(results, time.monotonic() - started)
     (RESULTS / "report.md").write_text(text, encoding="utf-8")

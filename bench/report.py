@@ -11,7 +11,7 @@ import os
 import statistics
 import time
 
-from bench import resilience
+from bench import model_loop, resilience
 from bench import screenshot_latency as screenshot_bench
 from harness.servers import ROOT
 
@@ -350,6 +350,7 @@ def report(results: dict[str, dict], seconds: float) -> str:
         ],
         "",
         *resilience.report_lines(ours.get("resilience")),
+        *model_loop.report_lines(ours.get("model_loop")),
         "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
         flame_graphs(),
         "",

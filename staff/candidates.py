@@ -241,8 +241,18 @@ def run(model_id: int) -> None:
     stage("拒绝：" + "；".join(reasons) if reasons else "通过：可以上线")
 
 
+def running_job() -> int | None:
+    """The process (and process group) id of the job holding the lock, if one does."""
+    if not training_now():
+        return None
+    raw = lock_path().read_text(encoding="ascii", errors="replace").strip()
+    return int(raw) if raw.isdigit() else None
+
+
 def main(argv: list[str]) -> int:
     model_id = int(argv[0])
+    # who holds the lock (flock belongs to the inherited descriptor; writing here keeps it)
+    lock_path().write_text(str(os.getpid()), encoding="ascii")
     try:
         run(model_id)
     except BaseException as error:  # the record must not stay `training`
