@@ -3,9 +3,10 @@
 - `/admin/models`: the model served now and the one a rollback would bring back, the training
   form (one job at a time, staff/candidates.py), every model with its status and scores.
 - `/admin/models/N`: one model: while it trains, its stages, Rasa's progress and the log's end
-  (the page reloads itself every few seconds, with no script); once scored, the gate's report
+  (kept current by the console's script); once scored, the gate's report
   (hold-out, second hold-out, perturbed, per-intent changes, every text read differently, labels
-  not learned, test stories failed) and, when it passed, the 上线 button.
+  not learned, test stories failed) and, when it passed, the 上线 button. While it trains, the
+  console's own script asks `/admin/models/N/progress` every few seconds (no timed reload).
 - Posts: train, promote, roll back, each by the signed-in admin, recorded with who and when.
 """
 
@@ -86,6 +87,20 @@ def add_routes(app: Sanic) -> None:
             percent=percent,
             serving=current is not None and current.id == found.id,
             note=str(request.args.get("note", ""))[:200],
+        )
+
+    @app.get("/admin/models/<number:int>/progress")
+    @signed_in(role="admin")
+    async def progress(_: Request, number: int) -> HTTPResponse:
+        """What the training page shows while it trains (staff/static/console.js polls it)."""
+        candidates.settle()
+        found = model_registry.get(number)
+        if found is None:
+            return response.json({"error": "not found"}, status=404, headers=HEADERS)
+        stages, lines, percent = candidates.log_tail(number)
+        return response.json(
+            {"status": found.status, "stages": stages, "lines": lines, "percent": percent},
+            headers=HEADERS,
         )
 
     @app.post("/admin/models/train")

@@ -152,15 +152,16 @@ def finished(page, started: float) -> str:
     """Reloads the candidate's page until its training and gate are over; its heading."""
     from playwright.sync_api import Error
 
-    address = page.url
+    seen_progress = False
     while time.monotonic() - started < TRAINING_SECONDS:
         try:
             heading = page.locator("h1").inner_text()
             if "训练中" not in heading:
+                assert seen_progress, "the page showed no stage while it trained"
                 return heading
-            time.sleep(5)
-            page.goto(address)
-        except Error:  # the page's own refresh came first
+            seen_progress |= page.locator("#stages li").count() >= 2  # kept current, no reload
+            time.sleep(2)
+        except Error:  # the page reloads itself when the gate is over
             time.sleep(1)
     raise AssertionError(f"the candidate was still training after {TRAINING_SECONDS} s")
 

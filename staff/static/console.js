@@ -55,3 +55,43 @@
   }
   setTimeout(poll, POLL_MS);
 })();
+
+/* A candidate model's page while it trains (#progress): every POLL_MS it asks
+ * /admin/models/N/progress for the stages, Rasa's progress and the log's end, and shows them as
+ * text; once the training and the gate are over it reloads the page, which then shows the gate's
+ * report. (A timed meta refresh would reload under the reader's feet.) */
+(function () {
+  "use strict";
+  var box = document.getElementById("progress");
+  if (!box || !window.fetch) { return; }
+  var POLL_MS = 3000;
+  var source = box.getAttribute("data-source");
+  var stages = document.getElementById("stages");
+  var bar = document.getElementById("epochs");
+  var percent = document.getElementById("percent");
+  var log = document.getElementById("log-lines");
+
+  function poll() {
+    fetch(source, { credentials: "same-origin", cache: "no-store" })
+      .then(function (reply) { return reply.ok ? reply.json() : null; })
+      .then(function (news) {
+        if (!news) { return setTimeout(poll, POLL_MS * 4); }
+        if (news.status !== "training") { window.location.reload(); return; }
+        while (stages.firstChild) { stages.removeChild(stages.firstChild); }
+        news.stages.forEach(function (text) {
+          var item = document.createElement("li");
+          item.textContent = text;
+          stages.appendChild(item);
+        });
+        if (news.percent !== null) {
+          bar.value = news.percent;
+          bar.textContent = news.percent + "%";
+          percent.textContent = news.percent + "%";
+        }
+        if (log) { log.textContent = news.lines.join("\n"); }
+        setTimeout(poll, POLL_MS);
+      })
+      .catch(function () { setTimeout(poll, POLL_MS * 4); });
+  }
+  setTimeout(poll, POLL_MS);
+})();
