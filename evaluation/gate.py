@@ -3,20 +3,28 @@
 
 Scored, both models on the same texts:
 - the hold-out set (tests/nlu/holdout/), macro-F1 overall and per intent;
-- the second hold-out and the hold-out perturbed (evaluation/robustness.py), reported;
+- the second hold-out and the hold-out perturbed (evaluation/robustness.py), overall and, pooled
+  with the hold-out, the messages each intent loses;
 - the accepted labels: each labelled text must be read as its label's intent;
-- the test stories (tests/stories/) and the conversations saved as tests in the console, with
-  Rasa's own `rasa test core`: every story must be predicted exactly (its user texts through the
-  candidate's NLU, its actions through its policies).
+- the test stories (tests/stories/) and the conversations saved as tests in the console: their
+  actions with Rasa's own `rasa test core` (every story predicted exactly by the candidate's
+  policies), their user texts by both models' NLU (each text the served model reads as the story's
+  intent must be read so by the candidate too). `rasa test core --e2e` would check both at once,
+  but it also compares entities the stories do not annotate (10 of 23 stories "fail" with the
+  served model).
 
 Refused, each with its reason, when: the hold-out macro-F1 is lower than the served model's by
-more than GATE_F1_MARGIN; any test story or saved conversation fails; any accepted label is not
-learned. Every text whose predicted intent changes between the two models is listed, so that a
+more than GATE_F1_MARGIN; one intent loses more than INTENT_LOSS of its messages across the three
+hold-out readings (a few wrong labels cost one intent much and the macro-F1 little: the average
+over 26 intents hides it); any test story or saved conversation fails, or one of their texts is
+misread that the served model read right; any accepted label is not learned. Every text whose predicted intent changes between the two models is listed, so that a
 reviewer sees what students will be answered differently.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
 import subprocess
 import sys
@@ -31,6 +39,12 @@ from evaluation.holdout import ROOT, Example, holdout, macro_f1, rasa_classifier
 from evaluation.robustness import perturbed
 
 STORIES_DIR = ROOT / "tests" / "stories"
+HOLDOUTS = ("holdout", "second_holdout", "perturbed")
+# One intent made worse: of its messages in the three hold-out readings, the candidate misreads
+# more than this share beyond what the served model misreads (and at least INTENT_LOSS_MIN more).
+# Measured (docs/staff.md): a right label moved no intent by more than 3.8 %; six password
+# questions labelled as the username intent cost forgot_password 16.7 %.
+INTENT_LOSS, INTENT_LOSS_MIN = 0.08, 3
 MAX_LISTED = 200  # changed answers shown at most (the count is always given)
 
 Classifier = Callable[[list[str]], list[str]]
@@ -59,6 +73,51 @@ def per_intent(truth: Sequence[str], served: Sequence[str], candidate: Sequence[
             }
         )
     return sorted(rows, key=lambda row: (row["change"], row["intent"]))
+
+
+def reader_fingerprint() -> str:
+    """What a model's readings depend on besides its archive: the project's NLU components (the
+    archive holds their state, not their code). Part of the served readings' cache name."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "understanding").rglob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def loaded_when_needed(model: Path) -> Classifier:
+    """A classifier that loads its model at its first use (never, when the cache knows all)."""
+    loaded: list[Classifier] = []
+
+    def classify(texts: list[str]) -> list[str]:
+        if not loaded:
+            loaded.append(rasa_classifier(model))
+        return loaded[0](texts)
+
+    return classify
+
+
+def intent_losses(
+    truth: Sequence[str], served: Sequence[str], candidate: Sequence[str]
+) -> list[dict]:
+    """Per intent of the truth: the messages the candidate misreads that the served model read
+    right, less the reverse; the worst first, only the intents that lost any."""
+    size: dict[str, int] = {}
+    net: dict[str, int] = {}
+    for expected, before, after in zip(truth, served, candidate, strict=True):
+        size[expected] = size.get(expected, 0) + 1
+        net[expected] = net.get(expected, 0) + (before == expected != after)
+        net[expected] -= after == expected != before
+    rows = [
+        {
+            "intent": intent,
+            "count": size[intent],
+            "lost": lost,
+            "share": round(lost / size[intent], 4),
+        }
+        for intent, lost in net.items()
+        if lost > 0
+    ]
+    return sorted(rows, key=lambda row: (-row["share"], row["intent"]))
 
 
 def cached(classify: Classifier, cache: Path | None) -> Classifier:
@@ -99,7 +158,7 @@ def run_stories(model: Path, saved_yaml: str, work: Path, log: Callable[[str], N
         names += story_names(path)
     saved = story_names_from_text(saved_yaml)
     if saved:
-        (stories / "zz_saved_in_console.yml").write_text(saved_yaml, encoding="utf-8")
+        (stories / "test_zz_saved_in_console.yml").write_text(saved_yaml, encoding="utf-8")
         names += saved
     out = work / "results"
     command = [
@@ -123,6 +182,20 @@ def run_stories(model: Path, saved_yaml: str, work: Path, log: Callable[[str], N
     if failed_file.exists() and failed_file.read_text(encoding="utf-8").strip():
         failed = story_names(failed_file)
     return {"count": len(names), "saved": len(saved), "failed": failed}
+
+
+def story_texts(saved_yaml: str) -> list[Example]:
+    """The user texts of the test stories and the saved conversations, with their intents."""
+    documents = [path.read_text(encoding="utf-8") for path in sorted(STORIES_DIR.glob("*.yml"))]
+    examples = []
+    for document in [*documents, saved_yaml]:
+        data = (yaml.safe_load(document) if document.strip() else None) or {}
+        for story in data.get("stories") or []:
+            for step in story.get("steps") or []:
+                if isinstance(step, dict) and step.get("user") and step.get("intent"):
+                    text = str(step["user"]).strip()
+                    examples.append(Example(text, str(step["intent"]), "stories"))
+    return examples
 
 
 def story_names_from_text(text: str) -> list[str]:
@@ -165,6 +238,16 @@ def decide(report: dict[str, Any], margin: float) -> list[str]:
         reasons.append(
             f"{len(stories['failed'])} 个测试对话没有通过：" + "、".join(stories["failed"][:10])
         )
+    for row in report.get("intent_losses", []):
+        if row["lost"] >= INTENT_LOSS_MIN and row["share"] > INTENT_LOSS:
+            reasons.append(
+                f"问「{row['intent']}」的消息（三个留出集共 {row['count']} 条），候选模型比线上模型"
+                f"多读错 {row['lost']} 条（{row['share']:.0%}），超过允许的 {INTENT_LOSS:.0%}。"
+            )
+    lost = report.get("story_texts", {}).get("lost", [])
+    if lost:
+        first = "；".join(f"「{row['text']}」应为 {row['intent']}" for row in lost[:5])
+        reasons.append(f"{len(lost)} 句测试对话里的话，线上模型读对了，候选模型读错了：{first}")
     not_learned = report["labels"]["not_learned"]
     if not_learned:
         first = "；".join(f"「{row['text']}」应为 {row['intent']}" for row in not_learned[:5])
@@ -190,11 +273,12 @@ def gate(
         "second_holdout": second_holdout(),
         "perturbed": perturbed(holdout()),
         "labels": [Example(text, intent, "labels") for text, intent in labels],
+        "story_texts": story_texts(saved_stories),
     }
     if classifiers is None:
         log("== loading the served model and the candidate")
         classifiers = (
-            cached(rasa_classifier(served), served_cache),
+            cached(loaded_when_needed(served), served_cache),
             rasa_classifier(candidate),
         )
     read_served, read_candidate = classifiers
@@ -227,11 +311,36 @@ def gate(
             if reading != example.intent
         ],
     }
+    pooled = [
+        [value for name in HOLDOUTS for value in values[name]]
+        for values in (
+            {name: [example.intent for example in sets[name]] for name in HOLDOUTS},
+            predicted["served"],
+            predicted["candidate"],
+        )
+    ]
+    report["intent_losses"] = intent_losses(*pooled)
+    report["story_texts"] = {
+        "count": len(sets["story_texts"]),
+        "lost": [
+            {"text": example.text, "intent": example.intent, "predicted": after}
+            for example, before, after in zip(
+                sets["story_texts"],
+                predicted["served"]["story_texts"],
+                predicted["candidate"]["story_texts"],
+                strict=True,
+            )
+            if before == example.intent != after
+        ],
+    }
     changed = changed_readings(sets, predicted["served"], predicted["candidate"])
     report["changed_count"] = len(changed)
     report["changed"] = changed[:MAX_LISTED]
+    del classifiers, read_served, read_candidate
+    gc.collect()  # the two models go before `rasa test core` loads the candidate again
     log("== the test stories and the saved conversations (rasa test core)")
     report["stories"] = stories(candidate, saved_stories, work, log)
     report["margin"] = margin
+    report["intent_loss_limit"] = INTENT_LOSS
     report["reasons"] = decide(report, margin)
     return report

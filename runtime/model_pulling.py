@@ -15,19 +15,28 @@ Three things in Rasa 3.6's version would lose students' messages, so `load_agent
   agent's processor, domain and responses are swapped in one step of the loop. A turn already
   running finishes with the processor it started with; the next one gets the new model. No message
   is dropped or answered twice (the lock store and deliveries are not touched).
-- A model that does not load is logged and skipped (its ETag remembered, so that it is not loaded
-  again every pull); the model served stays.
+- A model that does not load is logged and skipped; the model served stays. Its ETag is then
+  what the worker asks with, so that the console answers 304 instead of sending it again every
+  pull, until the console serves another model.
+- Rasa's server starts without waiting for the model server when it has a local model (the first
+  pull runs in the background at once); only a worker with no model at all waits, for at most
+  FIRST_PULL_SECONDS.
+- The workers of one host load a pulled model one at a time (a lock file): while a worker builds
+  the new model it holds two, and two workers doing so at once would hold four.
 
 An empty `MODEL_SERVER_URL` (endpoints.yml expands it) means no model server: the local model,
 as before.
 """
 
 import asyncio
+import fcntl
 import functools
 import hashlib
 import logging
+import os
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +46,9 @@ logger = logging.getLogger(__name__)
 
 PULL_JOB = "pull-model-from-server"
 CHUNK = 1 << 20
+FIRST_PULL_SECONDS = 60  # a worker with no local model waits this long for the model server
 FAILED: set[str] = set()  # ETags of models that did not load in this worker
+LOADING_LOCK = Path(tempfile.gettempdir()) / f"chsi-model-loading-{os.getuid()}.lock"
 
 
 def file_sha256(path: Path) -> str:
@@ -69,6 +80,21 @@ def swap(agent: Any, processor: Any, fingerprint: str) -> None:
         agent.nlg.responses = agent.domain.responses if agent.domain else {}
 
 
+def one_load_at_a_time(build: Callable[[], Any]) -> Any:
+    """Runs `build` (in a thread) while holding this host's model-loading lock."""
+    fd = os.open(LOADING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return build()
+    finally:
+        os.close(fd)
+
+
+def asked_with(agent: Any) -> str | None:
+    """The ETag to send as If-None-Match: the last model that failed here, else the served one."""
+    return getattr(agent, "failed_fingerprint", None) or agent.fingerprint
+
+
 async def update_from_server(server: Any, agent: Any) -> bool:
     """Asks the model server once; loads and serves a new model. True when it switched."""
     from rasa.core import agent as rasa_agent
@@ -77,12 +103,15 @@ async def update_from_server(server: Any, agent: Any) -> bool:
     with tempfile.TemporaryDirectory(prefix="pulled-model-") as folder:
         try:
             fingerprint = await rasa_agent._pull_model_and_fingerprint(
-                server, agent.fingerprint, folder
+                server, asked_with(agent), folder
             )
         except Exception:  # Rasa's own catches only aiohttp's errors
             logger.exception("Asking the model server failed; the model served stays.")
             return False
         if not fingerprint or fingerprint in FAILED:
+            return False
+        agent.failed_fingerprint = None
+        if fingerprint == agent.fingerprint:  # back to the model served here (after a failure)
             return False
         archives = sorted(Path(folder).iterdir())
         if len(archives) != 1:
@@ -97,14 +126,19 @@ async def update_from_server(server: Any, agent: Any) -> bool:
             http_interpreter=agent.http_interpreter,
         )
         try:
-            processor = await asyncio.get_running_loop().run_in_executor(None, build)
+            processor = await asyncio.get_running_loop().run_in_executor(
+                None, one_load_at_a_time, build
+            )
         except Exception:
             FAILED.add(fingerprint)
+            agent.failed_fingerprint = fingerprint
             logger.exception("The model %s did not load; the model served stays.", fingerprint)
             return False
     swap(agent, processor, fingerprint)
     memory.hand_back_free_memory()
-    logger.info("Now serving the model %s from the model server.", fingerprint[:16])
+    logger.info(
+        "Now serving the model %s from the model server (worker %d).", fingerprint[:16], os.getpid()
+    )
     return True
 
 
@@ -147,7 +181,12 @@ def loading_local_first(load_agent: Callable[..., Awaitable[Any]]) -> Callable[.
         agent.model_server = server
         if agent.is_ready() and model_path and Path(model_path).is_file():
             agent._set_fingerprint(file_sha256(Path(model_path)))
-        await update_from_server(server, agent)
+        if not agent.is_ready():  # nothing to answer with: wait for the server, boundedly
+            try:
+                await asyncio.wait_for(update_from_server(server, agent), FIRST_PULL_SECONDS)
+            except asyncio.TimeoutError:
+                logger.error("The model server gave no model in %d s.", FIRST_PULL_SECONDS)
+        # the first pull at once in the background (jobs run in this loop), not awaited here
         (await jobs.scheduler()).add_job(
             keep_pulling,
             "interval",
@@ -157,6 +196,7 @@ def loading_local_first(load_agent: Callable[..., Awaitable[Any]]) -> Callable[.
             replace_existing=True,
             max_instances=1,
             coalesce=True,
+            next_run_time=datetime.now(timezone.utc),
         )
         logger.info("Pulling the model from %s every %d s.", server.url, pull_seconds(server))
         return agent

@@ -42,6 +42,9 @@ MODES = {"full": "完整训练", "finetune": "在线上模型上微调"}
 FINETUNE_EPOCH_FRACTION = "0.2"
 TRAIN_TIMEOUT_SECONDS = 3 * 3600
 LOG_TAIL_BYTES = 64 * 1024
+LOCK_TRIES, LOCK_PAUSE = 20, 0.05
+LOCK_FD: list[int] = []  # in a job: its descriptor of the training lock, passed on to rasa train
+JOB = ("nice", "-n", "10", sys.executable, "-m", "staff.candidates")
 STOPPED = "训练进程没有做完就停了（控制台或机器重启过？）请看日志，再训练一次。"
 RUNNING: list[subprocess.Popen] = []  # the jobs this console started, waited for when they end
 
@@ -56,6 +59,18 @@ def lock_path() -> Path:
 
 def log_path(model_id: int) -> Path:
     return model_registry.store_dir() / f"candidate-{model_id}.log"
+
+
+def probe_lock(fd: int) -> bool:
+    """Takes the training lock on `fd` if no job holds it. A probe of the console (a page view,
+    settle) holds it for an instant: a start that meets one tries again rather than refusing."""
+    for _ in range(LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(LOCK_PAUSE)
+    return False
 
 
 def training_now() -> bool:
@@ -74,12 +89,21 @@ def training_now() -> bool:
 
 
 def settle() -> None:
-    """Records left `training` by a job that is gone are marked failed."""
-    if training_now():
-        return
-    for model in model_registry.all_models():
-        if model.status == "training":
-            model_registry.update(model.id, status="failed", reason=STOPPED, finished_at=utcnow())
+    """Records left `training` by a job that is gone are marked failed. Done holding the lock, so
+    that a job starting meanwhile is not taken for a dead one."""
+    fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a job runs
+        for model in model_registry.all_models():
+            if model.status == "training":
+                model_registry.update(
+                    model.id, status="failed", reason=STOPPED, finished_at=utcnow()
+                )
+    finally:
+        os.close(fd)
 
 
 def start(by: str, mode: str) -> int:
@@ -91,23 +115,27 @@ def start(by: str, mode: str) -> int:
         raise NotStarted("还没有线上模型可以比较：请先运行 make train，再重启控制台。")
     fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NotStarted("已有一个候选模型在训练，请等它结束。") from None
+        if not probe_lock(fd):
+            raise NotStarted("已有一个候选模型在训练，请等它结束。")
         model_id = model_registry.create(status="training", mode=mode, trained_by=by)
-        with log_path(model_id).open("ab") as log:
-            RUNNING.append(
-                subprocess.Popen(
-                    ["nice", "-n", "10", sys.executable, "-m", "staff.candidates", str(model_id)],
-                    cwd=ROOT,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(fd,),  # the job holds the lock until it exits
-                    start_new_session=True,
+        try:
+            with log_path(model_id).open("ab") as log:
+                RUNNING.append(
+                    subprocess.Popen(
+                        [*JOB, str(model_id), str(fd)],
+                        cwd=ROOT,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        pass_fds=(fd,),  # the job holds the lock until it exits
+                        start_new_session=True,
+                    )
                 )
+        except OSError as error:
+            model_registry.update(
+                model_id, status="failed", reason=f"没能启动训练：{error}", finished_at=utcnow()
             )
+            raise NotStarted(f"没能启动训练进程：{error}") from None
         return model_id
     finally:
         os.close(fd)
@@ -180,6 +208,7 @@ def train(model_id: int, mode: str, data: Path, work: Path, served: Path) -> Pat
         stderr=subprocess.STDOUT,
         env=environment,
         timeout=TRAIN_TIMEOUT_SECONDS,
+        pass_fds=tuple(LOCK_FD),  # a job killed mid-training leaves the lock held until it ends
     )
     archive = work / "candidate.tar.gz"
     if result.returncode != 0 or not archive.is_file():
@@ -225,7 +254,8 @@ def run(model_id: int) -> None:
         work=work / "gate",
         margin=settings.gate_f1_margin(),
         log=say,
-        served_cache=model_registry.store_dir() / f"readings-{served.file_sha256}.json",
+        served_cache=model_registry.store_dir()
+        / f"readings-{served.file_sha256}-{gate.reader_fingerprint()}.json",
     )
     report["served_model"] = served.id
     reasons = report["reasons"]
@@ -236,8 +266,9 @@ def run(model_id: int) -> None:
         reason="\n".join(reasons) or None,
         finished_at=utcnow(),
     )
-    with contextlib.suppress(OSError):
-        shutil.rmtree(work / "gate")
+    for scratch in ("gate", "data"):  # the archive holds what it was trained on
+        with contextlib.suppress(OSError):
+            shutil.rmtree(work / scratch)
     stage("拒绝：" + "；".join(reasons) if reasons else "通过：可以上线")
 
 
@@ -251,6 +282,8 @@ def running_job() -> int | None:
 
 def main(argv: list[str]) -> int:
     model_id = int(argv[0])
+    if len(argv) > 1 and argv[1].isdigit():
+        LOCK_FD.append(int(argv[1]))
     # who holds the lock (flock belongs to the inherited descriptor; writing here keeps it)
     lock_path().write_text(str(os.getpid()), encoding="ascii")
     try:

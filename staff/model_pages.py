@@ -12,6 +12,7 @@
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sanic import Sanic, response
@@ -52,6 +53,17 @@ def overview() -> dict[str, Any]:
     }
 
 
+async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """A file or database read off the event loop (a training log grows to megabytes)."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+def seen_in(request: Request) -> int | None:
+    """The served model the posting page showed (its hidden `served` field), if it says."""
+    raw = str((request.form or {}).get("served", ""))[:12]
+    return int(raw) if raw.isdigit() else None
+
+
 def add_routes(app: Sanic) -> None:
     @app.get("/admin/models")
     @signed_in(role="admin")
@@ -73,7 +85,7 @@ def add_routes(app: Sanic) -> None:
         found = model_registry.get(number)
         if found is None:
             return refused(404, "没有这个模型。")
-        stages, lines, percent = candidates.log_tail(number)
+        stages, lines, percent = await in_thread(candidates.log_tail, number)
         current = model_registry.current()
         return page(
             "model.html",
@@ -86,6 +98,7 @@ def add_routes(app: Sanic) -> None:
             lines=lines,
             percent=percent,
             serving=current is not None and current.id == found.id,
+            served_now=current.id if current is not None else "",
             note=str(request.args.get("note", ""))[:200],
         )
 
@@ -97,7 +110,7 @@ def add_routes(app: Sanic) -> None:
         found = model_registry.get(number)
         if found is None:
             return response.json({"error": "not found"}, status=404, headers=HEADERS)
-        stages, lines, percent = candidates.log_tail(number)
+        stages, lines, percent = await in_thread(candidates.log_tail, number)
         return response.json(
             {"status": found.status, "stages": stages, "lines": lines, "percent": percent},
             headers=HEADERS,
@@ -117,7 +130,7 @@ def add_routes(app: Sanic) -> None:
     @signed_in(role="admin")
     async def promote(request: Request, number: int) -> HTTPResponse:
         try:
-            model_registry.promote(number, request.ctx.user.name)
+            model_registry.promote(number, request.ctx.user.name, seen_in(request))
         except model_registry.NotPromotable as error:
             return refused(409, str(error))
         return response.redirect("/admin/models?note=promoted", status=303, headers=HEADERS)
@@ -126,7 +139,7 @@ def add_routes(app: Sanic) -> None:
     @signed_in(role="admin")
     async def rollback(request: Request) -> HTTPResponse:
         try:
-            model_registry.roll_back(request.ctx.user.name)
+            model_registry.roll_back(request.ctx.user.name, seen_in(request))
         except model_registry.NotPromotable as error:
             return refused(409, str(error))
         return response.redirect("/admin/models?note=rolled-back", status=303, headers=HEADERS)

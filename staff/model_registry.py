@@ -17,9 +17,13 @@ SHA-256 as the ETag; each worker of each Rasa server pulls it (runtime/model_pul
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPOSITORY_MODEL = ROOT / "models" / "assistant.tar.gz"
 REPOSITORY_STAMP = ROOT / "models" / ".assistant.sha256"  # scripts/train.sh: the data's hash
 CHUNK = 1 << 20
+MAX_ID = 2**31 - 1  # a larger number (from a URL) names no model and would overflow the column
 
 
 class NotPromotable(ValueError):
@@ -98,6 +103,8 @@ def as_model(row: AssistantModel) -> Model:
 
 
 def get(model_id: int) -> Model | None:
+    if not 0 < model_id <= MAX_ID:
+        return None
     with session_scope() as session:
         row = session.get(AssistantModel, model_id)
         return as_model(row) if row is not None else None
@@ -158,29 +165,76 @@ def deploy(model_id: int, action: str, by: str) -> None:
         session.add(ModelDeployment(model_id=model_id, action=action, by=by, at=utcnow()))
 
 
-def promote(model_id: int, by: str) -> Model:
-    """Serves a candidate that passed the gate; anything else is refused with the reason."""
-    model = get(model_id)
-    if model is None:
-        raise NotPromotable("没有这个模型。")
-    if model.status != "passed":
-        raise NotPromotable(f"只有通过检查的候选模型可以上线（这个模型：{model.status}）。")
-    if model.path is None or not model.path.exists():
-        raise NotPromotable("这个模型的文件不在了，不能上线。")
-    current_model = current()
-    if current_model is not None and current_model.id == model.id:
-        raise NotPromotable("这个模型已经在线上。")
-    deploy(model.id, "promote", by)
-    return model
+@contextlib.contextmanager
+def switching() -> Iterator[None]:
+    """One switch at a time: what is served is read and changed under one lock, so that two
+    clicks (two admins, a double click) cannot both act on the same state."""
+    fd = os.open(store_dir() / "deploy.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
-def roll_back(by: str) -> Model:
-    """Serves the model deployed before the current one again."""
-    target = rollback_target()
-    if target is None:
-        raise NotPromotable("没有更早的模型可以回退。")
-    deploy(target.id, "rollback", by)
-    return target
+def changed_since(seen: int | None) -> str | None:
+    """Why a decision taken while model `seen` was served is stale, if it is."""
+    served = current()
+    if seen is not None and (served is None or served.id != seen):
+        now = f"#{served.id}" if served else "没有"
+        return f"线上模型已经变了（现在是 {now}），请刷新页面再决定。"
+    return None
+
+
+def gated_against(model: Model) -> int | None:
+    """The served model the gate compared this candidate with."""
+    try:
+        report = json.loads(model.scores or "{}")
+    except ValueError:
+        return None
+    served = report.get("served_model") if isinstance(report, dict) else None
+    return served if isinstance(served, int) else None
+
+
+def promote(model_id: int, by: str, seen: int | None = None) -> Model:
+    """Serves a candidate that passed the gate against the model served now; anything else is
+    refused with the reason. `seen`: the served model the admin's page showed."""
+    with switching():
+        model = get(model_id)
+        if model is None:
+            raise NotPromotable("没有这个模型。")
+        if model.status != "passed":
+            raise NotPromotable(f"只有通过检查的候选模型可以上线（这个模型：{model.status}）。")
+        if model.path is None or not model.path.exists():
+            raise NotPromotable("这个模型的文件不在了，不能上线。")
+        current_model = current()
+        if current_model is not None and current_model.id == model.id:
+            raise NotPromotable("这个模型已经在线上。")
+        stale = changed_since(seen)
+        if stale:
+            raise NotPromotable(stale)
+        compared = gated_against(model)
+        if current_model is not None and compared != current_model.id:
+            raise NotPromotable(
+                f"这个候选模型是和 #{compared} 比较的，线上现在是 #{current_model.id}："
+                "请重新训练一个候选模型，让检查和现在的线上模型比较。"
+            )
+        deploy(model.id, "promote", by)
+        return model
+
+
+def roll_back(by: str, seen: int | None = None) -> Model:
+    """Serves the model deployed before the current one again. `seen`: the served model the
+    admin's page showed (a second click on a stale page is refused, not a second rollback)."""
+    with switching():
+        stale = changed_since(seen)
+        if stale:
+            raise NotPromotable(stale)
+        target = rollback_target()
+        if target is None:
+            raise NotPromotable("没有更早的模型可以回退。")
+        deploy(target.id, "rollback", by)
+        return target
 
 
 def create(**values: object) -> int:

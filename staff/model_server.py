@@ -1,8 +1,8 @@
 """The console as Rasa's model server: `GET /models/current` (runtime/model_pulling.py pulls it).
 
 - The key: every pull carries MODEL_SERVER_TOKEN (Rasa sends the endpoint's `token` as the query
-  parameter `token`), compared in constant time; without it set on the console, no model is served
-  (404). A model holds the training data: it is not for anyone who finds the port.
+  parameter `token`), compared in constant time; without it set on the console (or shorter than
+  32 characters), no model is served (404). A model holds the training data: it is not for anyone who finds the port.
 - The answer: the current model's archive (staff/model_registry.py), its SHA-256 as the ETag; a
   pull that names that ETag in If-None-Match gets 304 and no body; 204 before any model is known.
   Both tell Rasa to keep the model it serves.
@@ -17,11 +17,12 @@ from sanic.response import HTTPResponse
 from core import settings
 from staff import model_registry
 
+CHUNK = 1 << 18
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def token_ok(request: Request) -> bool:
-    expected = settings.read("MODEL_SERVER_TOKEN")
+    expected = settings.checked("MODEL_SERVER_TOKEN")
     sent = request.args.get("token", "")
     if not expected or not isinstance(sent, str):
         return False
@@ -31,7 +32,7 @@ def token_ok(request: Request) -> bool:
 def add_routes(app: Sanic) -> None:
     @app.get("/models/current")
     async def current_model(request: Request) -> HTTPResponse:
-        if not settings.read("MODEL_SERVER_TOKEN"):
+        if not settings.checked("MODEL_SERVER_TOKEN"):
             return response.text("not found", status=404, headers=NO_STORE)
         if not token_ok(request):
             return response.text("forbidden", status=403, headers=NO_STORE)
@@ -46,5 +47,8 @@ def add_routes(app: Sanic) -> None:
             return response.text(
                 "the current model's file is missing", status=503, headers=NO_STORE
             )
-        # read once per worker and model switch (a pull that names the ETag gets a 304)
-        return await response.file(model.path, headers=headers, mime_type="application/gzip")
+        # sent once per worker and model switch (a pull that names the ETag gets a 304), in
+        # chunks: a model is tens of megabytes and several workers may ask at once
+        return await response.file_stream(
+            model.path, headers=headers, mime_type="application/gzip", chunk_size=CHUNK
+        )

@@ -3,7 +3,7 @@ the conversation's last session into a Rasa test story, with Rasa's own writer (
 interactive` uses): the student's text masked as stored, each intent as a reviewer labelled that
 text (review_labels) or else as the assistant read it, and the actions, slots and forms the
 assistant went through. Kept in the database (saved_tests); `python -m staff improvements export`
-writes them to tests/stories/saved_conversations.yml, which `make test` runs with the others.
+writes them to tests/stories/test_saved_conversations.yml, which `make test` runs with the others.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from core.db.engine import session_scope
 from core.db.models import FAQ_GAP, ReviewLabel, SavedTest, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
-STORIES = ROOT / "tests" / "stories" / "saved_conversations.yml"
+STORIES = ROOT / "tests" / "stories" / "test_saved_conversations.yml"
 # A session longer than this is no test a person reads: refused, not cut (a story must begin at
 # its beginning).
 MAX_EVENTS = 600

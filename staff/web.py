@@ -73,9 +73,10 @@ def create_app(name: str = "staff_console") -> Sanic:
     async def start_handing_back(app: Sanic, _: object) -> None:
         app.add_task(keep_handing_back())
 
-    @app.after_server_start
+    @app.before_server_start
     async def register_repository_model(_: Sanic, __: object) -> None:
-        """`make train`'s model, served when it is new (staff/model_registry.py)."""
+        """`make train`'s model, served when it is new (staff/model_registry.py): before the
+        console answers, so that no Rasa worker pulls the model it replaces meanwhile."""
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, model_registry.register_repository_model)

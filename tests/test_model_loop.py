@@ -8,6 +8,7 @@ Real training (`rasa train`, the project's config), a real gate, Rasa's own mode
 import contextlib
 import hashlib
 import os
+import re
 import signal
 import threading
 import time
@@ -60,6 +61,7 @@ def loop(model_path: Path, tmp_path_factory) -> Iterator[dict]:
             yield {
                 "console": console,
                 "rasa": servers.rasa[0],
+                "log": servers.logs["rasa0"],
                 "db": database,
                 "env": env,
                 "served": model_registry.file_sha256(model_path),
@@ -85,6 +87,12 @@ def answer(base: str, text: str) -> str:
     return Chat(base).say(text)
 
 
+def workers_serving(log: Path, sha256: str) -> set[str]:
+    """The workers (pids) that logged switching to the model with this SHA-256."""
+    pattern = re.compile(rf"Now serving the model {sha256[:16]} .*\(worker (\d+)\)")
+    return set(pattern.findall(log.read_text(encoding="utf-8", errors="replace")))
+
+
 def wait_for_answer(base: str, text: str, expected: bool) -> float:
     """Asks until the answer has (or lacks) the username answer; the seconds it took. Several
     asks in a row must agree: each may reach either worker."""
@@ -96,6 +104,13 @@ def wait_for_answer(base: str, text: str, expected: bool) -> float:
             return time.monotonic() - started
         time.sleep(0.5)
     raise AssertionError(f"still {'not ' if expected else ''}answered after {SWITCH_SECONDS} s")
+
+
+def wait_for_workers(log: Path, sha256: str, workers: int = 2) -> None:
+    deadline = time.monotonic() + SWITCH_SECONDS
+    while len(workers_serving(log, sha256)) < workers and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(workers_serving(log, sha256)) >= workers, log.read_text()[-3000:]
 
 
 class Students:
@@ -208,12 +223,17 @@ def test_a_phrasing_goes_from_not_understood_to_answered_and_back(loop) -> None:
         checked["candidate, passed"] = violations(page)
 
         with Students(loop["rasa"]) as students:
+            promoted = model_registry.file_sha256(  # the candidate's file, named by its sha
+                next(Path(loop["env"]["MODEL_STORE_DIR"]).glob("candidate-*.tar.gz"))
+            )
             page.click("button:has-text('上线这个模型')")
             assert "已上线" in page.locator("[role=status]").inner_text()
             switched = wait_for_answer(loop["rasa"], PHRASING, expected=True)
+            wait_for_workers(loop["log"], promoted)  # each of the 2 workers, by its own log line
             page.click("button:has-text('回退到')")
             assert "已回退" in page.locator("[role=status]").inner_text()
             back = wait_for_answer(loop["rasa"], PHRASING, expected=False)
+            wait_for_workers(loop["log"], loop["served"])
         checked["models, rolled back"] = violations(page)
         browser.close()
     assert students.failures == []

@@ -33,14 +33,18 @@ def archive(folder: Path, name: str, content: bytes) -> Path:
     return path
 
 
-def candidate(status: str, content: bytes) -> int:
+def candidate(status: str, content: bytes, against: int | None = None) -> int:
+    """A candidate's record, gated against the model served now (or `against`)."""
     path = archive(model_registry.store_dir(), f"c-{content.hex()}.tar.gz", content)
+    served = model_registry.current()
+    compared = against if against is not None else (served.id if served else None)
     return model_registry.create(
         status=status,
         mode="full",
         trained_by="admin1",
         file_name=path.name,
         file_sha256=model_registry.file_sha256(path),
+        scores=json.dumps({"served_model": compared}),
     )
 
 
@@ -63,9 +67,10 @@ def test_promote_and_roll_back_form_a_stack(store: Path, tmp_path: Path) -> None
     assert base is not None
     with pytest.raises(model_registry.NotPromotable):
         model_registry.roll_back("admin1")  # nothing before the first
-    one, two = candidate("passed", b"one"), candidate("passed", b"two")
+    one = candidate("passed", b"one")
     model_registry.promote(one, "admin1")
-    model_registry.promote(two, "admin2")
+    two = candidate("passed", b"two")
+    model_registry.promote(two, "admin2", seen=one)
     assert model_registry.current().id == two
     assert model_registry.rollback_target().id == one
     assert model_registry.roll_back("admin1").id == one
@@ -99,6 +104,28 @@ def test_only_a_candidate_that_passed_and_still_has_its_file_is_promoted(
     with pytest.raises(model_registry.NotPromotable, match="已经在线上"):
         model_registry.promote(fine, "admin1")
     assert [d.action for d in model_registry.deployments()] == ["repository", "promote"]
+
+
+def test_a_stale_page_or_a_stale_gate_changes_nothing(store: Path, tmp_path: Path) -> None:
+    base = model_registry.register_repository_model(archive(tmp_path, "a.tar.gz", b"base"))
+    assert base is not None
+    early, late = candidate("passed", b"early"), candidate("passed", b"late")
+    model_registry.promote(early, "admin1", seen=base.id)
+    # `late` was gated against the base model, not against `early` now served: not promoted
+    with pytest.raises(model_registry.NotPromotable, match="重新训练"):
+        model_registry.promote(late, "admin2")
+    # a rollback posted twice from the same page (a double click) rolls back once
+    model_registry.roll_back("admin1", seen=early)
+    with pytest.raises(model_registry.NotPromotable, match="刷新"):
+        model_registry.roll_back("admin1", seen=early)
+    # a promote from a page showing another served model is refused too
+    with pytest.raises(model_registry.NotPromotable, match="刷新"):
+        model_registry.promote(late, "admin2", seen=early)
+    model_registry.promote(late, "admin2", seen=base.id)  # its gate's model is served again
+    actions = [(d.model_id, d.action) for d in model_registry.deployments()]
+    assert actions == [(base.id, "repository"), (early, "promote"), (base.id, "rollback"),
+                       (late, "promote")]  # fmt: skip
+    assert model_registry.get(2**40) is None and model_registry.get(-1) is None
 
 
 def report(served: float, candidate_f1: float, failed=(), not_learned=()) -> dict:
@@ -137,9 +164,20 @@ def test_the_gate_reports_changes_per_intent_and_per_text(monkeypatch, tmp_path:
     def served(texts: list[str]) -> list[str]:
         return [truth.get(text, "nlu_fallback") for text in texts]
 
+    stories_dir = tmp_path / "stories"
+    stories_dir.mkdir()
+    (stories_dir / "test_a.yml").write_text(
+        'version: "3.1"\nstories:\n- story: s\n  steps:\n  - user: |\n      密码丢了\n'
+        "    intent: forgot_password\n  - action: utter_forgot_password\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(gate, "STORIES_DIR", stories_dir)
+    truth["密码丢了"] = "forgot_password"  # read right by the served model
+
     def wrong(texts: list[str]) -> list[str]:
+        misread = ("密码想不起来", "学信网上我叫啥名", "密码丢了")
         return [
-            "forgot_username" if text in ("密码想不起来", "学信网上我叫啥名") else truth[text]
+            "forgot_username" if text in misread else truth.get(text, "nlu_fallback")
             for text in texts
         ]
 
@@ -162,9 +200,54 @@ def test_the_gate_reports_changes_per_intent_and_per_text(monkeypatch, tmp_path:
     changes = {row["intent"]: row["change"] for row in found["per_intent"]}
     assert changes["forgot_password"] < 0 and changes["forgot_username"] < 0
     texts = {(row["set"], row["text"]) for row in found["changed"]}
-    assert texts == {("holdout", "密码想不起来"), ("labels", "学信网上我叫啥名")}
+    assert texts == {
+        ("holdout", "密码想不起来"),
+        ("labels", "学信网上我叫啥名"),
+        ("story_texts", "密码丢了"),
+    }
     assert found["labels"]["not_learned"] == []  # the candidate reads the label as labelled
+    lost = found["story_texts"]["lost"]
+    assert lost == [
+        {"text": "密码丢了", "intent": "forgot_password", "predicted": "forgot_username"}
+    ]
+    assert any("密码丢了" in reason for reason in found["reasons"])
+    # pooled over the three readings (perturbed empty): forgot_password lost one of its three
+    assert found["intent_losses"] == [
+        {"intent": "forgot_password", "count": 3, "lost": 1, "share": 0.3333}
+    ]
     json.dumps(found)  # stored as JSON
+
+
+def test_the_gate_refuses_a_candidate_that_costs_one_intent_much() -> None:
+    truth = ["forgot_password"] * 30 + ["forgot_username"] * 30
+    served = list(truth)
+    candidate = ["forgot_username"] * 4 + truth[4:]  # 4 of 30 password questions misread
+    losses = gate.intent_losses(truth, served, candidate)
+    assert losses == [{"intent": "forgot_password", "count": 30, "lost": 4, "share": 0.1333}]
+    refused = gate.decide({**report(0.95, 0.945), "intent_losses": losses}, 0.01)
+    assert len(refused) == 1 and "forgot_password" in refused[0] and "13%" in refused[0]
+    # two lost (7 %), or four lost and four others now read right: within what is allowed
+    fewer = gate.intent_losses(truth, served, ["forgot_username"] * 2 + truth[2:])
+    assert gate.decide({**report(0.95, 0.95), "intent_losses": fewer}, 0.01) == []
+    worse_first = ["x"] * 4 + truth[4:]
+    served_worse = truth[:4] + ["x"] * 4 + truth[8:]
+    assert gate.intent_losses(truth, served_worse, worse_first) == []
+    # three of a small intent's ten: at least INTENT_LOSS_MIN messages and over the share
+    small = ["review_time"] * 10
+    assert gate.decide(
+        {
+            **report(0.95, 0.95),
+            "intent_losses": gate.intent_losses(small, small, ["x"] * 3 + small[3:]),
+        },
+        0.01,
+    )
+    assert not gate.decide(
+        {
+            **report(0.95, 0.95),
+            "intent_losses": gate.intent_losses(small, small, ["x"] * 2 + small[2:]),
+        },
+        0.01,
+    )
 
 
 def test_the_served_model_s_readings_are_kept_per_model(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ class AssistantModel(Base):
     file_sha256 = sa.Column(sa.String(64), index=True)  # the archive's: its ETag when served
     file_name = sa.Column(sa.String(200))  # under var/models/
     seconds = sa.Column(sa.Float)  # training time
-    scores = sa.Column(sa.Text)  # the gate's report, JSON (staff/gate.py)
+    scores = sa.Column(sa.Text)  # the gate's report, JSON (evaluation/gate.py)
     reason = sa.Column(sa.Text)  # why it failed or was refused
 
 
