@@ -8,17 +8,21 @@ Scored, both models on the same texts:
 - the accepted labels: each labelled text must be read as its label's intent;
 - the test stories (tests/stories/) and the conversations saved as tests in the console: their
   actions with Rasa's own `rasa test core` (every story predicted exactly by the candidate's
-  policies), their user texts by both models' NLU (each text the served model reads as the story's
-  intent must be read so by the candidate too). `rasa test core --e2e` would check both at once,
-  but it also compares entities the stories do not annotate (10 of 23 stories "fail" with the
-  served model).
+  policies, given the stories' intents), and their user texts read by both models' NLU, one by
+  one. A saved conversation's text the served model reads as labelled must be read so by the
+  candidate too (the team saved it to keep it working); the repository stories' texts are listed
+  when read differently, not refused: retraining flips a few short replies with no label's doing
+  (「有的」, affirm, read as deny by two candidates, one trained with a right label). `rasa test
+  core --e2e` would fail a story on them, and also on entities the stories do not annotate: 10 of
+  23 stories "fail" so with the served model.
 
 Refused, each with its reason, when: the hold-out macro-F1 is lower than the served model's by
 more than GATE_F1_MARGIN; one intent loses more than INTENT_LOSS of its messages across the three
 hold-out readings (a few wrong labels cost one intent much and the macro-F1 little: the average
-over 26 intents hides it); any test story or saved conversation fails, or one of their texts is
-misread that the served model read right; any accepted label is not learned. Every text whose predicted intent changes between the two models is listed, so that a
-reviewer sees what students will be answered differently.
+over 26 intents hides it); any test story or saved conversation fails, or a saved conversation's
+text the served model read right is misread; any accepted label is not learned. Every text whose
+predicted intent changes between the two models is listed, so that a reviewer sees what students
+will be answered differently.
 """
 
 from __future__ import annotations
@@ -186,15 +190,17 @@ def run_stories(model: Path, saved_yaml: str, work: Path, log: Callable[[str], N
 
 def story_texts(saved_yaml: str) -> list[Example]:
     """The user texts of the test stories and the saved conversations, with their intents."""
-    documents = [path.read_text(encoding="utf-8") for path in sorted(STORIES_DIR.glob("*.yml"))]
+    documents = [
+        (path.read_text(encoding="utf-8"), "stories") for path in sorted(STORIES_DIR.glob("*.yml"))
+    ]
     examples = []
-    for document in [*documents, saved_yaml]:
+    for document, source in [*documents, (saved_yaml, "saved")]:
         data = (yaml.safe_load(document) if document.strip() else None) or {}
         for story in data.get("stories") or []:
             for step in story.get("steps") or []:
                 if isinstance(step, dict) and step.get("user") and step.get("intent"):
                     text = str(step["user"]).strip()
-                    examples.append(Example(text, str(step["intent"]), "stories"))
+                    examples.append(Example(text, str(step["intent"]), source))
     return examples
 
 
@@ -244,10 +250,10 @@ def decide(report: dict[str, Any], margin: float) -> list[str]:
                 f"问「{row['intent']}」的消息（三个留出集共 {row['count']} 条），候选模型比线上模型"
                 f"多读错 {row['lost']} 条（{row['share']:.0%}），超过允许的 {INTENT_LOSS:.0%}。"
             )
-    lost = report.get("story_texts", {}).get("lost", [])
+    lost = [row for row in report.get("story_texts", {}).get("lost", []) if row.get("saved")]
     if lost:
         first = "；".join(f"「{row['text']}」应为 {row['intent']}" for row in lost[:5])
-        reasons.append(f"{len(lost)} 句测试对话里的话，线上模型读对了，候选模型读错了：{first}")
+        reasons.append(f"{len(lost)} 句保存的对话里的话，线上模型读对了，候选模型读错了：{first}")
     not_learned = report["labels"]["not_learned"]
     if not_learned:
         first = "；".join(f"「{row['text']}」应为 {row['intent']}" for row in not_learned[:5])
@@ -323,7 +329,12 @@ def gate(
     report["story_texts"] = {
         "count": len(sets["story_texts"]),
         "lost": [
-            {"text": example.text, "intent": example.intent, "predicted": after}
+            {
+                "text": example.text,
+                "intent": example.intent,
+                "predicted": after,
+                "saved": example.subset == "saved",
+            }
             for example, before, after in zip(
                 sets["story_texts"],
                 predicted["served"]["story_texts"],

@@ -2,13 +2,15 @@
 
 - The key: every pull carries MODEL_SERVER_TOKEN (Rasa sends the endpoint's `token` as the query
   parameter `token`), compared in constant time; without it set on the console (or shorter than
-  32 characters), no model is served (404). A model holds the training data: it is not for anyone who finds the port.
+  32 characters), no model is served (404). A model holds the training data: it is not for
+  anyone who finds the port.
 - The answer: the current model's archive (staff/model_registry.py), its SHA-256 as the ETag; a
   pull that names that ETag in If-None-Match gets 304 and no body; 204 before any model is known.
   Both tell Rasa to keep the model it serves.
 """
 
 import hmac
+from typing import cast
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -49,6 +51,7 @@ def add_routes(app: Sanic) -> None:
             )
         # sent once per worker and model switch (a pull that names the ETag gets a 304), in
         # chunks: a model is tens of megabytes and several workers may ask at once
-        return await response.file_stream(
+        streamed = await response.file_stream(
             model.path, headers=headers, mime_type="application/gzip", chunk_size=CHUNK
         )
+        return cast(HTTPResponse, streamed)  # Sanic sends a ResponseStream a handler returns

@@ -208,9 +208,19 @@ def test_the_gate_reports_changes_per_intent_and_per_text(monkeypatch, tmp_path:
     assert found["labels"]["not_learned"] == []  # the candidate reads the label as labelled
     lost = found["story_texts"]["lost"]
     assert lost == [
-        {"text": "密码丢了", "intent": "forgot_password", "predicted": "forgot_username"}
+        {
+            "text": "密码丢了",
+            "intent": "forgot_password",
+            "predicted": "forgot_username",
+            "saved": False,
+        }
     ]
-    assert any("密码丢了" in reason for reason in found["reasons"])
+    assert not any(
+        "密码丢了" in reason for reason in found["reasons"]
+    )  # a repository story: listed
+    saved = {**lost[0], "saved": True}  # the same text in a conversation the team saved: refused
+    refused = gate.decide({**found, "story_texts": {"count": 1, "lost": [saved]}}, 0.01)
+    assert any("保存的对话" in reason and "密码丢了" in reason for reason in refused)
     # pooled over the three readings (perturbed empty): forgot_password lost one of its three
     assert found["intent_losses"] == [
         {"intent": "forgot_password", "count": 3, "lost": 1, "share": 0.3333}
