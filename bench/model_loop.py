@@ -10,7 +10,7 @@ SQLite) with the staff console as its model server.
 - The training: full (the seconds the job ran, its paused windows left out) and fine-tuned, and
   the job's peak resident memory (the gate holds both models).
 - Promotion and rollback under a load of 10 conversations: the seconds from the click until the
-  running server answers the newly taught phrasing (every worker: several answers in a row agree),
+  running server answers the newly taught phrasing and every worker logged the switch (its pid),
   messages lost (an error or an empty answer) and stored twice, and the workers' resident memory
   before, at its highest during the swap (two models held for a moment), and after.
 """
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from bench.stats import percentile
 from harness import databases
-from harness.servers import BIN, QUIET_ENV, ROOT, free_port, running
+from harness.servers import BIN, QUIET_ENV, ROOT, free_port, running, workers_serving
 from staff import model_registry
 
 WINDOW_SECONDS = 15
@@ -177,14 +177,18 @@ class Load:
             thread.join(90)
 
 
-def until_answered(url: str, taught: bool, worker_pids: list[int], peak: list[float]) -> float:
+def until_answered(
+    url: str, taught: bool, worker_pids: list[int], peak: list[float], log: Path, sha256: str
+) -> float:
+    """Seconds until answers agree and every worker logged that it serves the model `sha256`."""
     started, agreeing, number = time.monotonic(), 0, 0
     while time.monotonic() - started < SWITCH_LIMIT_SECONDS:
         _, words, _ = ask(url, f"bench-probe-{taught}-{number}", PHRASING)
         number += 1
         agreeing = agreeing + 1 if (TAUGHT_ANSWER in words) == taught else 0
         peak[0] = max(peak[0], sum(rss_mb(pid) for pid in worker_pids))
-        if agreeing >= 8:
+        switched = {str(pid) for pid in worker_pids} <= workers_serving(log, sha256)
+        if agreeing >= 8 and switched:
             return time.monotonic() - started
         time.sleep(0.25)
     return float("nan")
@@ -202,7 +206,9 @@ def stored_twice(database: str, sent: dict[str, int]) -> int:
     return sum(max(0, counts.get(sender, 0) - count) for sender, count in sent.items())
 
 
-def swaps(url: str, env: dict[str, str], database: str, main: int) -> dict[str, Any]:
+def swaps(
+    url: str, env: dict[str, str], database: str, main: int, log: Path, served: str
+) -> dict[str, Any]:
     """Promotes the trained candidate, then rolls back, under load."""
     passed = [model for model in records(env) if model.status == "passed"]
     if not passed:
@@ -213,9 +219,9 @@ def swaps(url: str, env: dict[str, str], database: str, main: int) -> dict[str, 
     with Load(url) as load:
         time.sleep(5)
         staff(env, "models", "promote", str(passed[0].id), "--by", "bench")
-        promoted = until_answered(url, True, pids, peak)
+        promoted = until_answered(url, True, pids, peak, log, passed[0].file_sha256 or "")
         staff(env, "models", "rollback", "--by", "bench")
-        rolled_back = until_answered(url, False, pids, peak)
+        rolled_back = until_answered(url, False, pids, peak, log, served)
         time.sleep(3)
     return {
         "promote_s": promoted,
@@ -289,7 +295,14 @@ def measure(model: Path) -> dict[str, Any]:
                 full = next(m for m in records(env) if m.mode == "full")
                 figures["full"] = {"status": full.status, "seconds": full.seconds or 0.0}
                 figures["full"]["seconds"] -= figures["training"]["paused_s"]
-                figures["swap"] = swaps(url, env, database, main)
+                figures["swap"] = swaps(
+                    url,
+                    env,
+                    database,
+                    main,
+                    servers.logs["rasa0"],
+                    model_registry.file_sha256(model),
+                )
                 staff(env, "models", "train", "--mode", "finetune", "--by", "bench", "--wait")
                 tuned = next(m for m in records(env) if m.mode == "finetune")
                 figures["finetune"] = {"status": tuned.status, "seconds": tuned.seconds or 0.0}

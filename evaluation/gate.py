@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rasa.shared.nlu.training_data import entities_parser
 from sklearn.metrics import precision_recall_fscore_support
 
 from evaluation.holdout import ROOT, Example, holdout, macro_f1, rasa_classifier, second_holdout
@@ -152,8 +153,15 @@ def story_names(path: Path) -> list[str]:
     return [str(story.get("story")) for story in data.get("stories") or []]
 
 
-def run_stories(model: Path, saved_yaml: str, work: Path, log: Callable[[str], None]) -> dict:
-    """`rasa test core` on the test stories and the saved conversations; which stories failed."""
+def run_stories(
+    model: Path,
+    saved_yaml: str,
+    work: Path,
+    log: Callable[[str], None],
+    pass_fds: tuple[int, ...] = (),
+) -> dict:
+    """`rasa test core` on the test stories and the saved conversations; which stories failed.
+    `pass_fds`: descriptors it keeps open while it runs (the training job's lock)."""
     stories = work / "stories"
     stories.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -177,7 +185,9 @@ def run_stories(model: Path, saved_yaml: str, work: Path, log: Callable[[str], N
         str(out),
         "--no-plot",
     ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=1800, pass_fds=pass_fds
+    )
     log(result.stdout[-3000:] + result.stderr[-3000:])
     failed_file = out / "failed_test_stories.yml"
     if result.returncode != 0 or not out.exists():
@@ -199,7 +209,8 @@ def story_texts(saved_yaml: str) -> list[Example]:
         for story in data.get("stories") or []:
             for step in story.get("steps") or []:
                 if isinstance(step, dict) and step.get("user") and step.get("intent"):
-                    text = str(step["user"]).strip()
+                    # Rasa writes a test story's entities inline: 我[毕业了]{"entity": …}
+                    text = entities_parser.replace_entities(str(step["user"])).strip()
                     examples.append(Example(text, str(step["intent"]), source))
     return examples
 

@@ -7,6 +7,7 @@ it is given (DATABASE_URL, REDIS_URL…). Stopped on exit.
 
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -83,6 +84,13 @@ class Servers:
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid
+
+
+def workers_serving(log: Path, sha256: str) -> set[str]:
+    """The Rasa workers (pids) that logged switching to the pulled model with this SHA-256
+    (runtime/model_pulling.py): proof that each switched, where answers may all reach one."""
+    pattern = re.compile(rf"Now serving the model {sha256[:16]} .*\(worker (\d+)\)")
+    return set(pattern.findall(log.read_text(encoding="utf-8", errors="replace")))
 
 
 def answers(url: str) -> bool:

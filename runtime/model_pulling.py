@@ -21,8 +21,9 @@ Three things in Rasa 3.6's version would lose students' messages, so `load_agent
 - Rasa's server starts without waiting for the model server when it has a local model (the first
   pull runs in the background at once); only a worker with no model at all waits, for at most
   FIRST_PULL_SECONDS.
-- The workers of one host load a pulled model one at a time (a lock file): while a worker builds
-  the new model it holds two, and two workers doing so at once would hold four.
+- The workers of one host load a pulled model one at a time (var/model-loading.lock, held until
+  the old model is let go): while a worker builds the new model it holds two, and two workers
+  doing so at once would hold four. A turn still running on the old model keeps it a moment more.
 
 An empty `MODEL_SERVER_URL` (endpoints.yml expands it) means no model server: the local model,
 as before.
@@ -48,7 +49,7 @@ PULL_JOB = "pull-model-from-server"
 CHUNK = 1 << 20
 FIRST_PULL_SECONDS = 60  # a worker with no local model waits this long for the model server
 FAILED: set[str] = set()  # ETags of models that did not load in this worker
-LOADING_LOCK = Path(tempfile.gettempdir()) / f"chsi-model-loading-{os.getuid()}.lock"
+LOADING_LOCK = Path(__file__).resolve().parent.parent / "var" / "model-loading.lock"
 
 
 def file_sha256(path: Path) -> str:
@@ -80,14 +81,21 @@ def swap(agent: Any, processor: Any, fingerprint: str) -> None:
         agent.nlg.responses = agent.domain.responses if agent.domain else {}
 
 
-def one_load_at_a_time(build: Callable[[], Any]) -> Any:
-    """Runs `build` (in a thread) while holding this host's model-loading lock."""
-    fd = os.open(LOADING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+def loading_lock() -> int | None:
+    """Takes this host's model-loading lock (blocking; run in a thread); its descriptor, or None
+    when the lock file cannot be opened (then the model loads without it)."""
+    try:
+        LOADING_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(LOADING_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        logger.warning("No model-loading lock at %s: loading without it.", LOADING_LOCK)
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        return build()
-    finally:
+    except OSError:
         os.close(fd)
+        return None
+    return fd
 
 
 def asked_with(agent: Any) -> str | None:
@@ -108,7 +116,10 @@ async def update_from_server(server: Any, agent: Any) -> bool:
         except Exception:  # Rasa's own catches only aiohttp's errors
             logger.exception("Asking the model server failed; the model served stays.")
             return False
-        if not fingerprint or fingerprint in FAILED:
+        if not fingerprint:
+            return False
+        if fingerprint in FAILED:  # served again after another: asked with it from now on
+            agent.failed_fingerprint = fingerprint
             return False
         agent.failed_fingerprint = None
         if fingerprint == agent.fingerprint:  # back to the model served here (after a failure)
@@ -125,17 +136,22 @@ async def update_from_server(server: Any, agent: Any) -> bool:
             generator=agent.nlg,
             http_interpreter=agent.http_interpreter,
         )
+        loop = asyncio.get_running_loop()
+        lock = await loop.run_in_executor(None, loading_lock)
         try:
-            processor = await asyncio.get_running_loop().run_in_executor(
-                None, one_load_at_a_time, build
-            )
-        except Exception:
-            FAILED.add(fingerprint)
-            agent.failed_fingerprint = fingerprint
-            logger.exception("The model %s did not load; the model served stays.", fingerprint)
-            return False
-    swap(agent, processor, fingerprint)
-    memory.hand_back_free_memory()
+            try:
+                processor = await loop.run_in_executor(None, build)
+            except Exception:
+                FAILED.add(fingerprint)
+                agent.failed_fingerprint = fingerprint
+                logger.exception("The model %s did not load; the model served stays.", fingerprint)
+                return False
+            swap(agent, processor, fingerprint)
+            del processor
+            memory.hand_back_free_memory()  # the old model's memory, before the next worker loads
+        finally:
+            if lock is not None:
+                os.close(lock)
     logger.info(
         "Now serving the model %s from the model server (worker %d).", fingerprint[:16], os.getpid()
     )
@@ -182,8 +198,9 @@ def loading_local_first(load_agent: Callable[..., Awaitable[Any]]) -> Callable[.
         if agent.is_ready() and model_path and Path(model_path).is_file():
             agent._set_fingerprint(file_sha256(Path(model_path)))
         if not agent.is_ready():  # nothing to answer with: wait for the server, boundedly
-            try:
-                await asyncio.wait_for(update_from_server(server, agent), FIRST_PULL_SECONDS)
+            first = asyncio.ensure_future(update_from_server(server, agent))
+            try:  # shielded: a pull still loading when the wait ends goes on, and is not lost
+                await asyncio.wait_for(asyncio.shield(first), FIRST_PULL_SECONDS)
             except asyncio.TimeoutError:
                 logger.error("The model server gave no model in %d s.", FIRST_PULL_SECONDS)
         # the first pull at once in the background (jobs run in this loop), not awaited here
@@ -197,6 +214,7 @@ def loading_local_first(load_agent: Callable[..., Awaitable[Any]]) -> Callable[.
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(timezone.utc),
+            misfire_grace_time=None,  # run late rather than skip, when the loop was busy
         )
         logger.info("Pulling the model from %s every %d s.", server.url, pull_seconds(server))
         return agent

@@ -3,8 +3,10 @@
 The console's 训练候选模型 button calls `start`: it records the candidate and starts
 `python -m staff.candidates ID` as its own process, at a lower priority (`nice -n 10`: students'
 turns on the same cores come first), never inside a serving process. One at a time: `start` takes
-an exclusive lock on MODEL_STORE_DIR/training.lock and hands it to the job, which holds it until
-it exits; a second click while it runs is told so.
+an exclusive lock on MODEL_STORE_DIR/training.lock and hands it to the job (`ID FD`), which
+passes it on to `rasa train` and `rasa test core`: the lock is held until the last of them exits,
+so a job killed mid-training does not let a second training start beside its orphan. A second
+click while it runs is told so.
 
 The job:
 1. copies data/ and writes the accepted labels (every label naming an intent, the latest per text)
@@ -14,14 +16,15 @@ The job:
 3. runs the gate (evaluation/gate.py) against the served model, and records the report: `passed`
    (it may be promoted) or `refused` (with the reasons; it is never served).
 Everything it does goes to MODEL_STORE_DIR/candidate-ID.log, which the console shows; lines that
-start with "== " are its stages. A job that dies leaves its record `training` with the lock free:
-the console then marks it failed (`settle`).
+start with "== " are its stages. A job that dies leaves its record `training`; once the lock is
+free (its children gone too) the console marks it failed (`settle`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -254,6 +257,7 @@ def run(model_id: int) -> None:
         work=work / "gate",
         margin=settings.gate_f1_margin(),
         log=say,
+        stories=functools.partial(gate.run_stories, pass_fds=tuple(LOCK_FD)),
         served_cache=model_registry.store_dir()
         / f"readings-{served.file_sha256}-{gate.reader_fingerprint()}.json",
     )

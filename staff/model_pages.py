@@ -54,7 +54,8 @@ def overview() -> dict[str, Any]:
 
 
 async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
-    """A file or database read off the event loop (a training log grows to megabytes)."""
+    """Off the event loop: a training log (it grows to megabytes), the locks a start, a promote
+    or a rollback waits for (the console also serves the Rasa workers' pulls)."""
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
@@ -99,6 +100,7 @@ def add_routes(app: Sanic) -> None:
             percent=percent,
             serving=current is not None and current.id == found.id,
             served_now=current.id if current is not None else "",
+            gated_now=current is not None and model_registry.gated_against(found) == current.id,
             note=str(request.args.get("note", ""))[:200],
         )
 
@@ -121,7 +123,7 @@ def add_routes(app: Sanic) -> None:
     async def train(request: Request) -> HTTPResponse:
         mode = str((request.form or {}).get("mode", "full"))
         try:
-            number = candidates.start(request.ctx.user.name, mode)
+            number = await in_thread(candidates.start, request.ctx.user.name, mode)
         except candidates.NotStarted as error:
             return refused(409, str(error))
         return response.redirect(f"/admin/models/{number}", status=303, headers=HEADERS)
@@ -130,7 +132,7 @@ def add_routes(app: Sanic) -> None:
     @signed_in(role="admin")
     async def promote(request: Request, number: int) -> HTTPResponse:
         try:
-            model_registry.promote(number, request.ctx.user.name, seen_in(request))
+            await in_thread(model_registry.promote, number, request.ctx.user.name, seen_in(request))
         except model_registry.NotPromotable as error:
             return refused(409, str(error))
         return response.redirect("/admin/models?note=promoted", status=303, headers=HEADERS)
@@ -139,7 +141,7 @@ def add_routes(app: Sanic) -> None:
     @signed_in(role="admin")
     async def rollback(request: Request) -> HTTPResponse:
         try:
-            model_registry.roll_back(request.ctx.user.name, seen_in(request))
+            await in_thread(model_registry.roll_back, request.ctx.user.name, seen_in(request))
         except model_registry.NotPromotable as error:
             return refused(409, str(error))
         return response.redirect("/admin/models?note=rolled-back", status=303, headers=HEADERS)

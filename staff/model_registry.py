@@ -260,27 +260,28 @@ def register_repository_model(
     if not path.exists():
         return None
     digest = file_sha256(path)
-    with session_scope() as session:
-        known = session.scalars(
-            sa.select(AssistantModel).where(AssistantModel.file_sha256 == digest).limit(1)
-        ).first()
-        if known is not None:
-            return as_model(known)
-    name = f"repository-{digest[:16]}.tar.gz"
-    copy = store_dir() / name
-    if not copy.exists():  # make train overwrites its file: the record keeps its own copy
-        part = copy.with_name(f".{name}.{os.getpid()}.part")
-        shutil.copyfile(path, part)
-        part.replace(copy)
-    stamp = REPOSITORY_STAMP.read_text().strip() if REPOSITORY_STAMP.exists() else None
-    model_id = create(
-        status="repository",
-        mode="repository",
-        trained_by=by,
-        finished_at=utcnow(),
-        data_hash=stamp if path == REPOSITORY_MODEL else None,
-        file_sha256=digest,
-        file_name=name,
-    )
-    deploy(model_id, "repository", by)
-    return get(model_id)
+    with switching():  # not between a promote's check and its record
+        with session_scope() as session:
+            known = session.scalars(
+                sa.select(AssistantModel).where(AssistantModel.file_sha256 == digest).limit(1)
+            ).first()
+            if known is not None:
+                return as_model(known)
+        name = f"repository-{digest[:16]}.tar.gz"
+        copy = store_dir() / name
+        if not copy.exists():  # make train overwrites its file: the record keeps its own copy
+            part = copy.with_name(f".{name}.{os.getpid()}.part")
+            shutil.copyfile(path, part)
+            part.replace(copy)
+        stamp = REPOSITORY_STAMP.read_text().strip() if REPOSITORY_STAMP.exists() else None
+        model_id = create(
+            status="repository",
+            mode="repository",
+            trained_by=by,
+            finished_at=utcnow(),
+            data_hash=stamp if path == REPOSITORY_MODEL else None,
+            file_sha256=digest,
+            file_name=name,
+        )
+        deploy(model_id, "repository", by)
+        return get(model_id)

@@ -8,7 +8,6 @@ Real training (`rasa train`, the project's config), a real gate, Rasa's own mode
 import contextlib
 import hashlib
 import os
-import re
 import signal
 import threading
 import time
@@ -20,6 +19,7 @@ import requests
 import sqlalchemy as sa
 
 from harness.databases import migrate
+from harness.servers import workers_serving
 from staff import candidates, model_registry
 from tests.accessibility import require_axe, violations
 from tests.console import PASSWORD, add_user, console_running, signed_in
@@ -85,12 +85,6 @@ def no_job_left(env: dict[str, str]) -> Iterator[None]:
 
 def answer(base: str, text: str) -> str:
     return Chat(base).say(text)
-
-
-def workers_serving(log: Path, sha256: str) -> set[str]:
-    """The workers (pids) that logged switching to the model with this SHA-256."""
-    pattern = re.compile(rf"Now serving the model {sha256[:16]} .*\(worker (\d+)\)")
-    return set(pattern.findall(log.read_text(encoding="utf-8", errors="replace")))
 
 
 def wait_for_answer(base: str, text: str, expected: bool) -> float:

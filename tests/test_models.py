@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -342,3 +343,62 @@ def test_the_pulled_model_s_interval_comes_from_endpoints_or_the_setting(monkeyp
     assert model_pulling.pull_seconds(Server("²")) == 10
     monkeypatch.setenv("MODEL_PULL_SECONDS", "4")
     assert model_pulling.pull_seconds(Server(None)) == 4
+
+
+def test_a_model_that_fails_to_load_is_not_fetched_again(monkeypatch, tmp_path: Path) -> None:
+    """A worker asks with the failed model's ETag (the console answers 304, no download) until
+    the console serves another; a model that loads is swapped in; the lock file is let go."""
+    import asyncio
+
+    from rasa.core import agent as rasa_agent
+    from rasa.core import processor as rasa_processor
+
+    from runtime import model_pulling
+
+    serving = {"etag": "bad" * 10}
+    asked: list[str | None] = []
+
+    async def pull(server: object, fingerprint: str | None, folder: str) -> str | None:
+        asked.append(fingerprint)
+        if fingerprint == serving["etag"]:
+            return None  # 304
+        (Path(folder) / "model.tar.gz").write_bytes(serving["etag"].encode())
+        return serving["etag"]
+
+    class Processor:
+        def __init__(self, model_path: Path, **_: object) -> None:
+            if model_path.read_bytes().startswith(b"bad"):
+                raise ValueError("not a model")
+            self.domain = None
+
+    swapped: list[str] = []
+    monkeypatch.setattr(rasa_agent, "_pull_model_and_fingerprint", pull)
+    monkeypatch.setattr(rasa_processor, "MessageProcessor", Processor)
+
+    def swap(agent: Any, processor: object, etag: str) -> None:
+        swapped.append(etag)
+        agent.fingerprint = etag  # as Agent._set_fingerprint
+
+    monkeypatch.setattr(model_pulling, "swap", swap)
+    monkeypatch.setattr(model_pulling, "LOADING_LOCK", tmp_path / "var" / "loading.lock")
+    monkeypatch.setattr(model_pulling, "FAILED", set())
+
+    class Agent:
+        fingerprint = "served" * 5
+        failed_fingerprint = None
+        tracker_store = lock_store = action_endpoint = nlg = http_interpreter = None
+
+    agent = Agent()
+
+    async def pulls(count: int) -> list[bool]:
+        return [await model_pulling.update_from_server(object(), agent) for _ in range(count)]
+
+    assert asyncio.run(pulls(3)) == [False, False, False]
+    assert asked == ["served" * 5, "bad" * 10, "bad" * 10]  # one download, then 304s
+    serving["etag"] = "good" * 8
+    assert asyncio.run(pulls(2)) == [True, False]
+    assert swapped == ["good" * 8] and agent.failed_fingerprint is None
+    # the lock is free again: another process takes it at once
+    fd = os.open(model_pulling.LOADING_LOCK, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
