@@ -263,6 +263,9 @@ def run(model_id: int) -> None:
     )
     report["served_model"] = served.id
     reasons = report["reasons"]
+    for scratch in ("gate", "data"):  # the archive holds what it was trained on
+        with contextlib.suppress(OSError):
+            shutil.rmtree(work / scratch)
     model_registry.update(
         model_id,
         status="refused" if reasons else "passed",
@@ -270,9 +273,6 @@ def run(model_id: int) -> None:
         reason="\n".join(reasons) or None,
         finished_at=utcnow(),
     )
-    for scratch in ("gate", "data"):  # the archive holds what it was trained on
-        with contextlib.suppress(OSError):
-            shutil.rmtree(work / scratch)
     stage("拒绝：" + "；".join(reasons) if reasons else "通过：可以上线")
 
 
@@ -302,6 +302,9 @@ def main(argv: list[str]) -> int:
         )
         stage("失败")
         return 1
+    for fd in LOCK_FD:  # the record is final and no child runs: the next start need not wait
+        with contextlib.suppress(OSError):  # for this interpreter (TensorFlow) to wind down
+            fcntl.flock(fd, fcntl.LOCK_UN)
     return 0
 
 

@@ -181,7 +181,7 @@ def test_a_phrasing_goes_from_not_understood_to_answered_and_back(loop) -> None:
             pytest.fail("chromium is not installed; scripts/browser.sh installs it")
         pytest.skip("chromium is not installed")
     require_axe()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     assert USERNAME_ANSWER not in answer(loop["rasa"], PHRASING)  # not understood: listed
     checked: dict[str, list[str]] = {}
@@ -221,11 +221,12 @@ def test_a_phrasing_goes_from_not_understood_to_answered_and_back(loop) -> None:
                 next(Path(loop["env"]["MODEL_STORE_DIR"]).glob("candidate-*.tar.gz"))
             )
             page.click("button:has-text('上线这个模型')")
-            assert "已上线" in page.locator("[role=status]").inner_text()
+            expect(page.locator("[role=status]", has_text="已上线")).to_have_count(1)
+            expect(page.locator("[role=status]", has_text="正在训练")).to_have_count(0)  # job done
             switched = wait_for_answer(loop["rasa"], PHRASING, expected=True)
             wait_for_workers(loop["log"], promoted)  # each of the 2 workers, by its own log line
             page.click("button:has-text('回退到')")
-            assert "已回退" in page.locator("[role=status]").inner_text()
+            expect(page.locator("[role=status]", has_text="已回退")).to_have_count(1)
             back = wait_for_answer(loop["rasa"], PHRASING, expected=False)
             wait_for_workers(loop["log"], loop["served"])
         checked["models, rolled back"] = violations(page)
