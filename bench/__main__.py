@@ -22,7 +22,9 @@ policies):
   seven large pictures at once and the workers' memory after them;
 - the improvement loop (bench/model_loop.py): a student's latency while a candidate trains
   (interleaved), full and fine-tuned training times, promotion and rollback under load (time
-  until every worker serves, messages lost or stored twice, the workers' memory).
+  until every worker serves, messages lost or stored twice, the workers' memory);
+- the outcomes dashboard (bench/outcomes.py): 100,000 generated conversations' outcomes, a page
+  of 结果 on SQLite and PostgreSQL, and how fast outcomes are brought up to date from events.
 Writes results/bench/report.md (bench/report.py), results/bench/*.png and
 results/bench/figures.json, and prints the summary. `--quick` runs smaller loads and two rounds.
 """
@@ -42,7 +44,7 @@ from typing import Any
 import requests
 import yaml
 
-from bench import long_session, model_loop, report, resilience
+from bench import long_session, model_loop, outcomes, report, resilience
 from bench import screenshot_latency as screenshot_bench
 from bench.flows import FLOWS
 from bench.report import RESULTS
@@ -406,6 +408,8 @@ def main() -> None:
     results["project"]["resilience"] = resilience.measure(results["project"]["model"])
     print("bench: the improvement loop (training beside students, promote, roll back)", flush=True)
     results["project"]["model_loop"] = model_loop.measure(results["project"]["model"])
+    print("bench: the outcomes dashboard on 100,000 generated conversations", flush=True)
+    results["project"]["outcomes"] = outcomes.measure()
     report.plots(results)
     text = report.report(results, time.monotonic() - started)
     (RESULTS / "report.md").write_text(text, encoding="utf-8")

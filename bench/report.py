@@ -11,7 +11,7 @@ import os
 import statistics
 import time
 
-from bench import model_loop, resilience
+from bench import model_loop, outcomes, resilience
 from bench import screenshot_latency as screenshot_bench
 from harness.servers import ROOT
 
@@ -351,6 +351,7 @@ def report(results: dict[str, dict], seconds: float) -> str:
         "",
         *resilience.report_lines(ours.get("resilience")),
         *model_loop.report_lines(ours.get("model_loop")),
+        *outcomes.report_lines(ours.get("outcomes")),
         "Plots: sqlite.png" + (", cluster.png" if ours.get("cluster") else "") + ".",
         flame_graphs(),
         "",

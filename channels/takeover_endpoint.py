@@ -21,6 +21,7 @@ from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed, Event
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -29,6 +30,7 @@ from channels import conversations, limits
 from channels.live_updates import HUB
 from channels.replies import replies
 from core import settings, signed_calls
+from core.answers import RATED
 from core.privacy import mask
 from core.shared_state import SharedState
 
@@ -68,9 +70,29 @@ async def is_paused(conversation_id: str) -> bool:
     return tracker is not None and tracker.is_paused()
 
 
-def stored(text: str, kind: str, agent_name: str = "") -> BotUttered:
-    metadata = {"takeover": kind, **({"agent": agent_name} if agent_name else {})}
+def stored(
+    text: str, kind: str, agent_name: str = "", ended: str = "", rated: str | None = None
+) -> BotUttered:
+    """A takeover's message as stored (masked); `ended` says how a hand-back came ("agent",
+    "timeout"), for the staff's outcome figures (staff/outcomes.py); `rated`, the agent the
+    hand-back asks the student to rate (core/answers.py: rating)."""
+    metadata = {
+        "takeover": kind,
+        **({"agent": agent_name} if agent_name else {}),
+        **({"ended": ended} if ended else {}),
+        **({RATED: rated} if rated else {}),
+    }
     return BotUttered(text=mask(text), metadata=metadata)
+
+
+def last_agent(tracker: DialogueStateTracker) -> str | None:
+    """The agent who last spoke to the student in this takeover, if one did."""
+    for event in reversed(tracker.events):
+        if isinstance(event, ConversationPaused):
+            return None
+        if isinstance(event, BotUttered) and (event.metadata or {}).get("takeover") == AGENT:
+            return str((event.metadata or {}).get("agent") or "") or None
+    return None
 
 
 class TakeoverInput(InputChannel):
@@ -116,19 +138,26 @@ class TakeoverInput(InputChannel):
             text, _ = limits.clip(text.strip())
             if step == "say" and not text:
                 return response.json({"error": '"text" is required'}, 400)
+            timed_out = isinstance(call, dict) and call.get("reason") == "timeout"
             if step != "say":  # what the student is told is the assistant's to say
-                timed_out = isinstance(call, dict) and call.get("reason") == "timeout"
                 text = replies()[
                     "takeover_joined"
                     if step == "pause"
                     else ("takeover_timeout" if timed_out else "takeover_ended")
                 ]
-            return await self.apply(request.app, step, conversation_id, text, agent_name)
+            ended = "timeout" if step == "resume" and timed_out else "agent"
+            return await self.apply(request.app, step, conversation_id, text, agent_name, ended)
 
         return hook
 
     async def apply(
-        self, app: Sanic, step: str, conversation_id: str, text: str, agent_name: str
+        self,
+        app: Sanic,
+        step: str,
+        conversation_id: str,
+        text: str,
+        agent_name: str,
+        ended: str = "agent",
     ) -> HTTPResponse:
         agent = app.ctx.agent
         async with agent.lock_store.lock(conversation_id):
@@ -143,7 +172,10 @@ class TakeoverInput(InputChannel):
             elif step == "say":
                 events = [stored(text, AGENT, agent_name)]
             else:
-                events = [stored(text, NOTE), ConversationResumed()]
+                rated = last_agent(tracker) if ended == "agent" else None
+                if rated:  # a person helped: ask the student, in one tap or one digit
+                    text = f"{text}\n{replies()['takeover_rating']}"
+                events = [stored(text, NOTE, ended=ended, rated=rated), ConversationResumed()]
             try:
                 await push(conversation_id, text, NOTE if step != "say" else AGENT)
             except NotDelivered as error:

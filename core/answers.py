@@ -87,3 +87,44 @@ def last_response(newest_first: Iterable[dict[str, Any]]) -> str | None:
             if name.startswith("utter_"):
                 return name
     return None
+
+
+# After a live takeover the hand-back note asks whether the person helped ("回复 1 有帮助，回复 2
+# 没帮助"; channels/takeover_endpoint.py): the reply, typed or tapped, is read here.
+RATED = "rating_for"  # the note's metadata key: the agent the question is about
+# The digit alone ("1", "1。", "选1" is not asked for): "一直登不上" is not a 1.
+HELPED_WORDS = re.compile(r"^(?:[1一](?:[.、:：\s]|$)|有帮助|有用|帮到了|很有帮助|满意)")
+NOT_HELPED_WORDS = re.compile(r"^(?:[2二两](?:[.、:：\s]|$)|没帮助|没有帮助|没用|没帮到|不满意)")
+
+
+def rating(text: str) -> bool | None:
+    """Whether a reply to "did the person help?" says yes (True), no (False), or neither."""
+    text = unicodedata.normalize("NFKC", text or "").strip().strip("。.,，!！、)） ").lower()
+    if not text or len(text) > MAX_ANSWER_CHARS:
+        return None
+    if NOT_HELPED_WORDS.match(text):
+        return False
+    if HELPED_WORDS.match(text):
+        return True
+    said = yes_or_no(text)
+    return None if said is None else said == "yes"
+
+
+def rated_agent(newest_first: Iterable[dict[str, Any]]) -> str | None:
+    """The agent whose help the latest message answers about: the hand-back note's, when the
+    note is the last thing said before that message (events as dicts, newest first)."""
+    seen_user = False
+    for event in newest_first:
+        kind = event.get("event")
+        if kind == "user":
+            if seen_user:
+                return None
+            seen_user = True
+        elif kind == "bot" and seen_user:
+            agent = (event.get("metadata") or {}).get(RATED)
+            return str(agent)[:64] if agent else None
+        elif kind in ("session_started", "restart") or (
+            kind == "action" and event.get("name") != "action_listen"
+        ):
+            return None
+    return None

@@ -15,6 +15,7 @@ environment around it. `problems()` says which set values a check refuses.
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 from core import parsing
@@ -42,6 +43,15 @@ def _at_least(low: float, kind: Callable[[str], float] = int) -> Callable[[str],
             raise ValueError(f"at least {low:g}")
 
     return check
+
+
+def _time_zone(value: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, KeyError) as error:  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError("a time zone name such as Asia/Shanghai") from error
 
 
 def _between(low: float, high: float) -> Callable[[str], None]:
@@ -111,6 +121,12 @@ SETTINGS: tuple[Setting, ...] = (
         "90",
         "`make purge` deletes conversations whose last message is older",
         _at_least(1),
+    ),
+    Setting(
+        "TEAM_TIMEZONE",
+        "`Asia/Shanghai`",
+        "the support team's time zone: the console's days and weeks (outcomes, reports)",
+        _time_zone,
     ),
     Setting(
         "CORS_ORIGINS",
@@ -413,6 +429,13 @@ def retention_days() -> int:
     if days < 1:
         raise ValueError(f"RETENTION_DAYS must be at least 1, not {days}")
     return days
+
+
+def team_timezone() -> tzinfo:
+    """`TEAM_TIMEZONE`: the zone the console's days and weeks are counted in."""
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(checked("TEAM_TIMEZONE") or "Asia/Shanghai")
 
 
 DEFAULT_NLU_MAX_CHARS = 300

@@ -4,6 +4,7 @@ import argparse
 import getpass
 import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import settings
@@ -72,6 +73,8 @@ def tickets(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    if args.week or args.days:
+        return outcomes_report(args.days or 7, args.charts)
     print(f"Top {args.limit} messages the assistant did not understand (masked):")
     rows = queries.top_unanswered(args.limit)
     for text, count, last_seen in rows:
@@ -88,6 +91,27 @@ def report(args: argparse.Namespace) -> int:
         print(f"  {'all answers':<32} yes {yes:>4}  no {total - yes:>4}  helpful {yes / total:.0%}")
     else:
         print("  no feedback yet")
+    return 0
+
+
+def outcomes_report(days: int, charts: str | None) -> int:
+    """The outcomes of the last `days` days in the team's zone, as the dashboard shows them;
+    with `charts`, the dashboard's charts written there as SVG files (for the weekly mail)."""
+    from staff import outcomes
+
+    if not 1 <= days <= outcomes.MAX_DAYS:
+        print(f"--days must be between 1 and {outcomes.MAX_DAYS}", file=sys.stderr)
+        return 2
+    outcomes.refresh()
+    found = outcomes.figures(*outcomes.window(days))
+    for line in outcomes.report_lines(found):
+        print(printable(line))
+    if charts:
+        folder = Path(charts)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, svg in outcomes.charts(found).items():
+            (folder / f"outcomes-{name}.svg").write_text(svg, encoding="utf-8")
+        print(f"\ncharts written to {folder}/outcomes-*.svg")
     return 0
 
 
@@ -275,6 +299,9 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=tickets)
     r = sub.add_parser("report", help="top unanswered questions and answer feedback")
     r.add_argument("--limit", type=int, default=20)
+    r.add_argument("--week", action="store_true", help="outcomes of the last 7 days instead")
+    r.add_argument("--days", type=int, default=0, help="outcomes of the last N days instead")
+    r.add_argument("--charts", metavar="FOLDER", help="with --week/--days: write the charts")
     r.set_defaults(run=report)
     v = sub.add_parser("review", help="answered messages worth a second look, by kind")
     v.add_argument("--kind", choices=["unsure", "did_not_help", "handed_off"])

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,21 @@ MAIL_LINK = re.compile(r"\[([^\]]{1,200})\]\(mailto:[^)]{0,4000}\)")
 PAGE_LINK = re.compile(r"\[([^\]]{1,200})\]\((https?://[^)\s]{1,500})\)")
 
 
+def local(moment: datetime | None, layout: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored time (naive UTC) as the team reads it: in `TEAM_TIMEZONE` (Asia/Shanghai)."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(settings.team_timezone()).strftime(layout)
+
+
 def shown_links(text: str) -> str:
     return PAGE_LINK.sub(r"\1（\2）", MAIL_LINK.sub(r"\1（邮件链接）", text))
 
 
 templates.filters["shown_links"] = shown_links
+templates.filters["local"] = local
 WHO = {"student": "学生", "assistant": "助手", "note": "通知"}
 
 
@@ -66,6 +77,7 @@ def token_hash(token: str) -> str:
 
 
 def page(template: str, http_status: int = 200, **values: Any) -> HTTPResponse:
+    values.setdefault("zone", str(settings.team_timezone()))
     html = templates.get_template(template).render(**values)
     return response.html(html, status=http_status, headers=HEADERS)
 

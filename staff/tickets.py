@@ -5,6 +5,8 @@ colleague's work is decided in one place (staff/rights.py)."""
 import contextlib
 import functools
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,13 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from core import parsing
+from core import faq_facts, parsing
 from core.db import queries, staff, takeover_claims
 from core.db.models import TICKET_STATUSES, Ticket, utcnow
-from staff import rights, saved_tests
+from core.db.staff import Line
+from staff import canned_replies, rights, saved_tests
 from staff.agent_takeover import call, hand_back, one_step_at_a_time
-from staff.pages import HEADERS, Handler, page, refused, shown_links, signed_in, who
+from staff.pages import HEADERS, Handler, local, page, refused, shown_links, signed_in, who
 
 MAX_NOTE_CHARS = 4000
 MAX_REPLY_CHARS = 2000  # what the channels deliver of one message (channels/limits.py)
@@ -34,6 +37,51 @@ def domain() -> Domain:
 
 
 MAX_TICKET = 2**31 - 1  # a larger number overflows SQLite's and PostgreSQL's integer
+# The queue: a student who wrote in the last LIVE minutes is marked as there; a ticket whose
+# student has written nothing since it was opened, LEFT minutes ago, only took the contacts.
+LIVE = timedelta(minutes=5)
+LEFT = timedelta(minutes=30)
+
+
+@dataclass
+class Waiting:
+    """A ticket as the queue shows it: how long it has waited, and whether its student is there."""
+
+    ticket: Ticket
+    waited: str
+    last_student: datetime | None
+    live: bool
+    left: bool
+
+
+def how_long(span: timedelta) -> str:
+    minutes = max(0, int(span.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} 小时 {minutes % 60} 分"
+    return f"{minutes // 1440} 天"
+
+
+def queue(tickets: list[Ticket], now: datetime) -> list[Waiting]:
+    """The tickets with their waits and their students' last messages (naive UTC times)."""
+    last = queries.last_student_messages([t.conversation_id for t in tickets])
+    found = []
+    for ticket in tickets:
+        wrote = last.get(ticket.conversation_id)
+        since_ticket = wrote is not None and wrote > ticket.created_at
+        found.append(
+            Waiting(
+                ticket=ticket,
+                waited=how_long(now - ticket.created_at),
+                last_student=wrote,
+                live=wrote is not None and now - wrote <= LIVE,
+                left=ticket.status == "open"
+                and not since_ticket
+                and now - ticket.created_at > LEFT,
+            )
+        )
+    return found
 
 
 def saved_number(request: Request) -> int | None:
@@ -63,6 +111,18 @@ def with_ticket(handler: Handler) -> Handler:
     return found
 
 
+def already_told(transcript: list[Line]) -> list[str]:
+    """The links, phone numbers and email addresses the assistant already gave the student, in
+    the order given: what the agent need not repeat."""
+    found: list[str] = []
+    for line in transcript:
+        if line.sender != "assistant":
+            continue
+        for pattern in (faq_facts.URL, faq_facts.PHONE, faq_facts.EMAIL):
+            found += [fact for fact in pattern.findall(line.text) if fact not in found]
+    return found
+
+
 def add_routes(app: Sanic) -> None:
     @app.get("/tickets")
     @signed_in()
@@ -71,10 +131,14 @@ def add_routes(app: Sanic) -> None:
         status = status if status in TICKET_STATUSES else "open"
         topic = request.args.get("topic", "")[:64]
         found = queries.list_tickets(status=status, limit=200, oldest_first=True, topic=topic)
+        waiting = queue(found, utcnow())
         return page(
             "tickets.html",
             user=request.ctx.user,
-            tickets=found,
+            tickets=[w for w in waiting if not w.left],
+            left=[w for w in waiting if w.left],
+            live_minutes=int(LIVE.total_seconds() // 60),
+            left_minutes=int(LEFT.total_seconds() // 60),
             status=status,
             statuses=TICKET_STATUSES,
             topic=topic,
@@ -96,6 +160,8 @@ def add_routes(app: Sanic) -> None:
             ),
             held=takeover_claims.holder(ticket.conversation_id),
             max_reply=MAX_REPLY_CHARS,
+            canned=canned_replies.listed(),
+            told=already_told(transcript),
             saved_test=saved_number(request),
         )
 
@@ -113,7 +179,7 @@ def add_routes(app: Sanic) -> None:
             {
                 "sender": line.sender,
                 "who": who(line),
-                "at": line.at.strftime("%H:%M:%S"),
+                "at": local(line.at, "%H:%M:%S"),
                 "text": shown_links(line.text),
             }
             for line in transcript

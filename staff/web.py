@@ -21,7 +21,16 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core import http_guard
-from staff import admin, model_pages, model_registry, model_server, sign_in, tickets
+from staff import (
+    admin,
+    canned_replies,
+    model_pages,
+    model_registry,
+    model_server,
+    outcome_pages,
+    sign_in,
+    tickets,
+)
 from staff.agent_takeover import keep_handing_back
 from staff.pages import HEADERS, HERE, refused, signed_in
 
@@ -67,6 +76,8 @@ def create_app(name: str = "staff_console") -> Sanic:
     tickets.add_routes(app)
     admin.add_routes(app)
     model_pages.add_routes(app)
+    outcome_pages.add_routes(app)
+    canned_replies.add_routes(app)
     model_server.add_routes(app)
 
     @app.after_server_start

@@ -8,6 +8,7 @@ screenshots in Chromium, at any depth) or by hand (`pytestmark`); under `make te
 """
 
 import os
+import platform
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from harness.databases import migrate
 from harness.screenshot_pages import Screenshot
 from tests.helpers import FAQ, MODEL, ROOT, load_yaml, new_postgres_database, require_redis
 from tests.tencent_sim import ApiStub
+
+# Python asks `uname -p` the first time anyone wants the processor's name (Rasa and TensorFlow do
+# on import), then keeps it: asked here, before a test runs, so that which test imports Rasa first
+# does not decide whether it "starts a process".
+platform.processor()
 
 # Fixtures that start processes or need the trained model: a test using any of them, directly or
 # through another fixture, is marked `processes`.

@@ -8,6 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, AllSlotsReset, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.agent_rating import ActionRecordAgentRating
 from actions.answers import ActionReadAnswer
 from actions.clarify import ActionClarify
 from actions.conversation import ActionStartOver
@@ -166,6 +167,7 @@ def test_action_names_match_the_domain(domain) -> None:
         ActionCreateHandoffTicket().name(),
         ActionRecordFeedback().name(),
         ActionReadAnswer().name(),
+        ActionRecordAgentRating().name(),
     }
     assert names == set(domain["actions"])
 

@@ -206,3 +206,92 @@ def test_a_message_read_again_counts_once_in_a_ticket_s_steps() -> None:
         ("action", "action_listen"),
         ("user", "deny"),
     ]
+
+
+# ---- the student's rating of the person who helped (a live takeover's hand-back) ------------
+
+
+@pytest.mark.parametrize(
+    "text, helped",
+    [
+        ("1", True),
+        ("１", True),
+        ("有帮助", True),
+        ("有用，谢谢", True),
+        ("解决了", True),
+        ("2", False),
+        ("２。", False),
+        ("没帮助", False),
+        ("没有，还是登不上", False),
+        ("一直登不上", False),  # not a "1"
+        ("1. 有帮助", True),
+        ("我还想问一下用户名的事", None),
+        ("", None),
+    ],
+)
+def test_a_reply_to_did_the_person_help_is_read_as_a_rating(text: str, helped: Any) -> None:
+    from core.answers import rating
+
+    assert rating(text) is helped
+
+
+def handed_back(text: str, intent: str, confidence: float, rated: str | None = "wang") -> Any:
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        BotUttered,
+        ConversationPaused,
+        ConversationResumed,
+        UserUttered,
+    )
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    note = {"takeover": "note", "ended": "agent", **({"rating_for": rated} if rated else {})}
+    events = [
+        ActionExecuted("utter_handoff"),
+        ActionExecuted("action_listen"),
+        ConversationPaused(),
+        BotUttered("同学你好", metadata={"takeover": "agent", "agent": "wang"}),
+        BotUttered("工作人员已结束这次人工服务……帮到你了吗？", metadata=note),
+        ConversationResumed(),
+    ]
+    parse = {"text": text, "intent": {"name": intent, "confidence": confidence}}
+    events.append(UserUttered(text, parse["intent"], parse_data=parse))
+    return DialogueStateTracker.from_events("rating", events)
+
+
+@pytest.mark.parametrize(
+    "text, intent, confidence, rates",
+    [
+        ("1", "nlu_fallback", 0.3, True),
+        ("有帮助", "affirm", 0.97, True),
+        ("没用", "deny", 0.9, True),
+        ("2", "greet", 0.62, True),
+        ("密码还是找不回来", "forgot_password", 0.95, False),  # a new question
+        ("转人工", "request_human", 0.99, False),
+    ],
+)
+def test_the_policy_reads_a_rating_only_right_after_the_hand_back(
+    text: str, intent: str, confidence: float, rates: bool
+) -> None:
+    from understanding.answer_policy import AnswerInContextPolicy
+
+    assert AnswerInContextPolicy.rates(handed_back(text, intent, confidence)) is rates
+    assert not AnswerInContextPolicy.rates(handed_back(text, intent, confidence, rated=None))
+
+
+def test_the_rating_is_recorded_for_the_agent_the_hand_back_named(sqlite_url, monkeypatch) -> None:
+    from actions.agent_rating import ActionRecordAgentRating
+    from core.db import queries
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    events = [event.as_dict() for event in handed_back("２", "nlu_fallback", 0.3).events]
+    tracker = Tracker("s1", {}, {"text": "２"}, events, False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionRecordAgentRating().run(dispatcher, tracker, {}))
+    assert dispatcher.messages == []  # thanked by the rule that follows
+    from datetime import datetime, timedelta
+
+    now = datetime.utcnow()
+    assert queries.agent_ratings(now - timedelta(minutes=1), now + timedelta(minutes=1)) == [
+        ("wang", 0, 1)
+    ]

@@ -5,12 +5,8 @@ import unicodedata
 
 import pytest
 
+from core.faq_facts import EMAIL, PHONE, URL
 from tests.helpers import FAQ, HOLDOUT, HOTLINE, PASSWORD_PHONE, ROOT, load_yaml, nlu_examples, rasa
-
-URL = re.compile(r"https?://[^\s）)，。“”<>\\\]\[]+")
-PHONE = re.compile(r"\b0\d{2,3}-\d{7,8}\b")
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
 
 # What the assistant says outside domain.yml's responses: the handoff email, the channel's apology.
 OTHER_TEXTS = [ROOT / "actions" / "ticket_texts.yml", ROOT / "channels" / "replies.yml"]

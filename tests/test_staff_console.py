@@ -18,7 +18,7 @@ from harness.databases import migrate
 from harness.personal_data import readable
 from harness.servers import QUIET_ENV, ROOT
 from tests.console import PASSWORD, add_user, console_running, sign_in, signed_in
-from tests.helpers import EMAIL
+from tests.helpers import EMAIL, PASSWORD_PHONE
 from tests.servers import Chat, running
 
 CHROMIUM = "/usr/bin/chromium"
@@ -354,3 +354,119 @@ def test_hostile_input_gets_a_refusal_never_a_500(console) -> None:
     )
     assert bomb.status_code == 413
     assert "Traceback" not in console["log"].read_text(encoding="utf-8", errors="replace")
+
+
+def test_the_outcomes_dashboard_counts_a_real_handoff_with_its_csv_and_charts(console) -> None:
+    import csv
+    import io
+
+    a_ticket(console)  # a duplicate-ID question handed to a person: an outcome final at once
+    url = console["url"]
+    reply = requests.get(f"{url}/admin/outcomes", timeout=10, allow_redirects=False)
+    assert reply.status_code == 303
+    agent, _ = signed_in(url, "agent1")
+    assert agent.get(f"{url}/admin/outcomes", timeout=10).status_code == 403
+    admin, _ = signed_in(url, "admin1")
+    page = admin.get(f"{url}/admin/outcomes?days=1", timeout=60)
+    assert page.status_code == 200 and "转人工率" in page.text and "<script" not in page.text
+    assert "（Asia/Shanghai）" in page.text  # the team's zone, not UTC
+    assert "创建时间（Asia/Shanghai）" in admin.get(f"{url}/tickets", timeout=10).text
+
+    def table(name: str) -> dict[str, list[str]]:
+        reply = admin.get(f"{url}/admin/outcomes/{name}.csv?days=1", timeout=60)
+        assert reply.status_code == 200 and "attachment" in reply.headers["Content-Disposition"]
+        return {row[0]: row[1:] for row in csv.reader(io.StringIO(reply.text)) if row}
+
+    assert int(table("outcomes")["转人工（给了联系方式、开了工单）"][0]) >= 1
+    counted, _, _, handed, _ = table("topics")["注册时证件号码重复"]
+    assert int(handed) >= 1 and int(counted) >= int(handed)
+    for name in ("days", "funnel"):
+        chart = admin.get(f"{url}/admin/outcomes/{name}.svg?days=7", timeout=60)
+        assert chart.headers["Content-Type"].startswith("image/svg+xml") and "<svg" in chart.text
+        assert "<script" not in chart.text
+    for bad in ("days=0", "days=93", "days=x"):
+        assert admin.get(f"{url}/admin/outcomes?{bad}", timeout=10).status_code == 400
+    assert admin.get(f"{url}/admin/outcomes/secrets.csv", timeout=10).status_code == 404
+    assert admin.get(f"{url}/admin/outcomes/days.svg?days=-1", timeout=10).status_code == 404
+
+
+def test_the_queue_marks_a_student_still_there_and_sets_aside_who_only_took_the_contacts(
+    console,
+) -> None:
+    import sqlite3
+
+    chat = Chat(console["rasa"])
+    chat.say("学信网密码忘了，找回页面打不开")
+    found = re.search(r"工单号：(\d+)", chat.say("转人工"))
+    assert found
+    number = int(found.group(1))
+    url = console["url"]
+    agent, _ = signed_in(url, "agent1")
+
+    def row() -> tuple[str, str]:
+        """The ticket's row, and which part of the queue holds it."""
+        page = agent.get(f"{url}/tickets?status=open", timeout=10).text
+        main, _, left = page.partition("只要了联系方式就离开的")
+        for part, text in (("waiting", main), ("left", left)):
+            found = re.search(rf'<tr>\s*<td><a href="/tickets/{number}">.*?</tr>', text, re.S)
+            if found:
+                return part, found.group()
+        raise AssertionError(f"ticket {number} is not in the queue")
+
+    part, shown = row()
+    assert part == "waiting" and "● 在线" in shown and "0 分钟" in shown
+    ticket = queries_ticket_conversation(console["db"], number)
+    with sqlite3.connect(console["db"].removeprefix("sqlite:///")) as db:  # an hour passes
+        # (a second more for the events: SQLite's datetime() drops the ticket's microseconds)
+        db.execute("UPDATE events SET timestamp = timestamp - 3601 WHERE sender_id = ?", (ticket,))
+        db.execute(
+            "UPDATE tickets SET created_at = datetime(created_at, '-60 minutes') WHERE id = ?",
+            (number,),
+        )
+    part, shown = row()
+    assert part == "left" and "● 在线" not in shown and "1 小时 0 分" in shown
+    chat.say("还在吗？我还是登不上")  # the student writes again
+    part, shown = row()
+    assert part == "waiting" and "● 在线" in shown
+
+
+def queries_ticket_conversation(database: str, number: int) -> str:
+    import sqlite3
+
+    with sqlite3.connect(database.removeprefix("sqlite:///")) as db:
+        query = "SELECT conversation_id FROM tickets WHERE id = ?"
+        return str(db.execute(query, (number,)).fetchone()[0])
+
+
+def test_canned_replies_are_checked_against_the_faq_and_what_was_typed_is_kept(console) -> None:
+    url = console["url"]
+    agent, _ = signed_in(url, "agent1")
+    assert agent.get(f"{url}/admin/replies", timeout=10).status_code == 403
+    admin, csrf = signed_in(url, "admin1")
+
+    def post(path: str, **form: str) -> requests.Response:
+        return admin.post(
+            f"{url}{path}", data={"csrf": csrf, **form}, timeout=10, allow_redirects=False
+        )
+
+    wrong = "请拨打 010-12345678，工作时间周一到周五，2小时内回复"
+    refused = post("/admin/replies", title="热线", text=wrong)
+    assert refused.status_code == 422
+    for problem in ("010-12345678 不在 FAQ 里", "“2小时”", "“工作时间”"):
+        assert problem in refused.text
+    assert wrong in refused.text  # shown again, not lost
+    right = f"找回密码还不行，可以打 {PASSWORD_PHONE}，或者发邮件到 {EMAIL}，三个工作日内处理。"
+    assert post("/admin/replies", title="密码热线", text=right).status_code == 303
+    page = admin.get(f"{url}/admin/replies", timeout=10).text
+    assert right in page
+    number = re.findall(r'action="/admin/replies/(\d+)"', page)[-1]
+    assert post(f"/admin/replies/{number}", title="密码热线", text="13800138000").status_code == 422
+    assert right in admin.get(f"{url}/admin/replies", timeout=10).text  # unchanged
+    forged = admin.post(
+        f"{url}/admin/replies", data={"csrf": "x", "title": "t", "text": "t"}, timeout=10
+    )
+    assert forged.status_code == 403
+    assert post(f"/admin/replies/{number}/delete").status_code == 303
+    assert right not in admin.get(f"{url}/admin/replies", timeout=10).text
+    assert post(f"/admin/replies/{number}/delete").status_code == 404
+    assert post("/admin/replies/99999999999/delete").status_code == 404

@@ -34,7 +34,7 @@ def test_migrations_create_the_tables_and_run_again_without_change(database: str
     result = alembic(database, "upgrade", "head")
     assert result.returncode == 0, result.stderr
     current = alembic(database, "current")
-    assert "0007 (head)" in current.stdout
+    assert "0008 (head)" in current.stdout
 
 
 def test_a_conversation_keeps_one_ticket_until_it_is_resolved(database: str) -> None:

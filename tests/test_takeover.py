@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import os
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -23,7 +24,7 @@ from harness.personal_data import readable
 from harness.servers import ROOT
 from tests.accessibility import require_axe, violations
 from tests.console import PASSWORD, add_user, console_running, signed_in
-from tests.helpers import PASSWORD_PAGE
+from tests.helpers import HOTLINE, PASSWORD_PAGE
 from tests.servers import Chat, Stream, running, takeover_call
 from tests.tencent_sim import SECRET, ApiStub, inbound, sent_to
 
@@ -63,6 +64,12 @@ def live(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
                 "db": database,
                 "logs": [servers.logs["rasa0"], tmp / "console.log"],
             }
+
+
+def handed_back() -> str:
+    """What the student is told when the agent who spoke to them hands back: the end, and the
+    one-tap question whether the person helped."""
+    return f"{replies()['takeover_ended']}\n{replies()['takeover_rating']}"
 
 
 def handoff(chat: Chat) -> int:
@@ -228,7 +235,8 @@ def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -
         assert post(wang, f"{ticket}/say", csrf=wang_csrf, text=" ").status_code == 400
 
         assert post(wang, f"{ticket}/handback", csrf=wang_csrf).status_code == 303
-        assert stream.wait_for(3)[2] == {"text": replies()["takeover_ended"], "from": "note"}
+        assert stream.wait_for(3)[2] == {"text": handed_back(), "from": "note"}
+        assert "谢谢你的评价" in chat.say("２")  # the one-tap rating, typed
         assert PASSWORD_PAGE in chat.say("那我忘记密码了怎么办")
     finally:
         stream.close()
@@ -236,7 +244,12 @@ def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -
     # the whole takeover is in the conversation's history, masked like the rest
     stored = stored_texts(live["db"], chat.sender)
     texts = [text for _, text in stored]
-    assert replies()["takeover_joined"] in texts and replies()["takeover_ended"] in texts
+    assert replies()["takeover_joined"] in texts and handed_back() in texts
+    with sqlite3.connect(live["db"].removeprefix("sqlite:///")) as db:
+        rated = db.execute(
+            "SELECT agent, helpful FROM agent_ratings WHERE conversation_id = ?", (chat.sender,)
+        ).fetchall()
+    assert rated == [("wang", 0)]
     assert any("客服小王" in text for text in texts)
     everything = readable(" ".join(texts))
     assert "13912345678" not in everything and "13900001111" not in everything
@@ -442,14 +455,17 @@ def test_a_wechat_follower_is_answered_by_an_agent_through_the_customer_service_
     assert "这条发不出去" not in li.get(ticket, timeout=10).text
 
     assert post(li, f"{ticket}/handback", csrf=csrf).status_code == 303
-    assert sent_to(stub, open_id, 3)[2] == replies()["takeover_ended"]
+    assert sent_to(stub, open_id, 3)[2] == handed_back()
     assert PASSWORD_PAGE in wechat_says(live, open_id, "忘记密码了")
 
 
 # ---- in Chromium: the widget and the console, with axe-core on every page ---------------------
 
 
-def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
+CANNED = "没有注册过的话，请看这里的说明：https://account.chsi.com.cn/account/help/sfzhcf.jsp"
+
+
+def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live, monkeypatch) -> None:
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is not installed; scripts/browser.sh installs it")
@@ -457,6 +473,10 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
     require_axe()
     from playwright.sync_api import sync_playwright
 
+    from staff import canned_replies
+
+    monkeypatch.setenv("DATABASE_URL", live["db"])
+    canned_replies.save(None, "没注册过", CANNED, "lead")
     checked: dict[str, list[str]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -490,8 +510,11 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
         agent.click("button[type=submit]")
         agent.locator(f"a[href='/tickets/{number}']").wait_for(timeout=10000)
         checked["queue"] = violations(agent)
+        row = agent.locator("tr", has=agent.locator(f"a[href='/tickets/{number}']"))
+        assert "● 在线" in row.inner_text()  # the student wrote a moment ago
         agent.click(f"a[href='/tickets/{number}']")
         checked["ticket"] = violations(agent)
+        assert HOTLINE in agent.locator(".told").inner_text()  # the assistant gave it already
         agent.click("button:has-text('接管对话')")
         student_sees(".chsi-bot", replies()["takeover_joined"])
 
@@ -501,12 +524,18 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
         student_says("没有注册过，一直提示已被注册")
         agent.locator("#live li.student", has_text="一直提示已被注册").wait_for(timeout=20000)
         assert agent.input_value("#say") == ""  # the page did not reload under the agent
+        agent.press("#say", "Alt+1")  # the first canned reply, checked against the FAQ
+        assert agent.input_value("#say") == CANNED
+        agent.click("button:has-text('发送')")
+        student_sees(".chsi-agent", "account/help/sfzhcf.jsp")
         assert student.locator(".chsi-system").count() == 0  # no "cannot reach" while waiting
         checked["ticket, taken over"] = violations(agent)
         agent.screenshot(path=str(ROOT / "results" / "staff-takeover.png"), full_page=True)
 
         agent.click("button:has-text('交回助手')")
-        student_sees(".chsi-bot", replies()["takeover_ended"])
+        student_sees(".chsi-bot", replies()["takeover_rating"])
+        student_says("1")  # the person helped
+        student_sees(".chsi-bot", "谢谢你的评价")
         student_says("忘记密码了")
         student_sees(".chsi-bot", "找回密码有三种方式")
         assert agent.evaluate("document.documentElement.scrollWidth") <= 390
@@ -517,9 +546,15 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live) -> None:
         agent.fill("#password", PASSWORD)
         agent.click("button[type=submit]")
         pages = ("/admin/unanswered", "/admin/review", "/admin/labels", "/admin/feedback")
-        for path in (*pages, "/tickets?status=claimed"):
+        pages += ("/admin/outcomes", "/admin/replies")
+        for path in (*pages, "/tickets?status=claimed", "/tickets?status=open"):
             agent.goto(f"{live['console']}{path}")
             checked[path] = violations(agent)
+            if path == "/admin/outcomes":  # the conversation just taken over and handed back
+                for row in ("工作人员接手", "接手结束：交还助手"):
+                    assert int(agent.locator("tr", has_text=row).locator("td").inner_text()) >= 1
+                rated = agent.locator("#t-ratings ~ table tr", has_text="wang").inner_text()
+                assert rated.split("\t")[2] != "0", rated  # wang's 有帮助
         browser.close()
     assert {page: found for page, found in checked.items() if found} == {}
 

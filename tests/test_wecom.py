@@ -212,6 +212,7 @@ def test_an_agent_who_takes_over_answers_through_the_send_api(wecom, stub) -> No
     assert said.status_code == 200 and employee.sent()[-1] == "我在，请讲。"
 
     assert takeover_call(wecom["rasa"], "resume", conversation, TAKEOVER_KEY).status_code == 200
-    assert employee.sent()[-1] == replies()["takeover_ended"]
+    rating = replies()["takeover_rating"]  # asked: an agent spoke to the student
+    assert employee.sent()[-1] == f"{replies()['takeover_ended']}\n{rating}"
     assert PASSWORD_PAGE in employee.say("忘记密码了")
     assert user_turns(wecom["db"], employee.user) == 3  # the message to the agent is kept

@@ -12,6 +12,11 @@ message asked yes or no, the message reads as yes or no, and the classifier's in
 already an answer or a request (ANSWERS) and is either small talk, not understood, or below
 MIN_CONFIDENCE: a confident new question ("不是密码，用户名也忘了" read as forgot_both) stays a
 new question. Its priority is above RulePolicy's, so that it wins a tie with a rule.
+
+The same holds for the other question the assistant asks in its own name: after a live takeover,
+the hand-back note asks whether the person helped (core/answers.py: rating). A reply that reads
+as a rating ("1", "２", "有帮助", "没用"), with the classifier's intent an answer, small talk or
+unsure, is recorded by action_record_agent_rating; anything else is a new question as usual.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from core.answers import last_response, yes_no_questions, yes_or_no
+from core.answers import last_response, rated_agent, rating, yes_no_questions, yes_or_no
 
 ACTION = "action_read_answer"
+RATING_ACTION = "action_record_agent_rating"
 # Intents that already answer, or ask for something the rules serve as such.
 ANSWERS = {"affirm", "deny", "self_service_failed", "request_human", "start_over"}
 # Intents that an answer is often mistaken for: taken over whatever their confidence.
@@ -61,21 +67,45 @@ class AnswerInContextPolicy(Policy):
     ) -> PolicyPrediction:
         if ACTION in domain.action_names_or_texts and self.answers(tracker, domain):
             return self._prediction(confidence_scores_for(ACTION, 1.0, domain))
+        if RATING_ACTION in domain.action_names_or_texts and self.rates(tracker):
+            return self._prediction(confidence_scores_for(RATING_ACTION, 1.0, domain))
         return self._prediction(self._default_predictions(domain))
 
     @staticmethod
     def answers(tracker: DialogueStateTracker, domain: Domain) -> bool:
         """Whether the latest message answers the yes/no question just asked (see the module)."""
-        if tracker.latest_action_name != ACTION_LISTEN_NAME or tracker.active_loop_name:
+        waiting = message_waited_for(tracker)
+        if waiting is None:
             return False
-        message = tracker.latest_message
-        if message is None or not message.text:
-            return False
-        intent = message.intent or {}
-        name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
+        text, name, confidence = waiting
         if name in ANSWERS or (name not in SMALL_TALK and confidence >= MIN_CONFIDENCE):
             return False
         asked = last_response(event.as_dict() for event in reversed(tracker.events))
         if asked not in yes_no_questions(domain.responses):
             return False
-        return yes_or_no(message.parse_data.get("text") or message.text) is not None
+        return yes_or_no(text) is not None
+
+    @staticmethod
+    def rates(tracker: DialogueStateTracker) -> bool:
+        """Whether the latest message rates the person who just handed the conversation back."""
+        waiting = message_waited_for(tracker)
+        if waiting is None:
+            return False
+        text, name, confidence = waiting
+        unsure = name in SMALL_TALK or name in ("affirm", "deny") or confidence < MIN_CONFIDENCE
+        if not unsure or rated_agent(event.as_dict() for event in reversed(tracker.events)) is None:
+            return False
+        return rating(text) is not None
+
+
+def message_waited_for(tracker: DialogueStateTracker) -> tuple[str, str, float] | None:
+    """(text, intent, confidence) of the student's latest message when the assistant was waiting
+    for it (it listened, no form asks), else None."""
+    if tracker.latest_action_name != ACTION_LISTEN_NAME or tracker.active_loop_name:
+        return None
+    message = tracker.latest_message
+    if message is None or not message.text:
+        return None
+    intent = message.intent or {}
+    text = message.parse_data.get("text") or message.text
+    return text, str(intent.get("name") or ""), float(intent.get("confidence") or 0.0)

@@ -253,3 +253,56 @@ class LivePush(Base):
     conversation_id = sa.Column(sa.String(255), nullable=False)
     payload = sa.Column(sa.Text, nullable=False)
     created = sa.Column(sa.Float, nullable=False)  # epoch seconds
+
+
+class SessionOutcome(Base):
+    """What one session of a conversation came to (staff/outcomes.py defines the outcomes), kept
+    so that the dashboard counts rows instead of replaying every conversation. Recomputed for a
+    conversation whenever it has new events; `last_event_id` says how far the events were read."""
+
+    __tablename__ = "session_outcomes"
+    __table_args__ = (sa.UniqueConstraint("conversation_id", "first_event_id"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    first_event_id = sa.Column(sa.Integer, nullable=False)
+    last_event_id = sa.Column(sa.Integer, nullable=False, index=True)
+    started_at = sa.Column(sa.DateTime, nullable=False, index=True)  # UTC, as every column here
+    ended_at = sa.Column(sa.DateTime, nullable=False)  # its last event
+    channel = sa.Column(sa.String(32), nullable=False)
+    topic = sa.Column(sa.String(32), nullable=False)
+    outcome = sa.Column(sa.String(32), nullable=False)
+    step = sa.Column(sa.String(64), nullable=False)  # where a student gave up, else ""
+    flow = sa.Column(sa.String(32), nullable=False)  # the last flow entered, else ""
+    flow_step = sa.Column(sa.Integer, nullable=False)  # how many of its steps were reached
+    handoff_at = sa.Column(sa.DateTime, nullable=True)
+    taken_at = sa.Column(sa.DateTime, nullable=True)
+    agent_first_at = sa.Column(sa.DateTime, nullable=True)
+    takeover_seconds = sa.Column(sa.Float, nullable=True)
+    takeover_end = sa.Column(sa.String(16), nullable=True)
+
+
+class CannedReply(Base):
+    """A short reply the support team keeps ready (with the FAQ's links and numbers), inserted
+    while taking over; admins edit them, and each is checked against the FAQ when saved."""
+
+    __tablename__ = "canned_replies"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    title = sa.Column(sa.String(40), nullable=False)
+    text = sa.Column(sa.Text, nullable=False)
+    updated_by = sa.Column(sa.String(64), nullable=False)
+    updated_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
+class AgentRating(Base):
+    """Whether the person who helped in a live takeover helped, as the student said right after
+    the hand-back (actions/agent_rating.py)."""
+
+    __tablename__ = "agent_ratings"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    agent = sa.Column(sa.String(64), nullable=False, index=True)
+    helpful = sa.Column(sa.Boolean, nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)

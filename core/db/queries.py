@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -13,9 +13,11 @@ from core.db.engine import engine, session_scope
 from core.db.models import (
     LABEL_SOURCES,
     REVIEW_KINDS,
+    AgentRating,
     AnswerFeedback,
     ReviewLabel,
     ReviewMessage,
+    SessionOutcome,
     Takeover,
     Ticket,
     TicketNote,
@@ -81,6 +83,27 @@ def list_tickets(
         tickets = list(session.execute(query).scalars())
         session.expunge_all()
         return tickets
+
+
+def last_student_messages(conversation_ids: list[str]) -> dict[str, datetime]:
+    """When each conversation's student last wrote (naive UTC), for the ticket queue."""
+    found: dict[str, datetime] = {}
+    if not conversation_ids or not sa.inspect(engine()).has_table("events"):
+        return found
+    latest = sa.func.max(EVENTS.c.timestamp)
+    with session_scope() as session:
+        for start in range(0, len(conversation_ids), 500):
+            batch = conversation_ids[start : start + 500]
+            for sender, timestamp in session.execute(
+                sa.select(EVENTS.c.sender_id, latest)
+                .where(EVENTS.c.sender_id.in_(batch), EVENTS.c.type_name == "user")
+                .group_by(EVENTS.c.sender_id)
+            ):
+                if timestamp is not None:
+                    found[sender] = datetime.fromtimestamp(timestamp, timezone.utc).replace(
+                        tzinfo=None
+                    )
+    return found
 
 
 def get_ticket(number: int) -> Ticket | None:
@@ -288,6 +311,24 @@ def tickets_per_topic_per_day(since: datetime) -> list[tuple[str, str, int]]:
     return sorted((day, topic, n) for (day, topic), n in counts.items())
 
 
+def record_agent_rating(conversation_id: str, agent: str, helpful: bool) -> None:
+    with session_scope() as session:
+        session.add(AgentRating(conversation_id=conversation_id, agent=agent[:64], helpful=helpful))
+
+
+def agent_ratings(since: datetime, until: datetime) -> list[tuple[str, int, int]]:
+    """(agent, rated helpful, rated not helpful) for ratings given in [since, until), naive UTC."""
+    helped = sa.func.sum(sa.case((AgentRating.helpful.is_(True), 1), else_=0))
+    with session_scope() as session:
+        rows = session.execute(
+            sa.select(AgentRating.agent, helped, sa.func.count())
+            .where(AgentRating.created_at >= since, AgentRating.created_at < until)
+            .group_by(AgentRating.agent)
+            .order_by(AgentRating.agent)
+        ).all()
+    return [(agent, int(yes or 0), int(total) - int(yes or 0)) for agent, yes, total in rows]
+
+
 def record_feedback(conversation_id: str, answer: str, helpful: bool) -> None:
     with session_scope() as session:
         session.add(AnswerFeedback(conversation_id=conversation_id, answer=answer, helpful=helpful))
@@ -417,6 +458,9 @@ def purge_older_than(days: int, now: datetime | None = None) -> Purged:
                 events += session.execute(
                     sa.delete(EVENTS).where(EVENTS.c.sender_id.in_(batch))
                 ).rowcount
+                session.execute(
+                    sa.delete(SessionOutcome).where(SessionOutcome.conversation_id.in_(batch))
+                )
                 if sa.inspect(engine()).has_table("conversation_checkpoints"):
                     session.execute(
                         sa.delete(CHECKPOINTS).where(CHECKPOINTS.c.conversation_id.in_(batch))
@@ -424,6 +468,7 @@ def purge_older_than(days: int, now: datetime | None = None) -> Purged:
         feedback = session.execute(
             sa.delete(AnswerFeedback).where(AnswerFeedback.created_at < cutoff)
         ).rowcount
+        session.execute(sa.delete(AgentRating).where(AgentRating.created_at < cutoff))
         old_resolved = sa.select(Ticket.id).where(
             Ticket.status == "resolved", Ticket.updated_at < cutoff
         )

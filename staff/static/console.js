@@ -95,3 +95,38 @@
   }
   setTimeout(poll, POLL_MS);
 })();
+
+/* Canned replies on a taken-over conversation's page (.canned-reply buttons): a click, or
+ * Alt+1 … Alt+9 for the first nine, inserts the reply's text at the cursor in the reply box
+ * (#say), within its maxlength; the agent reads it over and sends it. */
+(function () {
+  "use strict";
+  var say = document.getElementById("say");
+  var buttons = document.querySelectorAll(".canned-reply");
+  if (!say || !buttons.length) { return; }
+
+  function insert(text) {
+    var start = say.selectionStart || 0;
+    var end = say.selectionEnd || start;
+    var before = say.value.slice(0, start);
+    var after = say.value.slice(end);
+    var room = (parseInt(say.getAttribute("maxlength"), 10) || 2000) - before.length - after.length;
+    var added = text.slice(0, Math.max(0, room));
+    say.value = before + added + after;
+    say.focus();
+    say.selectionStart = say.selectionEnd = before.length + added.length;
+  }
+
+  Array.prototype.forEach.call(buttons, function (button) {
+    button.addEventListener("click", function () { insert(button.getAttribute("data-text")); });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (!event.altKey || event.ctrlKey || event.metaKey) { return; }
+    var match = /^Digit([1-9])$/.exec(event.code || "");
+    if (!match) { return; }
+    var button = buttons[parseInt(match[1], 10) - 1];
+    if (!button) { return; }
+    event.preventDefault();
+    button.click();
+  });
+})();
