@@ -74,8 +74,9 @@ def stored(
     text: str, kind: str, agent_name: str = "", ended: str = "", rated: str | None = None
 ) -> BotUttered:
     """A takeover's message as stored (masked); `ended` says how a hand-back came ("agent",
-    "timeout"), for the staff's outcome figures (staff/outcomes.py); `rated`, the agent the
-    hand-back asks the student to rate (core/answers.py: rating)."""
+    "timeout", "resolved": the ticket with it), for the staff's outcome figures
+    (staff/outcomes.py); `rated`, the agent the hand-back asks the student to rate
+    (core/answers.py: rating)."""
     metadata = {
         "takeover": kind,
         **({"agent": agent_name} if agent_name else {}),
@@ -145,7 +146,8 @@ class TakeoverInput(InputChannel):
                     if step == "pause"
                     else ("takeover_timeout" if timed_out else "takeover_ended")
                 ]
-            ended = "timeout" if step == "resume" and timed_out else "agent"
+            resolved = isinstance(call, dict) and call.get("reason") == "resolved"
+            ended = "timeout" if timed_out else "resolved" if resolved else "agent"
             return await self.apply(request.app, step, conversation_id, text, agent_name, ended)
 
         return hook
@@ -172,7 +174,7 @@ class TakeoverInput(InputChannel):
             elif step == "say":
                 events = [stored(text, AGENT, agent_name)]
             else:
-                rated = last_agent(tracker) if ended == "agent" else None
+                rated = last_agent(tracker) if ended != "timeout" else None
                 if rated:  # a person helped: ask the student, in one tap or one digit
                     text = f"{text}\n{replies()['takeover_rating']}"
                 events = [stored(text, NOTE, ended=ended, rated=rated), ConversationResumed()]

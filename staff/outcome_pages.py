@@ -85,7 +85,7 @@ def add_routes(app: Sanic) -> None:
             return refused(404, "没有这张表或图。")
         found = await in_thread(counted, days)
         if kind == "svg":
-            drawn = await in_thread(outcomes.charts, found)
+            drawn = await in_thread(outcomes.charts, found, name)
             return response.text(drawn[name], content_type="image/svg+xml", headers=HEADERS)
         return response.text(
             as_csv(outcomes.csv_rows(found, name)),

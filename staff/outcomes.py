@@ -173,7 +173,12 @@ TOPIC_NAMES = {
     "duplicate_id": "注册时证件号码重复",
     "": "未说明",
 }
-TAKEOVER_ENDS = {"handed_back": "交还助手", "timed_out": "超时交还", "open": "还没结束"}
+TAKEOVER_ENDS = {
+    "handed_back": "交还助手",
+    "resolved": "工单已解决",
+    "timed_out": "超时交还",
+    "open": "还没结束",
+}
 RETURN_WINDOW = timedelta(hours=24)
 MAX_DAYS = 92  # a term: the longest window the dashboard and the report count
 OPEN_WINDOW = timedelta(minutes=60)  # Rasa's session expiry (domain.yml)
@@ -306,8 +311,8 @@ def classify(conversation_id: str, rows: list[Row]) -> Session:
             if metadata.get("takeover") == "agent" and session.agent_first_at is None:
                 session.agent_first_at = at
             if metadata.get("takeover") == "note" and metadata.get("ended"):
-                timed_out = metadata["ended"] == "timeout"
-                session.takeover_end = "timed_out" if timed_out else "handed_back"
+                ends = {"timeout": "timed_out", "resolved": "resolved"}
+                session.takeover_end = ends.get(str(metadata["ended"]), "handed_back")
         elif kind == "resume" and session.taken_at is not None and session.takeover_seconds is None:
             session.takeover_seconds = (at - session.taken_at).total_seconds()
             session.takeover_end = session.takeover_end or "handed_back"
@@ -363,7 +368,9 @@ def refresh(max_conversations: int | None = None) -> int:
     two at once is written by one, the other's batch rolls back and is read next time."""
     read = 0
     while max_conversations is None or read < max_conversations:
-        batch = min(REFRESH_BATCH, (max_conversations or REFRESH_BATCH) - read)
+        batch = REFRESH_BATCH
+        if max_conversations is not None:
+            batch = min(batch, max_conversations - read)
         with session_scope() as db:
             if not sa.inspect(db.connection()).has_table("events"):
                 return read
@@ -429,10 +436,10 @@ class Rate:
     resolved: int = 0
     handed: int = 0
 
-    def add(self, outcome: str) -> None:
-        self.counted += 1
-        self.resolved += outcome in RESOLVED
-        self.handed += outcome in HANDED
+    def add(self, outcome: str, sessions: int = 1) -> None:
+        self.counted += sessions
+        self.resolved += sessions if outcome in RESOLVED else 0
+        self.handed += sessions if outcome in HANDED else 0
 
     @property
     def resolution(self) -> float | None:
@@ -494,7 +501,12 @@ def final_outcome(row: Any, now: datetime) -> str:
 
 
 def figures(since: datetime, until: datetime, now: datetime | None = None) -> Figures:
-    """The figures for sessions started in [since, until) (aware datetimes, the team's zone)."""
+    """The figures for sessions started in [since, until) (aware datetimes, the team's zone).
+
+    Counted in the database, grouped (a term is 100,000 rows: bench/outcomes.py); only the
+    sessions of the last 24 hours, whose outcome may still be open or pending, and the takeovers
+    (their times) are read one by one. Days are hours in UTC put into the team's zone: exact
+    for the zones whose offset is whole hours (Asia/Shanghai's is)."""
     zone = since.tzinfo or timezone.utc
     now = now or datetime.now(timezone.utc)
     if now.tzinfo is not None:  # naive: UTC already, as the stored times
@@ -503,35 +515,87 @@ def figures(since: datetime, until: datetime, now: datetime | None = None) -> Fi
     end = until.astimezone(timezone.utc).replace(tzinfo=None)
     found = Figures(since=since, until=until, zone=str(zone))
     found.funnels = {flow: [0] * len(steps) for flow, (_, steps) in FLOWS.items()}
-    table = SessionOutcome.__table__
+    c = SessionOutcome.__table__.c
+    in_window = sa.and_(c.started_at >= start, c.started_at < end)
+    settled = sa.and_(in_window, c.ended_at < now - RETURN_WINDOW)  # every outcome final
+    count = sa.func.count()
+    days: dict[str, str] = {}
+
+    def day_of(hour: str) -> str:
+        if hour not in days:
+            moment = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+            days[hour] = moment.astimezone(zone).strftime("%Y-%m-%d")
+        return days[hour]
+
+    def counted(outcome: str, n: int, hour: str, topic: str | None, channel: str | None) -> None:
+        found.outcomes[outcome] += n
+        if outcome in OUTCOMES:
+            found.days[day_of(hour)].add(outcome, n)
+            if topic is not None:
+                found.topics[topic].add(outcome, n)
+            if channel is not None:
+                found.channels[channel].add(outcome, n)
+                found.total.add(outcome, n)
+
     with session_scope() as db:
-        rows = db.execute(
-            sa.select(table).where(table.c.started_at >= start, table.c.started_at < end)
+        hour = hour_of(db, c.started_at)
+        for when, outcome, n in db.execute(
+            sa.select(hour, c.outcome, count).where(settled).group_by(hour, c.outcome)
+        ):
+            counted(outcome, n, when, None, None)
+        for topic, outcome, n in db.execute(
+            sa.select(c.topic, c.outcome, count).where(settled).group_by(c.topic, c.outcome)
+        ):
+            if outcome in OUTCOMES:
+                found.topics[topic].add(outcome, n)
+        for channel, outcome, n in db.execute(
+            sa.select(c.channel, c.outcome, count).where(settled).group_by(c.channel, c.outcome)
+        ):
+            if outcome in OUTCOMES:
+                found.channels[channel].add(outcome, n)
+                found.total.add(outcome, n)
+        for step, n in db.execute(
+            sa.select(c.step, count).where(settled, c.outcome == "gave_up").group_by(c.step)
+        ):
+            found.gave_up[step] += n
+        for flow, reached, n in db.execute(
+            sa.select(c.flow, c.flow_step, count).where(in_window).group_by(c.flow, c.flow_step)
+        ):
+            for step in range(min(reached, len(found.funnels.get(flow, [])))):
+                found.funnels[flow][step] += n
+        recent = db.execute(
+            sa.select(c.started_at, c.ended_at, c.topic, c.channel, c.outcome, c.step).where(
+                in_window, c.ended_at >= now - RETURN_WINDOW
+            )
         ).all()
-    found.ratings = queries.agent_ratings(start, end)
-    for row in rows:
+        taken = db.execute(
+            sa.select(
+                c.handoff_at, c.taken_at, c.agent_first_at, c.takeover_seconds, c.takeover_end
+            ).where(in_window, c.taken_at.is_not(None))
+        ).all()
+    for row in recent:
         outcome = final_outcome(row, now)
-        found.outcomes[outcome] += 1
-        if row.flow in found.funnels:
-            for step in range(row.flow_step):
-                found.funnels[row.flow][step] += 1
+        counted(outcome, 1, row.started_at.strftime("%Y-%m-%d %H"), row.topic, row.channel)
+        if outcome == "gave_up":
+            found.gave_up[row.step] += 1
+    for row in taken:
         if row.takeover_end:
             found.takeover_ends[row.takeover_end] += 1
-        if row.agent_first_at is not None and row.taken_at is not None:
+        if row.agent_first_at is not None:
             asked = row.handoff_at or row.taken_at
             waited = (row.agent_first_at - asked).total_seconds() / 60
             found.first_reply_minutes.append(max(0.0, waited))
         if row.takeover_seconds is not None:
             found.takeover_minutes.append(row.takeover_seconds / 60)
-        if outcome not in OUTCOMES:
-            continue
-        if outcome == "gave_up":
-            found.gave_up[row.step] += 1
-        day = row.started_at.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%Y-%m-%d")
-        for rate in (found.total, found.topics[row.topic], found.channels[row.channel]):
-            rate.add(outcome)
-        found.days[day].add(outcome)
+    found.ratings = queries.agent_ratings(start, end)
     return found
+
+
+def hour_of(db: Any, column: Any) -> Any:
+    """The hour a stored (UTC) time falls in, as "YYYY-MM-DD HH", in the database's own SQL."""
+    if db.get_bind().dialect.name == "sqlite":
+        return sa.func.strftime("%Y-%m-%d %H", column)
+    return sa.func.to_char(column, "YYYY-MM-DD HH24")
 
 
 def median(values: list[float]) -> float | None:
@@ -642,38 +706,45 @@ def csv_rows(found: Figures, name: str) -> list[list[str]]:
 # ---- charts --------------------------------------------------------------------------------
 
 
-def charts(found: Figures) -> dict[str, str]:
-    """The dashboard's charts as SVG (matplotlib's Figure, no script inside); labels in ASCII
-    (the console's fonts may lack Chinese), the tables beside them name everything."""
+def charts(found: Figures, only: str | None = None) -> dict[str, str]:
+    """The dashboard's charts as SVG (matplotlib's Figure, no script inside; `only`: just that
+    one); labels in ASCII (the console's fonts may lack Chinese), the tables beside them name
+    everything."""
     from matplotlib.figure import Figure
 
     drawn = {}
-    days = sorted(found.days)
-    figure = Figure(figsize=(8, 3.2))
-    axes = figure.subplots()
-    for label, values in (
-        ("resolved", [found.days[day].resolution or 0 for day in days]),
-        ("to a person", [found.days[day].handoff or 0 for day in days]),
-    ):
-        axes.plot([day[5:] for day in days], [100 * v for v in values], marker="o", label=label)
-    axes.set_ylabel("% of sessions")
-    axes.set_ylim(0, 100)
-    axes.legend(fontsize=8)
-    drawn["days"] = svg(figure)
-
-    figure = Figure(figsize=(8, 3.2))
-    axes = figure.subplots()
-    for flow, counts in found.funnels.items():
-        axes.plot(range(1, len(counts) + 1), counts, marker="o", label=flow)
-    axes.set_xlabel("step of the flow")
-    axes.set_ylabel("sessions")
-    axes.legend(fontsize=8)
-    drawn["funnel"] = svg(figure)
+    if only in (None, "days"):
+        days = sorted(found.days)
+        figure = Figure(figsize=(8, 3.2))
+        axes = figure.subplots()
+        for label, values in (
+            ("resolved", [found.days[day].resolution or 0 for day in days]),
+            ("to a person", [found.days[day].handoff or 0 for day in days]),
+        ):
+            axes.plot(range(len(days)), [100 * v for v in values], marker="o", label=label)
+        every = max(1, len(days) // 12)  # at most a dozen dates under the axis
+        axes.set_xticks(range(0, len(days), every), [day[5:] for day in days][::every])
+        axes.set_ylabel("% of sessions")
+        axes.set_ylim(0, 100)
+        axes.legend(fontsize=8)
+        drawn["days"] = svg(figure)
+    if only in (None, "funnel"):
+        figure = Figure(figsize=(8, 3.2))
+        axes = figure.subplots()
+        for flow, counts in found.funnels.items():
+            axes.plot(range(1, len(counts) + 1), counts, marker="o", label=flow)
+        axes.set_xlabel("step of the flow")
+        axes.set_ylabel("sessions")
+        axes.legend(fontsize=8)
+        drawn["funnel"] = svg(figure)
     return drawn
 
 
 def svg(figure: Any) -> str:
+    import matplotlib
+
     figure.tight_layout()
     out = io.StringIO()
-    figure.savefig(out, format="svg")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: smaller, faster
+        figure.savefig(out, format="svg")
     return out.getvalue()

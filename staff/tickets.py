@@ -259,7 +259,8 @@ def add_routes(app: Sanic) -> None:
                 return refused(403, why_not)
         if held is not None and action in ("release", "resolve"):
             # a released or resolved case must not leave the student with a silent assistant
-            outcome = await hand_back(held, "ended", request.ctx.user.name)
+            ended = "resolved" if action == "resolve" else "ended"
+            outcome = await hand_back(held, ended, request.ctx.user.name)
             if not outcome.ok:
                 return refused(502, outcome.message)
         try:

@@ -327,7 +327,9 @@ def test_the_figures_count_outcomes_rates_and_the_funnel_s_worst_step(stored) ->
     assert "最多人离开：注册时证件号码重复 在「说了以前是否注册过」之前（2 个会话）" in report
 
 
-def test_only_conversations_with_new_events_are_read_again_and_their_rows_replaced(stored) -> None:
+def test_only_conversations_with_new_events_are_read_again_and_their_rows_replaced(
+    stored, monkeypatch
+) -> None:
     first = session(*turn("forgot_password", *PASSWORD, *ANSWER))
     for position, event in enumerate(first):
         event.timestamp = T0 + position
@@ -337,13 +339,23 @@ def test_only_conversations_with_new_events_are_read_again_and_their_rows_replac
     more = [*first, *turn("affirm", did("action_record_feedback"))]
     store_conversation(stored, "a", more)  # the same student says it worked
     assert outcomes.refresh(max_conversations=5) == 1
+    monkeypatch.setattr(outcomes, "REFRESH_BATCH", 2)  # batch after batch until all are read
+    for sender in ("c", "d", "e"):
+        store_conversation(stored, sender, session(*turn("greet", did("utter_greet"))))
+    assert outcomes.refresh() == 3
     with session_scope() as db:
         kept = db.execute(
             sa.select(SessionOutcome.conversation_id, SessionOutcome.outcome).order_by(
                 SessionOutcome.conversation_id
             )
         ).all()
-    assert [tuple(row) for row in kept] == [("a", "resolved_confirmed"), ("b", "no_question")]
+    assert [tuple(row) for row in kept] == [
+        ("a", "resolved_confirmed"),
+        ("b", "no_question"),
+        ("c", "no_question"),
+        ("d", "no_question"),
+        ("e", "no_question"),
+    ]
 
 
 def test_recent_sessions_are_open_and_recent_assumptions_pending(stored) -> None:
@@ -393,3 +405,16 @@ def test_the_console_shows_stored_times_in_the_team_s_zone(monkeypatch) -> None:
     assert local(stored, "%H:%M") == "18:30"
     monkeypatch.setenv("TEAM_TIMEZONE", "Mars/Olympus")  # refused: the default, not a crash
     assert local(stored, "%H:%M") == "01:30" and local(None) == "-"
+
+
+@pytest.mark.parametrize(
+    "ended, end", [("agent", "handed_back"), ("resolved", "resolved"), ("timeout", "timed_out")]
+)
+def test_how_a_takeover_ended_is_read_from_its_hand_back_note(ended: str, end: str) -> None:
+    found = one(
+        *turn("request_human", did("utter_handoff")),
+        ConversationPaused(),
+        BotUttered("……", metadata={"takeover": "note", "ended": ended}),
+        ConversationResumed(),
+    )
+    assert (found.outcome, found.takeover_end) == ("taken_over", end)

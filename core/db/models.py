@@ -255,19 +255,35 @@ class LivePush(Base):
     created = sa.Column(sa.Float, nullable=False)  # epoch seconds
 
 
+WINDOW_COLUMNS = (
+    "started_at",
+    "ended_at",
+    "outcome",
+    "topic",
+    "channel",
+    "step",
+    "flow",
+    "flow_step",
+)
+
+
 class SessionOutcome(Base):
     """What one session of a conversation came to (staff/outcomes.py defines the outcomes), kept
     so that the dashboard counts rows instead of replaying every conversation. Recomputed for a
     conversation whenever it has new events; `last_event_id` says how far the events were read."""
 
     __tablename__ = "session_outcomes"
-    __table_args__ = (sa.UniqueConstraint("conversation_id", "first_event_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id", "first_event_id"),
+        # What the dashboard counts, in one index: a term's figures read it, not the table.
+        sa.Index("ix_session_outcomes_counted", *WINDOW_COLUMNS),
+    )
 
     id = sa.Column(sa.Integer, primary_key=True)
     conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
     first_event_id = sa.Column(sa.Integer, nullable=False)
     last_event_id = sa.Column(sa.Integer, nullable=False, index=True)
-    started_at = sa.Column(sa.DateTime, nullable=False, index=True)  # UTC, as every column here
+    started_at = sa.Column(sa.DateTime, nullable=False)  # UTC, as every time here
     ended_at = sa.Column(sa.DateTime, nullable=False)  # its last event
     channel = sa.Column(sa.String(32), nullable=False)
     topic = sa.Column(sa.String(32), nullable=False)

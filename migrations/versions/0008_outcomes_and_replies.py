@@ -43,7 +43,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_session_outcomes_conversation_id", "session_outcomes", ["conversation_id"])
     op.create_index("ix_session_outcomes_last_event_id", "session_outcomes", ["last_event_id"])
-    op.create_index("ix_session_outcomes_started_at", "session_outcomes", ["started_at"])
+    op.create_index(
+        "ix_session_outcomes_counted",
+        "session_outcomes",
+        ["started_at", "ended_at", "outcome", "topic", "channel", "step", "flow", "flow_step"],
+    )
     op.create_table(
         "canned_replies",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -74,7 +78,7 @@ def downgrade() -> None:
     op.drop_index("ix_agent_ratings_conversation_id", table_name="agent_ratings")
     op.drop_table("agent_ratings")
     op.drop_table("canned_replies")
-    op.drop_index("ix_session_outcomes_started_at", table_name="session_outcomes")
+    op.drop_index("ix_session_outcomes_counted", table_name="session_outcomes")
     op.drop_index("ix_session_outcomes_last_event_id", table_name="session_outcomes")
     op.drop_index("ix_session_outcomes_conversation_id", table_name="session_outcomes")
     op.drop_table("session_outcomes")
