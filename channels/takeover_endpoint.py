@@ -53,7 +53,14 @@ def register_pusher(prefix: str, push: Pusher) -> None:
     PUSHERS[prefix] = push
 
 
-async def push(conversation_id: str, text: str, kind: str) -> None:
+# The hand-back's question as one tap in the help page's widget: the same "1" / "2" typed
+# elsewhere (WeChat and WeCom read the numbered choice in the text).
+RATING_BUTTONS = [{"title": "有帮助", "payload": "1"}, {"title": "没帮助", "payload": "2"}]
+
+
+async def push(
+    conversation_id: str, text: str, kind: str, buttons: list[dict[str, str]] | None = None
+) -> None:
     for prefix, pusher in PUSHERS.items():
         if conversation_id.startswith(prefix):
             try:
@@ -61,7 +68,9 @@ async def push(conversation_id: str, text: str, kind: str) -> None:
             except Exception as error:
                 raise NotDelivered(f"{type(error).__name__}: {error}") from error
             return
-    await HUB.publish(conversation_id, {"text": text, "from": kind})
+    await HUB.publish(
+        conversation_id, {"text": text, "from": kind, **({"buttons": buttons} if buttons else {})}
+    )
 
 
 async def is_paused(conversation_id: str) -> bool:
@@ -167,6 +176,7 @@ class TakeoverInput(InputChannel):
             if tracker is None:
                 return response.json({"error": "no such conversation"}, 404)
             events: list[Event]
+            rated: str | None = None  # the agent the student is asked about at a hand-back
             if step == "pause":
                 events = [ConversationPaused(), stored(text, NOTE)]
             elif not tracker.is_paused():
@@ -179,7 +189,8 @@ class TakeoverInput(InputChannel):
                     text = f"{text}\n{replies()['takeover_rating']}"
                 events = [stored(text, NOTE, ended=ended, rated=rated), ConversationResumed()]
             try:
-                await push(conversation_id, text, NOTE if step != "say" else AGENT)
+                buttons = RATING_BUTTONS if rated else None
+                await push(conversation_id, text, NOTE if step != "say" else AGENT, buttons)
             except NotDelivered as error:
                 logger.warning("A takeover message was not delivered: %s", error)
                 if step == "say":  # the agent must know; a note is stored all the same

@@ -66,6 +66,9 @@ def live(model_path: Path, tmp_path_factory, stub: ApiStub) -> Iterator[dict]:
             }
 
 
+BUTTONS = [{"title": "有帮助", "payload": "1"}, {"title": "没帮助", "payload": "2"}]
+
+
 def handed_back() -> str:
     """What the student is told when the agent who spoke to them hands back: the end, and the
     one-tap question whether the person helped."""
@@ -235,7 +238,7 @@ def test_an_agent_takes_over_answers_on_the_widget_stream_and_hands_back(live) -
         assert post(wang, f"{ticket}/say", csrf=wang_csrf, text=" ").status_code == 400
 
         assert post(wang, f"{ticket}/handback", csrf=wang_csrf).status_code == 303
-        assert stream.wait_for(3)[2] == {"text": handed_back(), "from": "note"}
+        assert stream.wait_for(3)[2] == {"text": handed_back(), "from": "note", "buttons": BUTTONS}
         assert "谢谢你的评价" in chat.say("２")  # the one-tap rating, typed
         assert PASSWORD_PAGE in chat.say("那我忘记密码了怎么办")
     finally:
@@ -534,7 +537,7 @@ def test_an_agent_takes_over_a_widget_conversation_in_the_browser(live, monkeypa
 
         agent.click("button:has-text('交回助手')")
         student_sees(".chsi-bot", replies()["takeover_rating"])
-        student_says("1")  # the person helped
+        student.locator(".chsi-button", has_text="有帮助").last.click()  # one tap
         student_sees(".chsi-bot", "谢谢你的评价")
         student_says("忘记密码了")
         student_sees(".chsi-bot", "找回密码有三种方式")

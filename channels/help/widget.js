@@ -271,7 +271,11 @@
     stream.onmessage = function (event) {
       try {
         var pushed = JSON.parse(event.data);
-        add({ from: pushed.from === "agent" ? "agent" : "bot", text: String(pushed.text || "") });
+        var buttons = (Array.isArray(pushed.buttons) ? pushed.buttons : []).slice(0, 4)
+          .filter(function (b) { return b && typeof b.title === "string" && typeof b.payload === "string"; })
+          .map(function (b) { return { title: b.title.slice(0, 40), payload: b.payload.slice(0, 40) }; });
+        add({ from: pushed.from === "agent" ? "agent" : "bot", text: String(pushed.text || ""),
+              buttons: buttons });
       } catch (e) { /* not a message */ }
     };
   }
