@@ -28,7 +28,8 @@ class ActionRecordAgentRating(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         agent = rated_agent(reversed(tracker.events))
-        helped = rating(tracker.latest_message.get("text") or "")
+        message = tracker.latest_message or {}
+        helped = rating(message.get("text") or "", (message.get("intent") or {}).get("name") or "")
         if agent is not None and helped is not None:
             try:
                 queries.record_agent_rating(tracker.sender_id, agent, helped)

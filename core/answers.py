@@ -92,27 +92,36 @@ def last_response(newest_first: Iterable[dict[str, Any]]) -> str | None:
 # After a live takeover the hand-back note asks whether the person helped ("回复 1 有帮助，回复 2
 # 没帮助"; channels/takeover_endpoint.py): the reply, typed or tapped, is read here.
 RATED = "rating_for"  # the note's metadata key: the agent the question is about
-# The digit alone ("1", "1。", "选1" is not asked for): "一直登不上" is not a 1.
-HELPED_WORDS = re.compile(r"^(?:[1一](?:[.、:：\s]|$)|有帮助|有用|帮到了|很有帮助|满意)")
-NOT_HELPED_WORDS = re.compile(r"^(?:[2二两](?:[.、:：\s]|$)|没帮助|没有帮助|没用|没帮到|不满意)")
+# The digit or the words alone, or followed by punctuation: "一直登不上", "有用户名但…" and
+# "没用这个身份证注册过" are not ratings.
+RATING_END = r"(?:[\s.,，。!！、:：~～]|了|的|啊|呀|哦|谢谢|$)"
+HELPED_WORDS = re.compile(rf"^(?:[1一]|有帮助|有用|帮到了|很有帮助|满意){RATING_END}")
+NOT_HELPED_WORDS = re.compile(rf"^(?:[2二两]|没帮助|没有帮助|没用|没帮到|不满意){RATING_END}")
+# Between the hand-back note and the student's reply, only the resumption and a new session's
+# start may lie (the student may answer after the 60 minutes that end a session).
+BETWEEN_ACTIONS = frozenset({"action_listen", "action_session_start"})
 
 
-def rating(text: str) -> bool | None:
-    """Whether a reply to "did the person help?" says yes (True), no (False), or neither."""
-    text = unicodedata.normalize("NFKC", text or "").strip().strip("。.,，!！、)） ").lower()
+def rating(text: str, intent: str = "") -> bool | None:
+    """Whether a reply to "did the person help?" says yes (True), no (False), or neither: the
+    choice or the words themselves, or, when the classifier read the reply as a yes or a no
+    (affirm, deny), that answer ("解决了"); a new question ("还是收不到验证码") is no rating."""
+    text = unicodedata.normalize("NFKC", text or "").strip().lower()
     if not text or len(text) > MAX_ANSWER_CHARS:
         return None
     if NOT_HELPED_WORDS.match(text):
         return False
     if HELPED_WORDS.match(text):
         return True
-    said = yes_or_no(text)
-    return None if said is None else said == "yes"
+    if intent in ("affirm", "deny"):
+        said = yes_or_no(text)
+        return said == "yes" if said is not None else intent == "affirm"
+    return None
 
 
 def rated_agent(newest_first: Iterable[dict[str, Any]]) -> str | None:
-    """The agent whose help the latest message answers about: the hand-back note's, when the
-    note is the last thing said before that message (events as dicts, newest first)."""
+    """The agent whose help the latest message answers about: the hand-back note's, when only
+    a session's start lies between the note and that message (events as dicts, newest first)."""
     seen_user = False
     for event in newest_first:
         kind = event.get("event")
@@ -123,8 +132,8 @@ def rated_agent(newest_first: Iterable[dict[str, Any]]) -> str | None:
         elif kind == "bot" and seen_user:
             agent = (event.get("metadata") or {}).get(RATED)
             return str(agent)[:64] if agent else None
-        elif kind in ("session_started", "restart") or (
-            kind == "action" and event.get("name") != "action_listen"
+        elif kind in ("restart", "rewind") or (
+            kind == "action" and event.get("name") not in BETWEEN_ACTIONS
         ):
-            return None
+            return None  # anything else between (a resumption, a session's start) is passed
     return None

@@ -40,19 +40,14 @@ async def in_thread(function: Any, *args: Any) -> Any:
 def as_csv(rows: list[list[str]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    for row in rows:  # a cell starting like a formula is read as text by a spreadsheet
-        writer.writerow(
-            [
-                f"'{cell}" if cell[:1] in ("=", "+", "-", "@") and cell != "-" else cell
-                for cell in row
-            ]
-        )
+    for row in rows:
+        writer.writerow([as_text(cell) for cell in row])
     return out.getvalue()
 
 
 def as_text(cell: str) -> str:
     """A cell that starts like a formula, quoted: a spreadsheet shows it, does not run it."""
-    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@") and cell != "-" else cell
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and cell != "-" else cell
 
 
 def add_routes(app: Sanic) -> None:

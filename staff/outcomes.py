@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ from core import settings
 from core.answers import HELPFUL_INTENTS
 from core.db import queries
 from core.db.engine import session_scope
-from core.db.models import SessionOutcome, utcnow
+from core.db.models import SessionOutcome, SharedValue, utcnow
 from core.db.queries import EVENTS, without_reverted
 
 OUTCOMES = {
@@ -79,6 +80,10 @@ HANDOFF = "utter_handoff"  # the contacts; the ticket follows (data/rules/handof
 FEEDBACK = "action_record_feedback"
 FALLBACK_INTENT = "nlu_fallback"
 SESSION_START = "session_started"
+# Stored right before session_started, they open the new session: the slot of the message's
+# metadata (Rasa sets it when a channel sends metadata), then action_session_start.
+SESSION_OPENERS = frozenset({"session_started_metadata", "action_session_start"})
+RATING = "action_record_agent_rating"  # a student's rating of an agent: no question
 # Intents that bring no account problem: a session of only these asked nothing to count.
 NOT_A_QUESTION = frozenset(
     {
@@ -184,6 +189,8 @@ MAX_DAYS = 92  # a term: the longest window the dashboard and the report count
 OPEN_WINDOW = timedelta(minutes=60)  # Rasa's session expiry (domain.yml)
 MAX_EVENTS_PER_CONVERSATION = 20_000  # the newest; a longer one is a bot, not a student
 REFRESH_BATCH = 200  # conversations read and written per transaction
+REFRESH_LOCK = "outcomes:refresh"  # the shared_values row each refresh batch locks
+LOCK_EXPIRES = 2.0**31  # never: the row is a lock, not a value that expires
 LOADED_TYPES = (
     "user",
     "action",
@@ -198,6 +205,7 @@ LOADED_TYPES = (
 )
 
 
+logger = logging.getLogger(__name__)
 Row = tuple[int, float, dict[str, Any]]  # a stored event: its id, timestamp, the event as a dict
 
 
@@ -277,7 +285,7 @@ def classify(conversation_id: str, rows: list[Row]) -> Session:
     times = {id(event): timestamp for _, timestamp, event in rows}
     marked = marks(events)
     session.flow, session.flow_step = walk_flows(marked)
-    asked = helped = failed = False
+    asked = asked_before = helped = failed = False
     last_intent, active_loop, requested = "", "", ""
     topic, id_error = "", False
     for event, mark in zip(events, marked, strict=True):
@@ -285,13 +293,15 @@ def classify(conversation_id: str, rows: list[Row]) -> Session:
         if kind == "user":
             session.channel = session.channel or str(event.get("input_channel") or "")[:32]
             last_intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name") or ""
-            asked = asked or last_intent not in NOT_A_QUESTION
+            asked_before, asked = asked, asked or last_intent not in NOT_A_QUESTION
         elif kind == "action":
             name = event.get("name") or ""
             if name in ANSWERS:
                 session.answered, failed = True, False
             elif name == HANDOFF and session.handoff_at is None:
                 session.handoff_at = at
+            elif name == RATING:  # the message rated an agent: it asked nothing
+                asked, last_intent = asked_before, ""
             elif name == FEEDBACK:
                 helped = helped or "helped" in mark
                 failed = "helped" not in mark
@@ -344,17 +354,22 @@ def sessions_of(conversation_id: str, rows: list[Row]) -> list[Session]:
     pieces: list[list[Row]] = [[]]
     for row in rows:
         if row[2].get("event") == SESSION_START:
-            # Rasa's action_session_start, stored just before it, opens it too
+            # what Rasa stores just before it (the message's metadata, action_session_start)
             carried: list[Row] = []
-            while pieces[-1] and pieces[-1][-1][2].get("name") == "action_session_start":
+            while pieces[-1] and pieces[-1][-1][2].get("name") in SESSION_OPENERS:
                 carried.insert(0, pieces[-1].pop())
             pieces.append(carried)
         pieces[-1].append(row)
     found = [classify(conversation_id, piece) for piece in pieces if piece]
-    for earlier, later in zip(found, found[1:], strict=False):
-        came_back = later.started_at - earlier.ended_at <= RETURN_WINDOW
-        if earlier.outcome == "resolved_assumed" and came_back and later.topic == earlier.topic:
-            earlier.outcome, earlier.step = "gave_up", "came_back"
+    for number, earlier in enumerate(found):
+        if earlier.outcome != "resolved_assumed":
+            continue
+        for later in found[number + 1 :]:  # a greeting in between does not hide a return
+            if later.started_at - earlier.ended_at > RETURN_WINDOW:
+                break
+            if later.topic == earlier.topic and later.outcome != "no_question":
+                earlier.outcome, earlier.step = "gave_up", "came_back"
+                break
     return found
 
 
@@ -364,47 +379,88 @@ def sessions_of(conversation_id: str, rows: list[Row]) -> list[Session]:
 def refresh(max_conversations: int | None = None) -> int:
     """Recomputes the sessions of every conversation with events newer than those already read
     (at most `max_conversations` of them, the ones whose newest event is oldest first); returns
-    how many conversations it read. Safe to run from several processes: a conversation read by
-    two at once is written by one, the other's batch rolls back and is read next time."""
+    how many conversations it read. Refreshes run one at a time (each batch holds a row lock,
+    REFRESH_LOCK); one that meets a conflict stops, and the next picks up where it left.
+
+    A batch reads the events up to the newest it chose and no further, and records exactly that
+    far: an event written meanwhile, by a conversation of the batch or another, is newer than
+    what is recorded, so the next refresh reads it. (On PostgreSQL an id can become visible
+    after a larger one; such an event is read with its conversation's next one.)"""
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
     read = 0
+    queries.update_or_insert(lock_update(), SharedValue, lock_row())
     while max_conversations is None or read < max_conversations:
         batch = REFRESH_BATCH
         if max_conversations is not None:
             batch = min(batch, max_conversations - read)
-        with session_scope() as db:
-            if not sa.inspect(db.connection()).has_table("events"):
-                return read
-            seen = db.execute(sa.select(sa.func.max(SessionOutcome.last_event_id))).scalar() or 0
-            newest = sa.func.max(EVENTS.c.id)
-            changed = db.execute(
-                sa.select(EVENTS.c.sender_id, newest)
-                .where(EVENTS.c.id > seen)
-                .group_by(EVENTS.c.sender_id)
-                .order_by(newest)
-                .limit(batch)
-            ).all()
-            if not changed:
-                return read
-            senders = [sender for sender, _ in changed]
-            rows: dict[str, list[Row]] = defaultdict(list)
-            for sender, event_id, timestamp, data in db.execute(
-                sa.select(EVENTS.c.sender_id, EVENTS.c.id, EVENTS.c.timestamp, EVENTS.c.data)
-                .where(EVENTS.c.sender_id.in_(senders), EVENTS.c.type_name.in_(LOADED_TYPES))
-                .order_by(EVENTS.c.sender_id, EVENTS.c.id)
-            ):
-                rows[sender].append((event_id, float(timestamp or 0), parsed(data)))
-            db.execute(sa.delete(SessionOutcome).where(SessionOutcome.conversation_id.in_(senders)))
-            for sender, last_id in changed:
-                kept = rows.get(sender, [])[-MAX_EVENTS_PER_CONVERSATION:]
-                sessions = sessions_of(sender, kept) if kept else []
-                if sessions:
-                    sessions[-1].last_event_id = max(sessions[-1].last_event_id, last_id)
-                else:  # only events that say nothing (e.g. a lone "listen"): read all the same
-                    now = utcnow()
-                    sessions = [Session(sender, last_id, last_id, now, now)]
-                db.add_all(row_of(found) for found in sessions)
-        read += len(changed)
+        try:
+            changed = refresh_batch(batch)
+        except (IntegrityError, DBAPIError) as error:  # another refresh, or a deadlock
+            logger.info("Outcomes refresh stopped: %s", type(error).__name__)
+            return read
+        if not changed:
+            return read
+        read += changed
     return read
+
+
+def lock_update() -> Any:
+    return (
+        sa.update(SharedValue)
+        .where(SharedValue.key == REFRESH_LOCK)
+        .values(value="refresh", expires=LOCK_EXPIRES)
+    )
+
+
+def lock_row() -> dict[str, Any]:
+    return {"key": REFRESH_LOCK, "value": "refresh", "expires": LOCK_EXPIRES}
+
+
+def refresh_batch(size: int) -> int:
+    """One transaction of refresh(): how many conversations it read (0: none had news)."""
+    with session_scope() as db:
+        # the lock first: what follows reads what the refresh before this one wrote
+        if not db.execute(lock_update()).rowcount:  # the row is gone: made again, once
+            db.add(SharedValue(**lock_row()))
+            db.flush()
+        if not sa.inspect(db.connection()).has_table("events"):
+            return 0
+        seen = db.execute(sa.select(sa.func.max(SessionOutcome.last_event_id))).scalar() or 0
+        newest = sa.func.max(EVENTS.c.id)
+        changed = db.execute(
+            sa.select(EVENTS.c.sender_id, newest)
+            .where(EVENTS.c.id > seen)
+            .group_by(EVENTS.c.sender_id)
+            .order_by(newest)
+            .limit(size)
+        ).all()
+        if not changed:
+            return 0
+        senders = [sender for sender, _ in changed]
+        until = max(last_id for _, last_id in changed)
+        rows: dict[str, list[Row]] = defaultdict(list)
+        for sender, event_id, timestamp, data in db.execute(
+            sa.select(EVENTS.c.sender_id, EVENTS.c.id, EVENTS.c.timestamp, EVENTS.c.data)
+            .where(
+                EVENTS.c.sender_id.in_(senders),
+                EVENTS.c.type_name.in_(LOADED_TYPES),
+                EVENTS.c.id <= until,
+            )
+            .order_by(EVENTS.c.sender_id, EVENTS.c.id)
+        ):
+            rows[sender].append((event_id, float(timestamp or 0), parsed(data)))
+        db.execute(sa.delete(SessionOutcome).where(SessionOutcome.conversation_id.in_(senders)))
+        for sender, last_id in changed:
+            kept = rows.get(sender, [])[-MAX_EVENTS_PER_CONVERSATION:]
+            sessions = sessions_of(sender, kept) if kept else []
+            if sessions:
+                sessions[-1].last_event_id = last_id
+            else:  # only events that say nothing (e.g. a lone "listen"): read all the same
+                now = utcnow()
+                sessions = [Session(sender, last_id, last_id, now, now)]
+            db.add_all(row_of(found) for found in sessions)
+        return len(changed)
 
 
 def parsed(data: Any) -> dict[str, Any]:

@@ -212,35 +212,44 @@ def test_a_message_read_again_counts_once_in_a_ticket_s_steps() -> None:
 
 
 @pytest.mark.parametrize(
-    "text, helped",
+    "text, intent, helped",
     [
-        ("1", True),
-        ("１", True),
-        ("有帮助", True),
-        ("有用，谢谢", True),
-        ("解决了", True),
-        ("2", False),
-        ("２。", False),
-        ("没帮助", False),
-        ("没有，还是登不上", False),
-        ("一直登不上", False),  # not a "1"
-        ("1. 有帮助", True),
-        ("我还想问一下用户名的事", None),
-        ("", None),
+        ("1", "nlu_fallback", True),
+        ("１", "", True),
+        ("有帮助", "", True),
+        ("有用，谢谢", "", True),
+        ("解决了", "affirm", True),  # read as yes by the classifier and by the words
+        ("2", "", False),
+        ("２。", "", False),
+        ("没帮助", "", False),
+        ("没有，还是登不上", "deny", False),
+        ("一直登不上", "nlu_fallback", None),  # not a "1"
+        ("有用户名但是密码忘了", "forgot_password", None),  # not "有用"
+        ("没用这个身份证注册过", "never_registered", None),  # not "没用"
+        ("还是收不到验证码", "nlu_fallback", None),  # a no, but to no question: a new question
+        ("1. 有帮助", "", True),
+        ("我还想问一下用户名的事", "", None),
+        ("", "", None),
     ],
 )
-def test_a_reply_to_did_the_person_help_is_read_as_a_rating(text: str, helped: Any) -> None:
+def test_a_reply_to_did_the_person_help_is_read_as_a_rating(
+    text: str, intent: str, helped: Any
+) -> None:
     from core.answers import rating
 
-    assert rating(text) is helped
+    assert rating(text, intent) is helped
 
 
-def handed_back(text: str, intent: str, confidence: float, rated: str | None = "wang") -> Any:
+def handed_back(
+    text: str, intent: str, confidence: float, rated: str | None = "wang", later: bool = False
+) -> Any:
     from rasa.shared.core.events import (
         ActionExecuted,
         BotUttered,
         ConversationPaused,
         ConversationResumed,
+        SessionStarted,
+        SlotSet,
         UserUttered,
     )
     from rasa.shared.core.trackers import DialogueStateTracker
@@ -254,6 +263,13 @@ def handed_back(text: str, intent: str, confidence: float, rated: str | None = "
         BotUttered("工作人员已结束这次人工服务……帮到你了吗？", metadata=note),
         ConversationResumed(),
     ]
+    if later:  # the student answers after the session expired: a new one starts first
+        events += [
+            SlotSet("session_started_metadata", {"client": "widget"}),
+            ActionExecuted("action_session_start"),
+            SessionStarted(),
+            ActionExecuted("action_listen"),
+        ]
     parse = {"text": text, "intent": {"name": intent, "confidence": confidence}}
     events.append(UserUttered(text, parse["intent"], parse_data=parse))
     return DialogueStateTracker.from_events("rating", events)
@@ -268,6 +284,7 @@ def handed_back(text: str, intent: str, confidence: float, rated: str | None = "
         ("2", "greet", 0.62, True),
         ("密码还是找不回来", "forgot_password", 0.95, False),  # a new question
         ("转人工", "request_human", 0.99, False),
+        ("还是收不到验证码", "nlu_fallback", 0.4, False),  # unsure, but no rating
     ],
 )
 def test_the_policy_reads_a_rating_only_right_after_the_hand_back(
@@ -276,6 +293,7 @@ def test_the_policy_reads_a_rating_only_right_after_the_hand_back(
     from understanding.answer_policy import AnswerInContextPolicy
 
     assert AnswerInContextPolicy.rates(handed_back(text, intent, confidence)) is rates
+    assert AnswerInContextPolicy.rates(handed_back(text, intent, confidence, later=True)) is rates
     assert not AnswerInContextPolicy.rates(handed_back(text, intent, confidence, rated=None))
 
 

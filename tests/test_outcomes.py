@@ -41,8 +41,15 @@ def did(name: str) -> ActionExecuted:
 
 
 def session(*events: Event) -> list[Event]:
-    """A session as Rasa stores it: its start, then the events, each turn ending in a listen."""
-    return [did("action_session_start"), SessionStarted(), did("action_listen"), *events]
+    """A session as Rasa stores it when the channel sends metadata (the widget does): the
+    metadata's slot, its start, then the events, each turn ending in a listen."""
+    return [
+        SlotSet("session_started_metadata", {"client": "widget"}),
+        did("action_session_start"),
+        SessionStarted(),
+        did("action_listen"),
+        *events,
+    ]
 
 
 def turn(intent: str, *answers: Event, channel: str = "rest") -> list[Event]:
@@ -113,7 +120,7 @@ def test_contacts_given_are_a_handoff_and_beat_an_earlier_yes() -> None:
         ),
     )
     assert found.outcome == "handed_off"
-    assert found.handoff_at == outcomes.utc(T0 + 11 * 20)
+    assert found.handoff_at == outcomes.utc(T0 + 12 * 20)  # its 13th event
 
 
 def test_an_agent_joining_is_a_takeover_with_its_wait_length_and_end() -> None:
@@ -128,7 +135,7 @@ def test_an_agent_joining_is_a_takeover_with_its_wait_length_and_end() -> None:
     found = outcomes.sessions_of("c", rows(events, step=60.0))[0]
     assert found.outcome == "taken_over" and found.takeover_end == "timed_out"
     assert found.agent_first_at - found.handoff_at == timedelta(minutes=5)
-    assert found.takeover_seconds == 240.0  # paused at 7 min, resumed at 11
+    assert found.takeover_seconds == 240.0  # paused at 8 min, resumed at 12
 
 
 def test_a_takeover_still_running_is_open() -> None:
@@ -204,8 +211,9 @@ def test_a_conversation_s_sessions_are_cut_at_each_session_start() -> None:
         *turn("greet", did("utter_greet")),
     ]
     first, second = outcomes.sessions_of("c", rows(events))
-    assert first.outcome == "no_question" and first.last_event_id == 6
-    assert second.first_event_id == 7 and second.outcome == "resolved_assumed"
+    assert first.outcome == "no_question" and first.last_event_id == 7
+    assert second.first_event_id == 8 and second.outcome == "resolved_assumed"
+    assert second.started_at - first.ended_at == timedelta(seconds=20)  # not the next start
 
 
 def test_every_name_the_definitions_use_is_in_the_domain(domain) -> None:
@@ -418,3 +426,43 @@ def test_how_a_takeover_ended_is_read_from_its_hand_back_note(ended: str, end: s
         ConversationResumed(),
     )
     assert (found.outcome, found.takeover_end) == ("taken_over", end)
+
+
+def test_a_rating_of_an_agent_is_no_question_and_a_greeting_does_not_hide_a_return() -> None:
+    rated = one(
+        *turn("nlu_fallback", did("action_record_agent_rating"), did("utter_rating_thanks"))
+    )
+    assert rated.outcome == "no_question"  # "1" after a hand-back: not "not understood"
+    asked = session(*turn("forgot_password", *PASSWORD, *ANSWER))
+    greeted = session(*turn("greet", did("utter_greet")))
+    again = session(*turn("forgot_password", *PASSWORD, *ANSWER))
+    events = rows(asked) + [
+        (100 * (n + 1) + k, T0 + 3600 * (n + 1) * 2 + k, e.as_dict())
+        for n, part in enumerate((greeted, again))
+        for k, e in enumerate(part)
+    ]
+    first, between, last = outcomes.sessions_of("c", events)
+    assert (first.outcome, first.step) == ("gave_up", "came_back")
+    assert between.outcome == "no_question" and last.outcome == "resolved_assumed"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stored_anywhere(request, monkeypatch) -> MaskingSQLTrackerStore:
+    url = request.getfixturevalue(f"{request.param}_url")
+    monkeypatch.setenv("DATABASE_URL", url)
+    return MaskingSQLTrackerStore(Domain.load(str(ROOT / "domain.yml")), host=url)
+
+
+def test_refreshes_at_once_take_turns_and_leave_one_row_per_session(stored_anywhere) -> None:
+    import concurrent.futures
+
+    stored = stored_anywhere
+
+    for number in range(12):
+        store_conversation(stored, f"t{number}", session(*turn("greet", did("utter_greet"))))
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:  # the page and its two charts
+        list(pool.map(lambda _: outcomes.refresh(), range(3)))  # none raises
+    outcomes.refresh()  # whatever one of them left, the next picks up
+    with session_scope() as db:
+        kept = db.execute(sa.select(SessionOutcome.conversation_id)).scalars().all()
+    assert sorted(kept) == sorted(f"t{number}" for number in range(12))

@@ -95,7 +95,7 @@ class AnswerInContextPolicy(Policy):
         unsure = name in SMALL_TALK or name in ("affirm", "deny") or confidence < MIN_CONFIDENCE
         if not unsure or rated_agent(event.as_dict() for event in reversed(tracker.events)) is None:
             return False
-        return rating(text) is not None
+        return rating(text, name) is not None
 
 
 def message_waited_for(tracker: DialogueStateTracker) -> tuple[str, str, float] | None:
