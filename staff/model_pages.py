@@ -10,9 +10,7 @@
 - Posts: train, promote, roll back, each by the signed-in admin, recorded with who and when.
 """
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 from sanic import Sanic, response
@@ -20,7 +18,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from staff import candidates, model_registry
-from staff.pages import HEADERS, page, refused, signed_in
+from staff.pages import HEADERS, in_thread, page, refused, signed_in
 
 STATUS_NAMES = {
     "training": "训练中",
@@ -53,12 +51,6 @@ def overview() -> dict[str, Any]:
     }
 
 
-async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
-    """Off the event loop: a training log (it grows to megabytes), the locks a start, a promote
-    or a rollback waits for (the console also serves the Rasa workers' pulls)."""
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
-
-
 def seen_in(request: Request) -> int | None:
     """The served model the posting page showed (its hidden `served` field), if it says."""
     raw = str((request.form or {}).get("served", ""))[:12]
@@ -69,7 +61,7 @@ def add_routes(app: Sanic) -> None:
     @app.get("/admin/models")
     @signed_in(role="admin")
     async def models(request: Request) -> HTTPResponse:
-        found = await asyncio.get_running_loop().run_in_executor(None, overview)
+        found = await in_thread(overview)
         return page(
             "models.html",
             user=request.ctx.user,

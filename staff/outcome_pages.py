@@ -4,17 +4,15 @@ defined and counted in staff/outcomes.py; `python -m staff report --week` prints
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-from typing import Any
 
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from staff import outcomes
-from staff.pages import HEADERS, page, refused, signed_in
+from staff.pages import HEADERS, in_thread, page, refused, signed_in
 
 DEFAULT_DAYS = 7
 # Conversations a page view brings up to date before counting (the rest: the next view, or
@@ -31,10 +29,6 @@ def days_of(request: Request) -> int | None:
 def counted(days: int) -> outcomes.Figures:
     outcomes.refresh(REFRESH_ON_VIEW)
     return outcomes.figures(*outcomes.window(days))
-
-
-async def in_thread(function: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 def as_csv(rows: list[list[str]]) -> str:

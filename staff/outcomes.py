@@ -389,7 +389,6 @@ def refresh(max_conversations: int | None = None) -> int:
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
     read = 0
-    queries.update_or_insert(lock_update(), SharedValue, lock_row())
     while max_conversations is None or read < max_conversations:
         batch = REFRESH_BATCH
         if max_conversations is not None:
@@ -405,24 +404,15 @@ def refresh(max_conversations: int | None = None) -> int:
     return read
 
 
-def lock_update() -> Any:
-    return (
-        sa.update(SharedValue)
-        .where(SharedValue.key == REFRESH_LOCK)
-        .values(value="refresh", expires=LOCK_EXPIRES)
-    )
-
-
-def lock_row() -> dict[str, Any]:
-    return {"key": REFRESH_LOCK, "value": "refresh", "expires": LOCK_EXPIRES}
-
-
 def refresh_batch(size: int) -> int:
     """One transaction of refresh(): how many conversations it read (0: none had news)."""
     with session_scope() as db:
         # the lock first: what follows reads what the refresh before this one wrote
-        if not db.execute(lock_update()).rowcount:  # the row is gone: made again, once
-            db.add(SharedValue(**lock_row()))
+        locked = db.execute(
+            sa.update(SharedValue).where(SharedValue.key == REFRESH_LOCK).values(value="refresh")
+        )
+        if not locked.rowcount:  # the first refresh (or the row was deleted): made once
+            db.add(SharedValue(key=REFRESH_LOCK, value="refresh", expires=LOCK_EXPIRES))
             db.flush()
         if not sa.inspect(db.connection()).has_table("events"):
             return 0

@@ -1,6 +1,7 @@
 """What every console page shares: templates (autoescaped), security headers, cookies, and the
 session and CSRF check (`signed_in`). See staff/web.py for the rules they enforce."""
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -74,6 +75,12 @@ def same_token(sent: str, expected: str) -> bool:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Off the event loop: what blocks (a training log of megabytes, a lock a promote waits for,
+    a term's outcome figures) while the console also serves the Rasa workers' model pulls."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 def page(template: str, http_status: int = 200, **values: Any) -> HTTPResponse:
