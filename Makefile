@@ -60,7 +60,7 @@ format: install
 # time things under load with the machine to themselves (`alone`, pytest.ini).
 test: train lint
 	@scripts/browser.sh
-	.venv/bin/python -m pytest -m "not alone" -n 2 --dist loadfile --durations=15
+	.venv/bin/python -m pytest -m "not alone" -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 	.venv/bin/python -m pytest -m alone --durations=5
 
 # The edit loop: no training, no servers, no browser (tests/conftest.py: `processes`).

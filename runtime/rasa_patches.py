@@ -44,6 +44,15 @@
   and a request never goes out on a connection the server is closing. Closed when the server
   stops (runtime/rasa_server.py).
 
+- Rasa builds a loaded DIET (or TED) model's weights by training it for one step on one example
+  (`RasaModel.load`: `model.fit`), then reads the trained weights over them. That step is traced
+  into a TensorFlow graph first, with autograph: about 6 s of the 11 s a worker took to load this
+  project's model, idle, and more on a busy machine, paid again by every worker that starts or
+  takes over. The same step is now run eagerly (Rasa's own `run_eagerly` option, for that step
+  only): the same variables exist, the same weights are read over them, the prediction graph is
+  traced as before, and the answers are the same to the last bit. A model loaded for fine-tuning
+  (`rasa train --finetune`) goes through Rasa's own code.
+
 Each patch names the sha256 of the Rasa source it replaces. When a Rasa upgrade changes that
 source, the patch is not applied (a warning says so) and tests/test_rasa_patches.py fails, so that
 the patch is measured and checked again rather than silently replacing new code.
@@ -70,6 +79,8 @@ RESOLVE_BY_TYPE_SHA256 = "b5cf570fa7f286c7059ec73d8880528d03a78b28cf4e80285a4607
 RASA_PREDICT_SHA256 = "7f745b0f9cb647c9df9e5b04b318a7b93709daf9460bad4373970c6cf9f04d8f"
 # sha256 of the source of DaskGraphRunner.run in Rasa 3.6.21.
 GRAPH_RUN_SHA256 = "45f0f52f574f3aa9546a552bf671183e171092c18b66e97f5771a7fa295de37e"
+# sha256 of the source of RasaModel.load in Rasa 3.6.21.
+MODEL_LOAD_SHA256 = "84fd81c0fdd01a8048de2d9b5b3022bdbf1e155f7b4d67737eb51ecb0787d292"
 # sha256 of the source of EndpointConfig.session in Rasa 3.6.21.
 ENDPOINT_SESSION_SHA256 = "e55aa13d9d4fb4bc440ac33b870a97ee162b76dda7ccb6bf68433567475fdffb"
 # How long an idle connection to the action server is kept: below Sanic's KEEP_ALIVE_TIMEOUT (5 s).
@@ -174,6 +185,48 @@ def rasa_predict(self: Any, batch_in: Any) -> Any:
     if step is not None and hasattr(step, "get_concrete_function"):
         self._tf_predict_step = step.get_concrete_function()
     return ORIGINALS["RasaModel._rasa_predict"](self, batch_in)
+
+
+def load_model(
+    cls: Any,
+    model_file_name: str,
+    model_data_example: Any,
+    predict_data_example: Any = None,
+    finetune_mode: bool = False,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """RasaModel.load with its one training step (which only builds the weights) run eagerly."""
+    import tensorflow as tf
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+
+    if finetune_mode:  # trained on afterwards: Rasa's own code, its train step traced
+        rasa_s = ORIGINALS["RasaModel.load"].__func__
+        return rasa_s(
+            cls,
+            model_file_name,
+            model_data_example,
+            predict_data_example,
+            finetune_mode,
+            *args,
+            **kwargs,
+        )
+    model = cls(*args, **kwargs)
+    config = kwargs.get("config", {})
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True
+    )
+    model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+    model.run_eagerly = config.get(RUN_EAGERLY)  # predictions: as Rasa compiles it
+    model.load_weights(model_file_name)
+    if predict_data_example:  # traces the prediction graph now, as Rasa does
+        model.run_inference(predict_data_example)
+    return model
+
+
+# the object set on RasaModel (the same one each time, so that applying twice is a no-op)
+LOAD_MODEL = classmethod(load_model)
 
 
 # Event classes found by name, until a new Event class is defined (see forget_event_classes).
@@ -335,6 +388,13 @@ def _patch(owner: Any, name: str, sha256: str, replacement: Any) -> bool:
     return True
 
 
+def patch_model_load() -> bool:
+    """Only the model load patched (the tests that load the model in their own process)."""
+    from rasa.utils.tensorflow.models import RasaModel
+
+    return _patch(RasaModel, "load", MODEL_LOAD_SHA256, LOAD_MODEL)
+
+
 def apply() -> bool:
     """Patches Rasa in this process; False (with a warning) when some of Rasa's code is not the
     one measured (that part is left unpatched)."""
@@ -356,6 +416,7 @@ def apply() -> bool:
             ),
             _patch(RulePolicy, "_get_possible_keys", GET_POSSIBLE_KEYS_SHA256, get_possible_keys),
             _patch(RasaModel, "_rasa_predict", RASA_PREDICT_SHA256, rasa_predict),
+            patch_model_load(),
             _patch(Event, "resolve_by_type", RESOLVE_BY_TYPE_SHA256, RESOLVE_BY_TYPE),
             _patch(EndpointConfig, "session", ENDPOINT_SESSION_SHA256, pooled_session),
             _patch(DaskGraphRunner, "run", GRAPH_RUN_SHA256, run_graph),

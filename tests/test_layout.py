@@ -71,3 +71,11 @@ def test_the_rules_see_imports() -> None:
     """The parser finds what it should: the check above cannot pass by reading nothing."""
     assert imported_packages(ROOT / "actions" / "handoff.py") >= {"actions", "core"}
     assert "harness" in imported_packages(ROOT / "tests" / "servers.py")
+
+
+def test_the_files_run_first_are_there() -> None:
+    """tests/conftest.py's SLOWEST_FIRST names files that exist (a renamed file would fall to
+    the end of the run, unnoticed)."""
+    from tests.conftest import SLOWEST_FIRST
+
+    assert [name for name in SLOWEST_FIRST if not (ROOT / "tests" / name).is_file()] == []

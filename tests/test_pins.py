@@ -36,6 +36,10 @@ BENDS: dict[str, tuple[str, str]] = {
         rasa_patches.RASA_PREDICT_SHA256,
         "runtime/rasa_patches.py",
     ),
+    "rasa.utils.tensorflow.models:RasaModel.load": (
+        rasa_patches.MODEL_LOAD_SHA256,
+        "runtime/rasa_patches.py",
+    ),
     "rasa.engine.runner.dask:DaskGraphRunner.run": (
         rasa_patches.GRAPH_RUN_SHA256,
         "runtime/rasa_patches.py",

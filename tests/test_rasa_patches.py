@@ -29,6 +29,7 @@ ORIGINAL_PREDICT = rasa_patches.original(RasaModel, "_rasa_predict")
 ORIGINAL_RESOLVE = rasa_patches.original(Event, "resolve_by_type")
 ORIGINAL_SESSION = rasa_patches.original(EndpointConfig, "session")
 ORIGINAL_RUN = rasa_patches.original(DaskGraphRunner, "run")
+ORIGINAL_LOAD = rasa_patches.original(RasaModel, "load")
 VALID = [
     {},
     {"events": [], "responses": []},
@@ -49,6 +50,7 @@ def unpatched(monkeypatch) -> None:
         (Event, "resolve_by_type", ORIGINAL_RESOLVE),
         (EndpointConfig, "session", ORIGINAL_SESSION),
         (DaskGraphRunner, "run", ORIGINAL_RUN),
+        (RasaModel, "load", ORIGINAL_LOAD),
     ]:
         monkeypatch.setattr(owner, name, rasa_s)
 
@@ -198,6 +200,7 @@ def test_the_rasa_server_launcher_applies_the_patch(monkeypatch) -> None:
     assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
     assert RulePolicy.__dict__["_get_possible_keys"] is rasa_patches.get_possible_keys
     assert RasaModel.__dict__["_rasa_predict"] is rasa_patches.rasa_predict
+    assert RasaModel.__dict__["load"] is rasa_patches.LOAD_MODEL
     assert Event.__dict__["resolve_by_type"] is rasa_patches.RESOLVE_BY_TYPE
 
 
@@ -446,42 +449,55 @@ def test_the_graph_run_patched_is_the_code_that_was_measured() -> None:
     assert 'f"Running graph with inputs: {inputs}' in source
 
 
-def test_the_graph_run_in_place_answers_as_dask_does(model_path, monkeypatch) -> None:
-    """The trained NLU graph on every hold-out message and the policy graph at every turn of the
-    test stories: the same outputs, through dask and in place."""
-    from rasa.core.agent import Agent
-    from rasa.core.channels.channel import UserMessage
+def story_trackers(agent: Any) -> list[Any]:
+    """The tracker before each action of every test story, as the server holds it."""
     from rasa.core.test import _create_data_generator
-    from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    agent = Agent.load(str(model_path))
-    processor = agent.processor
-    assert processor is not None and processor.model_metadata.core_target
-    runner = processor.graph_runner
-    nlu, core = processor.model_metadata.nlu_target, processor.model_metadata.core_target
-    texts = [text for group in nlu_examples(HOLDOUT).values() for text in group]
     trackers = []
     for story in _create_data_generator(
         "tests/stories", agent, use_conversation_test_files=True
     ).generate_story_trackers():
-        # the tracker before each action, as the server holds it
         trackers += [
             DialogueStateTracker.from_events(t.sender_id, list(t.events), agent.domain.slots)
             for t, _ in story.generate_all_prior_trackers()
             if t.events
         ]
+    return trackers
+
+
+def graph_outputs(agent: Any, texts: list[str], trackers: list[Any], targets: list[str]) -> tuple:
+    """The NLU graph's output for each text (as JSON) and each target's for each tracker."""
+    from rasa.core.channels.channel import UserMessage
+    from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+
+    runner, nlu = agent.processor.graph_runner, agent.processor.model_metadata.nlu_target
+    parsed = [
+        runner.run({PLACEHOLDER_MESSAGE: [UserMessage(t)], PLACEHOLDER_TRACKER: None}, [nlu])[nlu][
+            0
+        ].as_dict(only_output_properties=True)
+        for t in texts
+    ]
+    predicted = [runner.run({PLACEHOLDER_TRACKER: t}, targets) for t in trackers]
+    return [json.dumps(p, sort_keys=True, default=str) for p in parsed], predicted
+
+
+def test_the_graph_run_in_place_answers_as_dask_does(model_path, monkeypatch) -> None:
+    """The trained NLU graph on every hold-out message and the policy graph at every turn of the
+    test stories: the same outputs, through dask and in place."""
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model_path))
+    processor = agent.processor
+    assert processor is not None and processor.model_metadata.core_target
+    core = processor.model_metadata.core_target
+    texts = [text for group in nlu_examples(HOLDOUT).values() for text in group]
+    trackers = story_trackers(agent)
 
     def outputs(run: Any) -> tuple[list[str], list[Any]]:
         monkeypatch.setattr(DaskGraphRunner, "run", run)
-        parsed = [
-            runner.run({PLACEHOLDER_MESSAGE: [UserMessage(t)], PLACEHOLDER_TRACKER: None}, [nlu])[
-                nlu
-            ][0].as_dict(only_output_properties=True)
-            for t in texts
-        ]
-        predicted = [runner.run({PLACEHOLDER_TRACKER: t}, [core])[core] for t in trackers]
-        return [json.dumps(p, sort_keys=True, default=str) for p in parsed], predicted
+        parsed, predicted = graph_outputs(agent, texts, trackers, [core])
+        return parsed, [p[core] for p in predicted]
 
     dask_s, in_place = outputs(ORIGINAL_RUN), outputs(rasa_patches.run_graph)
     assert len(texts) > 400 and len(trackers) > 150
@@ -491,6 +507,46 @@ def test_the_graph_run_in_place_answers_as_dask_does(model_path, monkeypatch) ->
     assert len({json.loads(p)["intent"]["name"] for p in in_place[0]}) > 10
     best = {max(range(len(p.probabilities)), key=p.probabilities.__getitem__) for p in in_place[1]}
     assert len(best) > 10
+
+
+def test_the_model_load_patched_is_the_code_that_was_measured() -> None:
+    assert rasa_patches.source_sha256(ORIGINAL_LOAD) == rasa_patches.MODEL_LOAD_SHA256
+    # what the patch changes: the one training step that builds the weights, traced
+    source = rasa_patches.inspect.getsource(ORIGINAL_LOAD)
+    assert "model.fit(data_generator, verbose=False)" in source
+    assert "model.load_weights(model_file_name)" in source
+
+
+def test_a_model_loaded_without_tracing_its_training_step_is_rasa_s_to_the_last_bit(
+    model_path, monkeypatch
+) -> None:
+    """DIET's every variable, the NLU graph on every hold-out message and the policies at every
+    turn of the test stories: the same, loaded by Rasa's code and by the patch."""
+    import numpy as np
+    from rasa.core.agent import Agent
+
+    def loaded(load: Any) -> Any:
+        monkeypatch.setattr(RasaModel, "load", load)
+        return Agent.load(str(model_path))
+
+    rasa_s, ours = loaded(ORIGINAL_LOAD), loaded(rasa_patches.LOAD_MODEL)
+
+    def variables(agent: Any) -> dict[str, Any]:
+        nodes = agent.processor.graph_runner._instantiated_nodes.values()
+        diet = next(n._component for n in nodes if type(n._component).__name__ == "DIETClassifier")
+        assert isinstance(diet.model, RasaModel)  # the project's one TensorFlow model
+        return {v.name: v.numpy() for v in diet.model.variables}
+
+    theirs, mine = variables(rasa_s), variables(ours)
+    assert len(theirs) > 20 and set(mine) == set(theirs)
+    assert [v for v in theirs if not np.array_equal(mine[v], theirs[v])] == []
+    core = ours.processor.model_metadata.core_target
+    texts = [text for group in nlu_examples(HOLDOUT).values() for text in group]
+    trackers = story_trackers(ours)
+    expected = graph_outputs(rasa_s, texts, trackers, [core])
+    assert graph_outputs(ours, texts, trackers, [core]) == expected
+    assert len(texts) > 400 and len(trackers) > 150
+    assert len({json.loads(p)["intent"]["name"] for p in expected[0]}) > 10
 
 
 def test_the_graph_runs_each_node_after_what_it_needs(model_path, monkeypatch) -> None:
