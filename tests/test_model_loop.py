@@ -3,7 +3,9 @@ understand is labelled by an admin, a candidate is trained in the background and
 and the running Rasa server (two workers) answers it, with no restart; one click rolls it back.
 A candidate trained on wrong labels is refused by the gate and never served.
 
-Real training (`rasa train`, the project's config), a real gate, Rasa's own model pulling."""
+Real training (`rasa train`, the project's config), a real gate, Rasa's own model pulling; the
+first candidate is trained in full, the wrong one fine-tuned from the served model (`finetune`,
+Rasa's incremental training), so that both modes run end to end."""
 
 import contextlib
 import hashlib
@@ -252,7 +254,7 @@ def test_a_candidate_trained_on_wrong_labels_is_refused_and_never_served(loop) -
     admin, csrf = signed_in(console, "lead1")
     started = admin.post(
         f"{console}/admin/models/train",
-        data={"csrf": csrf, "mode": "full"},
+        data={"csrf": csrf, "mode": "finetune"},
         timeout=30,
         allow_redirects=False,
     )
