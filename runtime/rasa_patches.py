@@ -50,8 +50,10 @@
   project's model, idle, and more on a busy machine, paid again by every worker that starts or
   takes over. The same step is now run eagerly (Rasa's own `run_eagerly` option, for that step
   only): the same variables exist, the same weights are read over them, the prediction graph is
-  traced as before, and the answers are the same to the last bit. A model loaded for fine-tuning
-  (`rasa train --finetune`) goes through Rasa's own code.
+  traced as before, and the answers are the same to the last bit. Measured in one process
+  (`Agent.load`, twice each, in turns): 5.0–5.3 s instead of 10.1–10.4 s, and 700 MB resident
+  after it instead of 814 MB. A model loaded for fine-tuning (`rasa train --finetune`) goes
+  through Rasa's own code.
 
 Each patch names the sha256 of the Rasa source it replaces. When a Rasa upgrade changes that
 source, the patch is not applied (a warning says so) and tests/test_rasa_patches.py fails, so that
