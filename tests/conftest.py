@@ -34,9 +34,12 @@ PROCESS_FIXTURES = frozenset(("model_path", "screenshot_set"))
 # The files that take longest, longest first: `make test` hands whole files to its two pytest
 # workers in this order (--dist loadfile --no-loadscope-reorder), so that the longest is not
 # started last while the other worker has nothing left to do. Seconds of one worker, from the
-# JUnit report of a full run (`pytest -m "not alone" -n 2 --dist loadfile --junitxml=…`):
-# test_model_loop 477, test_faults 118, test_workers 84, test_takeover 76… A file not listed
-# runs after these, in the usual order.
+# JUnit report of a full run, 2026-12-04 (`pytest -m "not alone" -n 2 --dist loadfile
+# --junitxml=…`): test_model_loop 277 (before its second candidate was fine-tuned rather than
+# trained in full), test_workers 77, test_takeover 74, test_rasa_patches 67, test_faults 67…
+# A file not listed runs after these, in the usual order. xdist gives a worker its next file
+# when two tests of its current one are left, so this is the order files are handed out, not
+# a strict schedule.
 SLOWEST_FIRST = (
     "test_model_loop.py",
     "test_faults.py",

@@ -269,6 +269,8 @@ def test_a_candidate_trained_on_wrong_labels_is_refused_and_never_served(loop) -
         assert time.monotonic() < deadline, "still training"
         time.sleep(5)
     assert "被拒绝" in text and "不能上线的原因" in text, text[-3000:]
+    # refused for what the wrong labels did: password questions misread, not some other reason
+    assert "forgot_password" in text and "多读错" in text, text[-3000:]
     assert "上线这个模型" not in text
     promoted = admin.post(f"{console}{page}/promote", data={"csrf": csrf}, timeout=30)
     assert promoted.status_code == 409
