@@ -7,7 +7,7 @@ import contextlib
 import json
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -466,7 +466,9 @@ def story_trackers(agent: Any) -> list[Any]:
     return trackers
 
 
-def graph_outputs(agent: Any, texts: list[str], trackers: list[Any], targets: list[str]) -> tuple:
+def graph_outputs(
+    agent: Any, texts: list[str], trackers: Sequence[Any] = (), targets: Sequence[str] = ()
+) -> tuple:
     """The NLU graph's output for each text (as JSON) and each target's for each tracker."""
     from rasa.core.channels.channel import UserMessage
     from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
@@ -478,7 +480,7 @@ def graph_outputs(agent: Any, texts: list[str], trackers: list[Any], targets: li
         ].as_dict(only_output_properties=True)
         for t in texts
     ]
-    predicted = [runner.run({PLACEHOLDER_TRACKER: t}, targets) for t in trackers]
+    predicted = [runner.run({PLACEHOLDER_TRACKER: t}, list(targets)) for t in trackers]
     return [json.dumps(p, sort_keys=True, default=str) for p in parsed], predicted
 
 
@@ -520,9 +522,8 @@ def test_the_model_load_patched_is_the_code_that_was_measured() -> None:
 def test_a_model_loaded_without_tracing_its_training_step_is_rasa_s_to_the_last_bit(
     model_path, monkeypatch
 ) -> None:
-    """DIET's every variable, the NLU graph on every hold-out message and the policies at every
-    turn of the test stories (none of them reads DIET today: kept for a policy that would): the
-    same, loaded by Rasa's code and by the patch."""
+    """DIET's every variable and the NLU graph on every hold-out message: the same, loaded by
+    Rasa's code and by the patch (the policies read no TensorFlow model: config.yml)."""
     import numpy as np
     from rasa.core.agent import Agent
 
@@ -548,13 +549,10 @@ def test_a_model_loaded_without_tracing_its_training_step_is_rasa_s_to_the_last_
     assert [v.name for v in mine.variables] == [v.name for v in theirs.variables]
     pairs = zip(mine.variables, theirs.variables, strict=True)
     assert [v.name for v, w in pairs if not np.array_equal(v.numpy(), w.numpy())] == []
-    core = ours.processor.model_metadata.core_target
     texts = [text for group in nlu_examples(HOLDOUT).values() for text in group]
-    trackers = story_trackers(ours)
-    expected = graph_outputs(rasa_s, texts, trackers, [core])
-    assert graph_outputs(ours, texts, trackers, [core]) == expected
-    assert len(texts) > 400 and len(trackers) > 150
-    assert len({json.loads(p)["intent"]["name"] for p in expected[0]}) > 10
+    expected, _ = graph_outputs(rasa_s, texts)
+    assert graph_outputs(ours, texts)[0] == expected
+    assert len(texts) > 400 and len({json.loads(p)["intent"]["name"] for p in expected}) > 10
 
 
 def test_the_graph_runs_each_node_after_what_it_needs(model_path, monkeypatch) -> None:
