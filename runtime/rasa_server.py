@@ -1,8 +1,10 @@
 """The Rasa command line with the project's patches applied: `python -m runtime.rasa_server run …`.
 
 `make run`, `make shell`, the tests and the benchmark start the Rasa server this way, so the
-measured fixes of runtime/rasa_patches.py are applied where the server starts, and nowhere else
-(the tests also load the model in their own processes with its model-load patch: tests/conftest.py).
+measured fixes of runtime/rasa_patches.py are applied where the server starts; the tests' and the
+gate's `rasa test core` run this way too, so a model is tested as it is served (and loads in 10 s,
+not 15). Nowhere else: the tests also load the model in their own processes with its model-load
+patch (tests/conftest.py).
 Any arguments are Rasa's own (`rasa run --help`). A `run` without `--cors` takes its origins from
 CORS_ORIGINS (comma-separated, as the socket.io channel reads it), so a systemd unit
 (deploy/systemd) needs no shell to split them.
