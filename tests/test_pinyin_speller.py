@@ -149,9 +149,12 @@ def test_a_correction_never_cuts_through_a_trained_word(tmp_path) -> None:
 
 def test_a_worker_reads_the_model_s_tables_not_pypinyin_or_jieba_s_dictionary(model_path) -> None:
     """The speller's tables keep pypinyin (55 MB) out of every worker and jieba's own dictionary
-    (75 MB) out of memory; the typo is still read as the word."""
+    (75 MB) out of memory; the typo is still read as the word. Loaded as a worker loads it, with
+    the project's patches (5 s sooner than Rasa's own load)."""
     script = (
         "import asyncio, sys, jieba\n"
+        "from runtime import rasa_patches\n"
+        "assert rasa_patches.apply()\n"
         "from rasa.core.agent import Agent\n"
         f"agent = Agent.load({str(model_path)!r})\n"
         "parsed = asyncio.run(agent.parse_message('学信网的密马忘记了怎么办'))\n"
