@@ -62,6 +62,18 @@ def patched(monkeypatch) -> None:
     assert rasa_patches.apply() is True
 
 
+@pytest.fixture(scope="module")
+def served_agent(model_path) -> Any:
+    """The model loaded once as a worker loads it (every patch applied), for the tests that read
+    it and leave it as it was: four loads fewer."""
+    from rasa.core.agent import Agent
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        unpatched(monkeypatch)
+        assert rasa_patches.apply() is True
+        return Agent.load(str(model_path))
+
+
 def test_the_patched_code_is_the_code_that_was_measured() -> None:
     """Fails after a Rasa upgrade that changes the patched method: measure and check it again."""
     assert rasa_patches.source_sha256(ORIGINAL) == rasa_patches.VALIDATE_ACTION_RESULT_SHA256
@@ -83,7 +95,9 @@ def test_the_prediction_patched_is_the_code_that_was_measured() -> None:
     assert "self._tf_predict_step(batch_in)" in source
 
 
-def test_diet_through_its_concrete_function_answers_as_rasa_does(model_path, monkeypatch) -> None:
+def test_diet_through_its_concrete_function_answers_as_rasa_does(
+    model_path, served_agent, monkeypatch
+) -> None:
     """Messages of every length, typed afresh: the same intents, ranking and confidences, to the
     last bit, as through Rasa's tf.function."""
     import asyncio
@@ -100,23 +114,19 @@ def test_diet_through_its_concrete_function_answers_as_rasa_does(model_path, mon
         "待审核要等多久",
     ]
 
-    def parsed() -> list[dict]:
-        agent = Agent.load(str(model_path))
+    def parsed(agent: Any) -> list[dict]:
         return [asyncio.run(agent.parse_message(text)) for text in texts]
 
     monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
-    rasa_s = parsed()
+    rasa_s = parsed(Agent.load(str(model_path)))
     assert rasa_patches.apply() is True
-    ours = parsed()
+    ours = parsed(served_agent)
     ranking = [[(i["name"], i["confidence"]) for i in p["intent_ranking"]] for p in ours]
     assert ranking == [[(i["name"], i["confidence"]) for i in p["intent_ranking"]] for p in rasa_s]
     assert [p["intent"] for p in ours] == [p["intent"] for p in rasa_s]
     assert len({p["intent"]["name"] for p in ours}) >= 3  # different answers, not one
     # and the concrete function is what answered
-    agent = Agent.load(str(model_path))
-    for text in texts[:2]:
-        asyncio.run(agent.parse_message(text))
-    nodes = agent.processor.graph_runner._instantiated_nodes.values()  # type: ignore[union-attr]
+    nodes = served_agent.processor.graph_runner._instantiated_nodes.values()
     diet = next(n._component for n in nodes if type(n._component).__name__ == "DIETClassifier")
     assert isinstance(diet.model._tf_predict_step, ConcreteFunction)
 
@@ -160,13 +170,10 @@ def test_event_classes_found_by_name_are_rasa_s_own() -> None:
     ]
 
 
-def test_remembered_rule_matches_are_rasa_s_own(model_path) -> None:
+def test_remembered_rule_matches_are_rasa_s_own(served_agent) -> None:
     """The trained RulePolicy, its rules' states run together and cut at every length: the
     remembered answer is Rasa's, asked once and again."""
-    from rasa.core.agent import Agent
-
-    agent = Agent.load(str(model_path))
-    nodes = agent.processor.graph_runner._instantiated_nodes.values()  # type: ignore[union-attr]
+    nodes = served_agent.processor.graph_runner._instantiated_nodes.values()
     policy = next(node._component for node in nodes if isinstance(node._component, RulePolicy))
     rules = [json.loads(key) for key in policy.lookup["rules"]]
     random.seed(14)
@@ -484,12 +491,10 @@ def graph_outputs(
     return [json.dumps(p, sort_keys=True, default=str) for p in parsed], predicted
 
 
-def test_the_graph_run_in_place_answers_as_dask_does(model_path, monkeypatch) -> None:
+def test_the_graph_run_in_place_answers_as_dask_does(served_agent, monkeypatch) -> None:
     """The trained NLU graph on every hold-out message and the policy graph at every turn of the
     test stories: the same outputs, through dask and in place."""
-    from rasa.core.agent import Agent
-
-    agent = Agent.load(str(model_path))
+    agent = served_agent
     processor = agent.processor
     assert processor is not None and processor.model_metadata.core_target
     core = processor.model_metadata.core_target
@@ -520,7 +525,7 @@ def test_the_model_load_patched_is_the_code_that_was_measured() -> None:
 
 
 def test_a_model_loaded_without_tracing_its_training_step_is_rasa_s_to_the_last_bit(
-    model_path, monkeypatch
+    model_path, served_agent, monkeypatch
 ) -> None:
     """DIET's every variable and the NLU graph on every hold-out message: the same, loaded by
     Rasa's code and by the patch (the policies read no TensorFlow model: config.yml)."""
@@ -531,7 +536,7 @@ def test_a_model_loaded_without_tracing_its_training_step_is_rasa_s_to_the_last_
         monkeypatch.setattr(RasaModel, "load", load)
         return Agent.load(str(model_path))
 
-    rasa_s, ours = loaded(ORIGINAL_LOAD), loaded(rasa_patches.LOAD_MODEL)
+    rasa_s, ours = loaded(ORIGINAL_LOAD), served_agent  # loaded with rasa_patches.LOAD_MODEL
 
     def diet(agent: Any) -> Any:
         nodes = agent.processor.graph_runner._instantiated_nodes.values()
@@ -555,11 +560,10 @@ def test_a_model_loaded_without_tracing_its_training_step_is_rasa_s_to_the_last_
     assert len(texts) > 400 and len({json.loads(p)["intent"]["name"] for p in expected}) > 10
 
 
-def test_the_graph_runs_each_node_after_what_it_needs(model_path, monkeypatch) -> None:
-    from rasa.core.agent import Agent
+def test_the_graph_runs_each_node_after_what_it_needs(served_agent, monkeypatch) -> None:
     from rasa.engine.exceptions import GraphRunError
 
-    agent = Agent.load(str(model_path))
+    agent = served_agent
     assert agent.processor is not None
     runner = agent.processor.graph_runner
     schema = runner._graph_schema  # type: ignore[attr-defined]
