@@ -2,9 +2,9 @@
 
 `make run`, `make shell`, the tests and the benchmark start the Rasa server this way, so the
 measured fixes of runtime/rasa_patches.py are applied where the server starts; the tests' and the
-gate's `rasa test core` run this way too, so a model is tested as it is served (and loads in 10 s,
-not 15). Nowhere else: the tests also load the model in their own processes with its model-load
-patch (tests/conftest.py).
+gate's `rasa test core` run this way too (a command: evaluation/ imports no runtime/), so a model
+is tested as it is served, and loads in 10 s, not 15. The tests that load the model in their own
+processes apply the patches themselves (tests/conftest.py, tests/test_rasa_patches.py).
 Any arguments are Rasa's own (`rasa run --help`). A `run` without `--cors` takes its origins from
 CORS_ORIGINS (comma-separated, as the socket.io channel reads it), so a systemd unit
 (deploy/systemd) needs no shell to split them.

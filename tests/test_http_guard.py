@@ -244,7 +244,7 @@ def test_a_trickled_head_is_cut_off_at_its_deadline(ports) -> None:
 def closed_by_the_server(connections: list[socket.socket], enough: int, seconds: float) -> int:
     """How many of `connections` the server closed (end of stream or reset), watching them all
     at once until `enough` are or `seconds` have passed; one at a time, the open ones cost a
-    timeout each (18 s in all)."""
+    timeout each (19 s in all)."""
     closed = 0
     with selectors.DefaultSelector() as watching:
         for connection in connections:

@@ -64,8 +64,9 @@ def patched(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def served_agent(model_path) -> Any:
-    """The model loaded once as a worker loads it (every patch applied), for the tests that read
-    it and leave it as it was: four loads fewer."""
+    """The model loaded once as a worker loads it (every patch applied), for the tests that only
+    read it: five loads fewer. What they leave in it (remembered rule matches, execution orders,
+    DIET's concrete prediction step) is each checked against Rasa's own code, computed afresh."""
     from rasa.core.agent import Agent
 
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -566,7 +567,7 @@ def test_the_graph_runs_each_node_after_what_it_needs(served_agent, monkeypatch)
     agent = served_agent
     assert agent.processor is not None
     runner = agent.processor.graph_runner
-    schema = runner._graph_schema  # type: ignore[attr-defined]
+    schema = runner._graph_schema
     for targets in ([agent.processor.model_metadata.nlu_target], schema.target_names):
         order = rasa_patches.execution_order(schema, targets)
         names = [name for name, _ in order]
@@ -583,7 +584,7 @@ def test_the_graph_runs_each_node_after_what_it_needs(served_agent, monkeypatch)
     def failing(*inputs: Any) -> None:
         raise RuntimeError("a node failed")
 
-    monkeypatch.setitem(runner._instantiated_nodes, nlu, failing)  # type: ignore[attr-defined]
+    monkeypatch.setitem(runner._instantiated_nodes, nlu, failing)
     with pytest.raises(GraphRunError) as raised:
         rasa_patches.run_graph(runner, {"__message__": []}, [nlu])
     assert str(raised.value.__cause__) == "a node failed"
