@@ -9,13 +9,13 @@ Scored, both models on the same texts:
 - the test stories (tests/stories/) and the conversations saved as tests in the console: their
   actions with `rasa test core` (every story predicted exactly by the candidate's policies, given
   the stories' intents), run as the servers run Rasa (runtime/rasa_server.py: the candidate is
-  judged as it would be served, and loads in 10 s, not 15), and their user texts read by both
-  models' NLU, one by one. A saved conversation's text the served model reads as labelled must be
-  read so by the candidate too (the team saved it to keep it working); the repository stories'
-  texts are listed when read differently, not refused: retraining flips a few short replies with
-  no label's doing (「有的」, affirm, read as deny by two candidates, one trained with a right
-  label). `rasa test core --e2e` would fail a story on them, and also on entities the stories do
-  not annotate: 10 of 23 stories "fail" so with the served model.
+  judged as it would be served), and their user texts read by both models' NLU, one by one. A
+  saved conversation's text the served model reads as labelled must be read so by the candidate
+  too (the team saved it to keep it working); the repository stories' texts are listed when read
+  differently, not refused: retraining flips a few short replies with no label's doing (「有的」,
+  affirm, read as deny by two candidates, one trained with a right label). `rasa test core --e2e`
+  would fail a story on them, and also on entities the stories do not annotate: 10 of 23 stories
+  "fail" so with the served model.
 
 Refused, each with its reason, when: the hold-out macro-F1 is lower than the served model's by
 more than GATE_F1_MARGIN; one intent loses more than INTENT_LOSS of its messages across the three

@@ -48,8 +48,7 @@ COMPLAINING_REQUESTS = [
 
 def rasa(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Runs Rasa's command line as the servers run it (runtime/rasa_server.py: Rasa's own, with
-    the project's patches) and returns its result, output captured. `rasa test core` so loads
-    the model as a worker does: 10 s where Rasa's `rasa` takes 15 s."""
+    the project's patches) and returns its result, output captured."""
     return project_command("python", "-m", "runtime.rasa_server", *args, timeout=timeout)
 
 

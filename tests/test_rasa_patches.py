@@ -55,11 +55,16 @@ def unpatched(monkeypatch) -> None:
         monkeypatch.setattr(owner, name, rasa_s)
 
 
-@pytest.fixture(autouse=True)
-def patched(monkeypatch) -> None:
-    """Rasa patched as runtime.rasa_server patches it, and restored after each test."""
+def patched_as_the_server_is(monkeypatch) -> None:
+    """Rasa patched as runtime.rasa_server patches it, until `monkeypatch` undoes it."""
     unpatched(monkeypatch)
     assert rasa_patches.apply() is True
+
+
+@pytest.fixture(autouse=True)
+def patched(monkeypatch) -> None:
+    """Each test runs with Rasa patched as the server patches it, restored after it."""
+    patched_as_the_server_is(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +75,7 @@ def served_agent(model_path) -> Any:
     from rasa.core.agent import Agent
 
     with pytest.MonkeyPatch.context() as monkeypatch:
-        unpatched(monkeypatch)
-        assert rasa_patches.apply() is True
+        patched_as_the_server_is(monkeypatch)
         return Agent.load(str(model_path))
 
 
